@@ -1,0 +1,117 @@
+"""The `disco-spec` command line: a thin typer layer over library functions.
+
+Exit codes: 0 ok; 1 ran and the answer is no (a difference, a failed render); 2 your input is wrong;
+3 an internal error (a bug: please report it). No command prints a Python traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import DiscoSpecError, SpecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative, reproducible Disco Diffusion renders.")
+models_app = typer.Typer(no_args_is_help=True, help="List, fetch, verify and generate model weights.")
+app.add_typer(models_app, name="models")
+
+REPORT_URL = "https://github.com/disco-spec/disco-spec/issues"
+
+
+def _err(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or .json).")) -> None:
+    """Check specs; print one line per problem. Exit 0 when all are valid, 2 otherwise."""
+    from .spec.load import load_spec
+
+    bad = 0
+    for f in files:
+        try:
+            load_spec(f)
+        except SpecError as exc:
+            bad += 1
+            for loc, msg in exc.problems or [("", str(exc))]:
+                # syntax locations already carry FILE:LINE:COL
+                _err(f"{loc}: {msg}" if loc.startswith(str(f)) else f"{f}: {loc}: {msg}")
+        else:
+            typer.echo(f"{f}: ok")
+    raise typer.Exit(2 if bad else 0)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of spec version 1."""
+    from .schema import schema_text
+
+    sys.stdout.write(schema_text())
+
+
+@app.command()
+def plan(
+    spec_file: Path = typer.Argument(..., metavar="SPEC"),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole plan as JSON."),
+    seed: Optional[int] = typer.Option(None, help="Use this base seed (needed to show seeds of a 'random_seed' spec)."),
+    frames: Optional[str] = typer.Option(None, help="Only these items, e.g. '0:20' (table only)."),
+) -> None:
+    """Show exactly what each image/frame will use."""
+    from .plan_view import plan_for_display, plan_table
+
+    p, seed_note = plan_for_display(spec_file, seed)
+    if as_json:
+        sys.stdout.write(p.to_json() + "\n")
+        return
+    if seed_note:
+        _err(seed_note)
+    for w in p.warnings:
+        _err(f"warning: {w}")
+    typer.echo(plan_table(p, frames))
+
+
+def main() -> None:
+    """Console entry point: maps errors to exit codes and never shows a traceback for user errors."""
+    try:
+        code = app(standalone_mode=False)  # click returns the exit code instead of raising in this mode
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SpecError as exc:
+        for loc, msg in exc.problems or [("", str(exc))]:
+            _err(f"{loc}: {msg}" if loc else f"error: {msg}")
+        sys.exit(2)
+    except DiscoSpecError as exc:
+        _err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is a bug, where to report
+        # Usage errors from the CLI framework (click, or the copy typer may vendor) know how to show themselves.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            _err("aborted")
+            sys.exit(130)
+        _err(f"internal error (a bug in disco-spec): {type(exc).__name__}: {exc}")
+        _err(f"Please report it at {REPORT_URL} with the command line and the spec. "
+             "Set DISCO_SPEC_DEBUG=1 to see the traceback.")
+        if _debug():
+            raise
+        sys.exit(3)
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("DISCO_SPEC_DEBUG") == "1"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

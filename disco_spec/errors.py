@@ -1,0 +1,43 @@
+"""Errors that the CLI maps to exit codes: 2 = your input is wrong, 1 = ran and the answer is no."""
+
+from __future__ import annotations
+
+
+class DiscoSpecError(Exception):
+    """Base class for every error disco-spec reports to users without a traceback."""
+
+    exit_code = 1
+
+
+class SpecError(DiscoSpecError):
+    """A spec (or other user input) is invalid. `problems` holds (field_path, message) pairs."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class ModelError(DiscoSpecError):
+    """A model could not be resolved, fetched, verified or loaded."""
+
+    exit_code = 1
+
+
+class WeightsHashMismatch(ModelError):
+    """A weight file's SHA-256 differs from the one expected; the file is never used."""
+
+    def __init__(self, what: str, path: str, expected: str, actual: str):
+        super().__init__(
+            f"{what}: SHA-256 mismatch for {path}\n  expected {expected}\n  actual   {actual}\n"
+            "The file was not used. Delete it and fetch again, or fix the sha256 in the spec."
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class RenderError(DiscoSpecError):
+    """A render could not complete."""
+
+    exit_code = 1

@@ -1,0 +1,490 @@
+"""The job spec, version 1: the single source of truth for validation, the JSON Schema and its docs.
+
+Field names are Disco Diffusion 5.2's own (artists recognise `clip_guidance_scale`, `cutn_batches`,
+`frames_skip_steps`), grouped into sections. Defaults are DD 5.2's *code* defaults (dd52-behaviour §2;
+where the community guide differs, the code wins). Every model forbids unknown keys.
+
+This module imports only pydantic and the standard library, so validating a spec never loads torch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from . import schedules
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+
+# DD's CLIP checkboxes, in the order DD loads them (the order matters for float summation).
+DD_CLIP_NAMES = ("ViTB32", "ViTB16", "ViTL14", "RN50", "RN50x4", "RN50x16", "RN50x64", "RN101")
+
+DEFAULT_TEXT_PROMPTS: dict[int, list[str]] = {
+    0: [
+        "A beautiful painting of a singular lighthouse, shining its light across a tumultuous sea of "
+        "blood by greg rutkowski and thomas kinkade, Trending on artstation.",
+        "yellow color scheme",
+    ],
+    100: ["This set of prompts start at frame 100", "This prompt has weight five:5"],
+}
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Side = Annotated[int, Field(ge=64, le=8192)]
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+
+class CustomCheckpoint(_Section):
+    """A local checkpoint file, pinned by its SHA-256 (the file is refused if the hash differs)."""
+
+    path: str = Field(description="Path to the checkpoint file (relative paths resolve against the spec's folder).")
+    sha256: str = Field(description="Expected SHA-256 of the file, 64 lowercase hex digits.")
+    config: str = Field(
+        default="512x512_diffusion_uncond_finetune_008100",
+        description="Registry entry whose architecture/config this checkpoint uses.",
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        v = v.strip().lower()
+        if not _SHA256.match(v):
+            raise ValueError("must be 64 hexadecimal digits (a SHA-256)")
+        return v
+
+
+ModelRef = Union[str, CustomCheckpoint]
+
+
+class ClipModelRef(_Section):
+    """A CLIP model beyond DD's eight checkboxes: a registry name, or any open_clip `arch` + `pretrained`."""
+
+    name: str | None = Field(default=None, description="Registry name, e.g. 'tiny-clip' or 'ViT-B-32'.")
+    arch: str | None = Field(default=None, description="open_clip architecture name, e.g. 'ViT-B-32'.")
+    pretrained: str | None = Field(
+        default=None, description="open_clip pretrained tag (e.g. 'laion2b_s34b_b79k') or a local file path."
+    )
+    sha256: str | None = Field(default=None, description="Required when `pretrained` is a local file path.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "ClipModelRef":
+        if (self.name is None) == (self.arch is None):
+            raise ValueError("give either `name` (registry entry) or `arch` (+ `pretrained`), not both or neither")
+        if self.arch is not None and self.pretrained is None:
+            raise ValueError("`arch` needs `pretrained` (an open_clip tag or a local file)")
+        if self.sha256 is not None and not _SHA256.match(self.sha256.lower()):
+            raise ValueError("`sha256` must be 64 hexadecimal digits")
+        return self
+
+
+class ModelsSection(_Section):
+    """Diffusion, secondary, CLIP and LPIPS models (DD cell 2)."""
+
+    diffusion_model: ModelRef = Field(
+        default="512x512_diffusion_uncond_finetune_008100",
+        description="Registry name ('512x512_diffusion_uncond_finetune_008100', '256x256_diffusion_uncond', "
+        "'tiny-uncond') or a custom checkpoint {path, sha256, config}.",
+    )
+    use_secondary_model: bool = Field(default=True, description="Use the small v-objective model for CLIP's x0 estimate.")
+    secondary_model: ModelRef = Field(default="secondary_model_imagenet_2", description="Secondary model entry or file.")
+    use_checkpoint: bool = Field(default=True, description="Gradient checkpointing in the UNet (saves memory).")
+    check_model_SHA: bool = Field(
+        default=False,
+        description="Re-hash cached weight files on every run instead of trusting the (path, size, mtime) hash cache. "
+        "Downloads are always verified.",
+    )
+    ViTB32: bool = True
+    ViTB16: bool = True
+    ViTL14: bool = False
+    RN101: bool = False
+    RN50: bool = True
+    RN50x4: bool = False
+    RN50x16: bool = False
+    RN50x64: bool = False
+    extra_clip_models: list[ClipModelRef] = Field(
+        default_factory=list, description="Further CLIP models (registry names or open_clip arch+pretrained)."
+    )
+    lpips_model: ModelRef = Field(default="lpips-vgg", description="LPIPS network for the init loss.")
+
+    def enabled_clip_names(self) -> list[str]:
+        return [n for n in DD_CLIP_NAMES if getattr(self, n)]
+
+
+class RunSection(_Section):
+    """Batch naming, counts, seed, previews, DD's resume settings (DD 'Do the Run!' cell)."""
+
+    batch_name: str = Field(default="TimeToDisco", min_length=1, max_length=120, description="Output folder and file stem.")
+    n_batches: int = Field(default=50, ge=1, le=100000, description="Still images to render (forced to 1 in animation modes).")
+    set_seed: Seed | Literal["random_seed"] = Field(
+        default="random_seed",
+        description="Base seed, 0..2**32-1. 'random_seed' draws one at render time and records it (the manifest and "
+        "PNGs carry the drawn seed so the run can be rebuilt).",
+    )
+    display_rate: int = Field(default=50, ge=1, description="Write a preview every this many steps (and at the last).")
+    resume_run: bool = Field(default=False, description="Same as `render --resume`: continue an interrupted run.")
+    run_to_resume: Literal["latest"] | NonNegInt = "latest"
+    resume_from_frame: Literal["latest"] | NonNegInt = "latest"
+    retain_overwritten_frames: bool = False
+
+
+class DiffusionSection(_Section):
+    """Sampler, step count and output size (DD 'Basic settings' and extra settings)."""
+
+    steps: int = Field(default=250, ge=1, le=10000, description="Respaced diffusion steps K.")
+    width_height: list[Side] = Field(
+        default_factory=lambda: [1280, 768],
+        min_length=2,
+        max_length=2,
+        description="Requested [width, height]; each is floored to a multiple of 64.",
+    )
+    diffusion_sampling_mode: Literal["ddim", "plms"] = "ddim"
+    eta: Finite = Field(default=0.8, ge=0, le=10, description="DDIM stochasticity (ignored by PLMS).")
+    clip_denoised: bool = False
+    randomize_class: bool = Field(default=True, description="Accepted for DD compatibility; has no effect (DD passes no class).")
+
+
+class GuidanceSection(_Section):
+    """Loss weights and gradient clamping (DD 'Basic settings', 'Advanced', hidden extras)."""
+
+    clip_guidance_scale: Finite = Field(default=5000, description="Weight of the CLIP spherical-distance loss.")
+    tv_scale: Finite = Field(default=0, ge=0)
+    range_scale: Finite = Field(default=150, ge=0)
+    sat_scale: Finite = Field(default=0, ge=0)
+    clamp_grad: bool = True
+    clamp_max: Finite = Field(default=0.05, gt=0)
+    fuzzy_prompt: bool = False
+    rand_mag: Finite = Field(default=0.05, ge=0)
+    text_prompt_weight_suffix_in_text: bool = Field(
+        default=True,
+        description="DD 5.2 quirk Q1: tokenise text prompts with their ':weight' suffix. False encodes the stripped text.",
+    )
+
+
+class CutSegment(_Section):
+    """Structured form of a cut schedule piece: `value` repeated for `units` of the 1000-unit schedule."""
+
+    value: Finite
+    units: int = Field(ge=1, le=1000)
+
+
+CutSchedule = Union[str, list[CutSegment]]
+
+
+class CutsSection(_Section):
+    """Cutout counts per 1000-unit schedule, cut batches, augmentations (DD 'Cutn scheduling')."""
+
+    cutn_batches: int = Field(default=4, ge=1, le=64)
+    skip_augs: bool = False
+    cut_overview: CutSchedule = Field(
+        default="[12]*400+[4]*600",
+        description="Overview cuts per schedule unit: a list expression over exactly 1000 units, or [[value, units], ...].",
+    )
+    cut_innercut: CutSchedule = "[4]*400+[12]*600"
+    cut_ic_pow: Finite = Field(default=1, gt=0)
+    cut_icgray_p: CutSchedule = "[0.2]*400+[0]*600"
+
+    @field_validator("cut_overview", "cut_innercut", "cut_icgray_p")
+    @classmethod
+    def _schedule(cls, v: CutSchedule, info: Any) -> CutSchedule:
+        values = cut_schedule_values(v)
+        if info.field_name == "cut_icgray_p":
+            if any(not 0 <= x <= 1 for x in values):
+                raise ValueError("grey fractions must be between 0 and 1")
+        elif any(x < 0 or x != int(x) or x > 256 for x in values):
+            raise ValueError("cut counts must be whole numbers between 0 and 256")
+        return v
+
+
+def cut_schedule_values(v: CutSchedule) -> list[float]:
+    if isinstance(v, str):
+        return schedules.parse_cut_schedule(v)
+    return schedules.cut_schedule_from_segments([(float(seg.value), seg.units) for seg in v])
+
+
+class InitSection(_Section):
+    """Init image, Perlin init and their loss (DD 'Init settings' and 'Advanced')."""
+
+    init_image: str | None = Field(default=None, description="Path or URL; '', 'none', 'None', 'NONE' mean no init.")
+    init_image_sha256: str | None = Field(default=None, description="Optional pin of the init image's SHA-256.")
+    init_scale: Finite = Field(default=1000, ge=0, description="LPIPS weight toward the init.")
+    skip_steps: int = Field(default=10, ge=0, description="Respaced steps skipped at the start; must be < steps.")
+    perlin_init: bool = False
+    perlin_mode: Literal["mixed", "color", "gray"] = "mixed"
+
+    @field_validator("init_image")
+    @classmethod
+    def _none_words(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() in ("", "none", "None", "NONE"):
+            return None
+        return v
+
+
+PromptList = list[str]
+PromptSchedule = Union[PromptList, dict[str, PromptList]]
+
+
+class PromptsSection(_Section):
+    """Text and image prompts keyed by the frame where they start (held until the next key)."""
+
+    text_prompts: PromptSchedule = Field(
+        default_factory=lambda: {str(k): v for k, v in DEFAULT_TEXT_PROMPTS.items()},
+        description="{frame: [prompt, ...]} (a plain list means {0: list}); 'text:weight' suffixes set weights.",
+    )
+    image_prompts: PromptSchedule = Field(default_factory=dict, description="Like text_prompts, with image paths/URLs.")
+
+    @field_validator("text_prompts", "image_prompts")
+    @classmethod
+    def _frames(cls, v: PromptSchedule) -> PromptSchedule:
+        if isinstance(v, list):
+            v = {"0": v}
+        for key, prompts in v.items():
+            if not re.fullmatch(r"\d{1,7}", key.strip()):
+                raise ValueError(f"frame key {key!r} must be a non-negative integer")
+            for p in prompts:
+                schedules.parse_prompt(p)
+        return v
+
+    def by_frame(self, which: str) -> dict[int, list[str]]:
+        v = getattr(self, which)
+        if isinstance(v, list):
+            return {0: list(v)} if v else {}
+        return {int(k): list(p) for k, p in sorted(v.items(), key=lambda kv: int(kv[0]))}
+
+
+KeyFrames = Union[str, Finite, dict[str, Finite]]
+
+
+def keyframe_values(v: KeyFrames) -> dict[int, float]:
+    if isinstance(v, (int, float)):
+        return {0: float(v)}
+    if isinstance(v, str):
+        return schedules.parse_keyframes(v)
+    return schedules.keyframes_from_table({int(k): float(x) for k, x in v.items()})
+
+
+class AnimationSection(_Section):
+    """Animation mode, frame count, coherency and the key-frame motion schedules (2D and 3D)."""
+
+    animation_mode: Literal["None", "2D", "3D", "Video Input"] = "None"
+    max_frames: int = Field(default=10000, ge=1, le=1_000_000)
+    key_frames: bool = True
+    interp_spline: Literal["Linear"] = "Linear"
+    frames_scale: Finite = Field(default=1500, ge=0)
+    frames_skip_steps: str | int = Field(default="60%", description="Percent of steps skipped for frames >= 1 ('60%').")
+    angle: KeyFrames = "0:(0)"
+    zoom: KeyFrames = "0: (1), 10: (1.05)"
+    translation_x: KeyFrames = "0: (0)"
+    translation_y: KeyFrames = "0: (0)"
+    translation_z: KeyFrames = "0: (10.0)"
+    rotation_3d_x: KeyFrames = "0: (0)"
+    rotation_3d_y: KeyFrames = "0: (0)"
+    rotation_3d_z: KeyFrames = "0: (0)"
+
+    @field_validator("frames_skip_steps")
+    @classmethod
+    def _pct(cls, v: str | int) -> str | int:
+        schedules.parse_percent(v)
+        return v
+
+    @field_validator(
+        "angle", "zoom", "translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z"
+    )
+    @classmethod
+    def _kf(cls, v: KeyFrames) -> KeyFrames:
+        keyframe_values(v)
+        return v
+
+    @model_validator(mode="after")
+    def _plain_numbers(self) -> "AnimationSection":
+        # DD 5.2 crashes with key_frames=False (quirk Q4); we honour the intent: plain numbers only.
+        if not self.key_frames:
+            for name in MOTION_FIELDS:
+                v = getattr(self, name)
+                if not isinstance(v, (int, float)):
+                    try:
+                        float(v)  # type: ignore[arg-type]
+                    except (TypeError, ValueError):
+                        raise ValueError(f"with key_frames = false, `{name}` must be a plain number (got {v!r})")
+        return self
+
+
+MOTION_FIELDS = (
+    "angle", "zoom", "translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z",
+)
+
+
+class Camera3DSection(_Section):
+    """Depth models and the 3D camera (3D mode only)."""
+
+    midas_depth_model: Literal["dpt_large", "dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small"] | str = "dpt_large"
+    midas_weight: Finite = Field(default=0.3, gt=0, le=1, description="MiDaS share of the depth mix (0 crashes DD; refused here).")
+    adabins_model: str = Field(default="adabins_nyu", description="AdaBins registry entry (used when midas_weight < 1).")
+    near_plane: Finite = Field(default=200, gt=0)
+    far_plane: Finite = Field(default=10000, gt=0)
+    fov: Finite = Field(default=40, gt=0, lt=180)
+    padding_mode: Literal["border", "zeros", "reflection"] = "border"
+    sampling_mode: Literal["bicubic", "bilinear", "nearest"] = "bicubic"
+
+    @model_validator(mode="after")
+    def _planes(self) -> "Camera3DSection":
+        if self.far_plane <= self.near_plane:
+            raise ValueError("far_plane must be greater than near_plane")
+        return self
+
+
+class VideoInputSection(_Section):
+    """Video Input mode: frames extracted from a video file."""
+
+    video_init_path: str = "training.mp4"
+    video_init_sha256: str | None = Field(default=None, description="Optional pin of the input video's SHA-256.")
+    extract_nth_frame: int = Field(default=2, ge=1)
+    video_init_seed_continuity: bool = True
+
+
+class TurboSection(_Section):
+    """Turbo mode (3D only): diffuse every n-th frame, warp and blend the others."""
+
+    turbo_mode: bool = False
+    turbo_steps: Literal["2", "3", "4", "5", "6"] | Annotated[int, Field(ge=2, le=6)] = "3"
+    turbo_preroll: int = Field(default=10, ge=0, description="Frames always diffused before turbo starts (hard-coded 10 in DD).")
+
+
+class VRSection(_Section):
+    """VR mode (3D only): left/right eye views for every frame."""
+
+    vr_mode: bool = False
+    vr_eye_angle: Finite = Field(default=0.5, ge=0, le=45)
+    vr_ipd: Finite = Field(default=5.0, ge=0)
+
+
+class SavingSection(_Section):
+    """Intermediate saves (DD 'Saving')."""
+
+    intermediate_saves: NonNegInt | list[NonNegInt] = Field(
+        default=0, description="n > 0: n evenly spaced partials; a list: loop iterations to save at."
+    )
+    intermediates_in_subfolder: bool = True
+
+
+class VideoSection(_Section):
+    """The final video (DD cell 5)."""
+
+    skip_video_for_run_all: bool = Field(default=True, description="True (DD's default): no video is written.")
+    init_frame: int = Field(default=1, ge=0, description="First frame number encoded (DD default 1 skips frame 0).")
+    last_frame: int | Literal["final_frame"] = "final_frame"
+    fps: Finite = Field(default=12, gt=0, le=240)
+    crf: int = Field(default=17, ge=0, le=51)
+    vr_layout: Literal["side_by_side", "per_eye"] = "side_by_side"
+
+
+class EngineSection(_Section):
+    """disco-spec's own execution settings (not in DD)."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="'auto' picks CUDA when available.")
+    deterministic: bool = Field(default=True, description="torch.use_deterministic_algorithms for byte-identical output.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole spec
+# ---------------------------------------------------------------------------------------------
+
+
+class JobSpec(_Section):
+    """A disco-spec job, version 1."""
+
+    schema_url: str | None = Field(default=None, alias="$schema", description="Optional JSON Schema URL/path for editors.")
+    schema_version: Literal[1] = Field(description="Spec format version; this build reads version 1.")
+    name: str | None = Field(default=None, description="Human name of the job (MLflow experiment); defaults to batch_name.")
+    description: str | None = None
+    imported_from: dict[str, Any] | None = Field(
+        default=None, description="Provenance written by `import-dd`: source file and which values were assumed."
+    )
+    run: RunSection = Field(default_factory=RunSection)
+    models: ModelsSection = Field(default_factory=ModelsSection)
+    diffusion: DiffusionSection = Field(default_factory=DiffusionSection)
+    guidance: GuidanceSection = Field(default_factory=GuidanceSection)
+    cuts: CutsSection = Field(default_factory=CutsSection)
+    init: InitSection = Field(default_factory=InitSection)
+    prompts: PromptsSection = Field(default_factory=PromptsSection)
+    animation: AnimationSection = Field(default_factory=AnimationSection)
+    camera_3d: Camera3DSection = Field(default_factory=Camera3DSection)
+    video_input: VideoInputSection = Field(default_factory=VideoInputSection)
+    turbo: TurboSection = Field(default_factory=TurboSection)
+    vr: VRSection = Field(default_factory=VRSection)
+    saving: SavingSection = Field(default_factory=SavingSection)
+    video: VideoSection = Field(default_factory=VideoSection)
+    engine: EngineSection = Field(default_factory=EngineSection)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "JobSpec":
+        steps = self.diffusion.steps
+        if self.init.skip_steps >= steps:
+            raise _FieldError(("init", "skip_steps"), f"must be less than diffusion.steps ({steps})", self.init.skip_steps)
+        pct = schedules.parse_percent(self.animation.frames_skip_steps)
+        if self.animation.animation_mode != "None" and schedules.calc_frames_skip_steps(steps, pct) >= steps:
+            raise _FieldError(
+                ("animation", "frames_skip_steps"),
+                f"skips {schedules.calc_frames_skip_steps(steps, pct)} of {steps} steps; must leave at least one",
+                self.animation.frames_skip_steps,
+            )
+        m = self.models
+        if not m.enabled_clip_names() and not m.extra_clip_models:
+            raise _FieldError(("models",), "enable at least one CLIP model (e.g. ViTB32 = true)", None)
+        texts, images = self.prompts.by_frame("text_prompts"), self.prompts.by_frame("image_prompts")
+        if not texts and not images:
+            raise _FieldError(("prompts",), "needs at least one text or image prompt", None)
+        frames = self.animation.max_frames if self.animation.animation_mode != "None" else 1
+        for frame in sorted({0, *texts, *images}):
+            if frame >= frames:
+                continue
+            t = [schedules.parse_prompt(p)[1] for p in schedules.prompts_for_frame(texts, frame)]
+            i = [schedules.parse_prompt(p)[1] for p in schedules.prompts_for_frame(images, frame)]
+            total = prompt_weight_total(t, i, self.guidance.fuzzy_prompt)
+            if abs(total) < 1e-3:
+                raise _FieldError(
+                    ("prompts", "text_prompts"),
+                    f"at frame {frame} the prompt weights sum to {total:g}; they must not sum to 0 "
+                    "(DD divides by the sum; e.g. give the positive prompt weight 2 when the negative one is -1)",
+                    None,
+                )
+            if not t and not i:
+                raise _FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
+        return self
+
+
+FUZZY_COPIES = 25  # DD adds 25 noisy copies of each text embedding when fuzzy_prompt is on
+
+
+def prompt_weight_total(text_weights: list[float], image_weights: list[float], fuzzy: bool) -> float:
+    """DD's normaliser: each text prompt gives 1 (+25 fuzzy) embeddings of weight w, each image 16 cuts of w/16."""
+    copies = 1 + (FUZZY_COPIES if fuzzy else 0)
+    return sum(w * copies for w in text_weights) + sum(image_weights)
+
+
+class _FieldError(ValueError):
+    """A cross-field error that knows which field it belongs to (picked up by the error formatter)."""
+
+    def __init__(self, loc: tuple[str, ...], msg: str, got: Any):
+        self.loc = loc
+        self.got = got
+        super().__init__(f"{'.'.join(loc)}: {msg}")
