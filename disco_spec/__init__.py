@@ -1,0 +1,17 @@
+"""disco-spec: declarative, reproducible renders of Disco Diffusion 5.2's CLIP-guided diffusion.
+
+`render(spec_or_path, out=...)` is the Python API; importing the package does not import torch.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "render"]
+
+
+def render(spec_or_path, out="images_out", **kwargs):
+    """Render a spec (a JobSpec or a path to a .toml/.json file); see disco_spec.render.render."""
+    from .render import render as _render
+
+    return _render(spec_or_path, out, **kwargs)

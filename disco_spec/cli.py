@@ -74,6 +74,92 @@ def plan(
     typer.echo(plan_table(p, frames))
 
 
+@app.command("import-dd")
+def import_dd(
+    report: Path = typer.Argument(..., metavar="SETTINGS.txt", help="A DD settings report (JSON)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the spec here (default: print it)."),
+    animation_mode: Optional[str] = typer.Option(
+        None, help="The run's animation mode, which reports do not record: None, 2D, 3D or 'Video Input'."
+    ),
+) -> None:
+    """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed)."""
+    from .spec.dd_import import import_dd_report, report_to_toml
+
+    if animation_mode is not None and animation_mode not in ("None", "2D", "3D", "Video Input"):
+        raise SpecError("--animation-mode", [("--animation-mode", f"must be None, 2D, 3D or 'Video Input' (got {animation_mode!r})")])
+    result = import_dd_report(report, animation_mode=animation_mode)
+    text = report_to_toml(result)
+    _err(f"{report}: detected Disco Diffusion {result.detected_version}")
+    for w in result.warnings:
+        _err(f"warning: {w}")
+    if result.assumed:
+        _err(f"assumed (not in the report): {', '.join(result.assumed)}")
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        from .render import write_text_atomic
+
+        write_text_atomic(output, text)
+        _err(f"wrote {output}")
+
+
+@app.command()
+def render(
+    spec_file: Path = typer.Argument(..., metavar="SPEC"),
+    out: Path = typer.Option(Path("images_out"), "--out", help="Output folder; each render gets {out}/{batch_name}/run-NNNN/."),
+    seed: Optional[int] = typer.Option(None, help="Override run.set_seed."),
+    item: Optional[list[int]] = typer.Option(None, "--item", help="Render only these plan items (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Render a spec."""
+    from .render import render as render_spec
+
+    result = render_spec(spec_file, out, seed=seed, items=item, progress=not quiet)
+    if result.seed_drawn:
+        _err(f"set_seed = 'random_seed': drew seed {result.plan.base_seed} (recorded in spec.json and every PNG)")
+    for w in result.plan.warnings:
+        _err(f"warning: {w}")
+    images = [o for o in result.outputs if o.kind == "image"]
+    typer.echo(f"{len(images)} image(s) in {result.run_dir} ({result.seconds:.1f} s on {result.device})")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model the registry knows: name, role, size, cached or not."""
+    from .models_cli import list_table
+
+    typer.echo(list_table())
+
+
+@models_app.command("fetch")
+def models_fetch(names: list[str] = typer.Argument(..., help="Registry names, e.g. ViTB32 secondary_model_imagenet_2.")) -> None:
+    """Download (or generate, for tiny models) and verify weights into the cache."""
+    from .models_cli import fetch
+
+    for line in fetch(names):
+        typer.echo(line)
+
+
+@models_app.command("verify")
+def models_verify(names: Optional[list[str]] = typer.Argument(None, help="Names to check (default: every cached one).")) -> None:
+    """Check cached weight files against their SHA-256. Exit 1 if any is missing or wrong."""
+    from .models_cli import verify
+
+    ok, lines = verify(names or [])
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(0 if ok else 1)
+
+
+@models_app.command("make-tiny")
+def models_make_tiny(dest: Optional[Path] = typer.Option(None, help="Folder (default: the cache).")) -> None:
+    """Generate the tiny random-weight checkpoints (deterministic bytes, pinned SHA-256)."""
+    from .models.tiny import make_tiny
+
+    for w in make_tiny(dest):
+        typer.echo(f"{w.name}  {w.sha256}  {w.size} bytes  {w.path}")
+
+
 def main() -> None:
     """Console entry point: maps errors to exit codes and never shows a traceback for user errors."""
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 
 SEED_MODULUS = 2**32
-RNG_STREAMS = ("noise", "cutouts", "augment", "fuzzy", "perlin", "image_prompts")
+RNG_STREAMS = ("noise", "cutouts", "fuzzy", "perlin", "image_prompts")
 
 
 def derive_seed(base_seed: int, *names: str | int) -> int:

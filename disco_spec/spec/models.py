@@ -150,7 +150,7 @@ class RunSection(_Section):
 class DiffusionSection(_Section):
     """Sampler, step count and output size (DD 'Basic settings' and extra settings)."""
 
-    steps: int = Field(default=250, ge=1, le=10000, description="Respaced diffusion steps K.")
+    steps: int = Field(default=250, ge=2, le=10000, description="Respaced diffusion steps K (guided-diffusion cannot respace 1 step).")
     width_height: list[Side] = Field(
         default_factory=lambda: [1280, 768],
         min_length=2,

@@ -1,0 +1,166 @@
+"""DD 5.2's guidance function (behaviour reference §6.4): cutouts → CLIP → losses → clamped gradient.
+
+`guidance_gradient` is a function of its explicit inputs; `make_cond_fn` binds the per-image inputs
+into the `cond_fn(x, k, t)` the samplers call. Randomness (cut positions, augmentations) comes from
+the one `generator` passed in, consumed in a fixed order: models in DD's order, then cut batches.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from ..models.types import ClipBundle
+from ..spec.schedules import schedule_index
+from . import losses
+from .cutouts import dango_cutouts
+
+X0Fn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    """The constant guidance values for one image (plain numbers from the plan)."""
+
+    clip_guidance_scale: float
+    tv_scale: float
+    range_scale: float
+    sat_scale: float
+    init_scale: float
+    cutn_batches: int
+    cut_overview: Sequence[float]
+    cut_innercut: Sequence[float]
+    cut_icgray_p: Sequence[float]
+    cut_ic_pow: float
+    skip_augs: bool
+    aug_mode: str  # animation mode: selects DD's augmentation pipeline
+    clamp_grad: bool
+    clamp_max: float
+
+
+@dataclass
+class ClipTargets:
+    """One CLIP model with its target embeddings [T, D] and normalised weights [T]."""
+
+    clip: ClipBundle
+    embeds: torch.Tensor
+    weights: torch.Tensor
+
+
+def cuts_for_step(settings: GuidanceSettings, t: torch.Tensor) -> tuple[int, int, float]:
+    """Overview count, inner count and grey fraction for the 0–1000 timestep t (§3.4)."""
+    idx = schedule_index(float(t.reshape(-1)[0]))
+    return int(settings.cut_overview[idx]), int(settings.cut_innercut[idx]), float(settings.cut_icgray_p[idx])
+
+
+def secondary_x0_fn(secondary: torch.nn.Module, alphas_cumprod: torch.Tensor) -> X0Fn:
+    """x̂₀ from the secondary v-model at DD's cosine time t = (2/π)·atan2(σ, α)."""
+
+    def x0(x: torch.Tensor, k: int, t: torch.Tensor) -> torch.Tensor:
+        ac = float(alphas_cumprod[k])
+        t_cos = torch.tensor([2 / math.pi * math.atan2(math.sqrt(1 - ac), math.sqrt(ac))], dtype=x.dtype, device=x.device)
+        return secondary(x, t_cos).pred
+
+    return x0
+
+
+def unet_x0_fn(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], alphas_cumprod: torch.Tensor) -> X0Fn:
+    """x̂₀ from the main UNet's ε (unclamped, as DD's clip_denoised=False), gradients through the UNet."""
+
+    def x0(x: torch.Tensor, k: int, t: torch.Tensor) -> torch.Tensor:
+        ac = float(alphas_cumprod[k])
+        eps = eps_fn(x, t)
+        return (x - math.sqrt(1 - ac) * eps) / math.sqrt(ac)
+
+    return x0
+
+
+def guidance_gradient(
+    x: torch.Tensor,
+    k: int,
+    t: torch.Tensor,
+    *,
+    x0_fn: X0Fn,
+    alphas_cumprod: torch.Tensor,
+    clips: Sequence[ClipTargets],
+    settings: GuidanceSettings,
+    init: torch.Tensor | None,
+    lpips_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+    generator: torch.Generator,
+    stats: dict[str, float] | None = None,
+) -> torch.Tensor:
+    """∇ₓ of −loss for one step, clamped to RMS ≤ clamp_max; zero when a NaN appears (§6.4, §6.7)."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_()
+        x0 = x0_fn(x, k, t)
+        fac = math.sqrt(1 - float(alphas_cumprod[k]))
+        x_in = x0 * fac + x * (1 - fac)
+        x_in_grad = torch.zeros_like(x_in)
+        overview, inner, gray_p = cuts_for_step(settings, t)
+        for target in clips:
+            total = 0.0
+            for _ in range(settings.cutn_batches):
+                cuts = dango_cutouts(
+                    x_in.add(1).div(2), target.clip.input_resolution, overview, inner, settings.cut_ic_pow, gray_p,
+                    generator, aug_mode=settings.aug_mode, skip_augs=settings.skip_augs,
+                )
+                embeds = target.clip.encode_image(target.clip.normalize(cuts)).float()
+                loss = losses.clip_loss(embeds, target.embeds, target.weights)
+                x_in_grad += torch.autograd.grad(loss * settings.clip_guidance_scale, x_in)[0] / settings.cutn_batches
+                total += float(loss.detach())
+            if stats is not None:
+                stats[f"clip_loss/{target.clip.name}"] = total / settings.cutn_batches
+        tv = losses.tv_loss(x_in)
+        # DD penalises x0's range, but differentiates w.r.t. x_in, which x0 does not depend on: in DD 5.2
+        # range_scale therefore contributes no gradient. Reproduced, not fixed (see docs/departures.md).
+        rng_l = losses.range_loss(x0)
+        sat = losses.sat_loss(x_in)
+        aux = tv.sum() * settings.tv_scale + rng_l.sum() * settings.range_scale + sat * settings.sat_scale
+        init_l = None
+        if init is not None and settings.init_scale and lpips_fn is not None:
+            init_l = lpips_fn(x_in, init)
+            aux = aux + init_l.sum() * settings.init_scale
+        x_in_grad += torch.autograd.grad(aux, x_in)[0]
+        nan = bool(torch.isnan(x_in_grad).any())
+        if nan:
+            grad = torch.zeros_like(x)
+        else:
+            grad = -torch.autograd.grad(x_in, x, x_in_grad)[0]
+    if stats is not None:
+        stats.update(tv_loss=float(tv.detach().sum()), range_loss=float(rng_l.detach().sum()), sat_loss=float(sat.detach()))
+        if init_l is not None:
+            stats["init_loss"] = float(init_l.detach().sum())
+        stats["grad_rms"] = float(grad.pow(2).mean().sqrt())
+        stats["nan_guard"] = float(nan)
+    if settings.clamp_grad and not nan:
+        grad = losses.clamp_grad_rms(grad, settings.clamp_max)
+    return grad.detach()
+
+
+def make_cond_fn(
+    *,
+    x0_fn: X0Fn,
+    alphas_cumprod: torch.Tensor,
+    clips: Sequence[ClipTargets],
+    settings: GuidanceSettings,
+    init: torch.Tensor | None,
+    lpips_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+    generator: torch.Generator,
+    on_stats: Callable[[int, dict[str, float]], None] | None = None,
+) -> Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]:
+    """Bind one image's inputs into the sampler's `cond_fn(x, k, t)`."""
+
+    def cond_fn(x: torch.Tensor, k: int, t: torch.Tensor) -> torch.Tensor:
+        stats: dict[str, float] = {}
+        grad = guidance_gradient(
+            x, k, t, x0_fn=x0_fn, alphas_cumprod=alphas_cumprod, clips=clips, settings=settings, init=init,
+            lpips_fn=lpips_fn, generator=generator, stats=stats,
+        )
+        if on_stats is not None:
+            on_stats(k, stats)
+        return grad
+
+    return cond_fn

@@ -1,0 +1,84 @@
+"""CLIP targets for one image/frame: text and image-prompt embeddings with DD's weights (§6.1 step 4)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..models.types import ClipBundle
+from ..plan import IMAGE_PROMPT_CUTS, PromptTarget
+from ..spec.models import FUZZY_COPIES
+from . import rng
+from .cutouts import image_prompt_cutouts
+from .guidance import ClipTargets
+from .images import load_image_prompt
+
+
+def text_targets(
+    clip: ClipBundle, prompts: Sequence[PromptTarget], *, fuzzy: bool, rand_mag: float, generator: torch.Generator
+) -> tuple[list[torch.Tensor], list[float]]:
+    """Each text prompt's embedding, then (fuzzy_prompt) 25 noisy copies clamped to [0, 1], each full weight."""
+    embeds: list[torch.Tensor] = []
+    weights: list[float] = []
+    if not prompts:
+        return embeds, weights
+    encoded = clip.encode_text([p.text for p in prompts]).float()
+    for p, e in zip(prompts, encoded):
+        embeds.append(e[None])
+        weights.append(p.normalized_weight)
+        if fuzzy:
+            for _ in range(FUZZY_COPIES):
+                noise = rng.randn(e[None].shape, generator, e.device) * rand_mag
+                embeds.append((e[None] + noise).clamp(0, 1))
+                weights.append(p.normalized_weight)
+    return embeds, weights
+
+
+def image_targets(
+    clip: ClipBundle,
+    prompts: Sequence[PromptTarget],
+    *,
+    side_x: int,
+    side_y: int,
+    skip_augs: bool,
+    base_dir: str | None,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[list[torch.Tensor], list[float]]:
+    """16 cutout embeddings per image prompt, each weight w/16 (already in normalized_weight)."""
+    embeds: list[torch.Tensor] = []
+    weights: list[float] = []
+    for p in prompts:
+        img = load_image_prompt(p.text, side_x, side_y, base_dir=base_dir).to(device)
+        cuts = image_prompt_cutouts(img, clip.input_resolution, generator, cutn=IMAGE_PROMPT_CUTS, skip_augs=skip_augs)
+        # Quirk Q3: DD normalises these cuts with CLIP's statistics while they are still in [-1, 1].
+        embeds.append(clip.encode_image(clip.normalize(cuts)).float())
+        weights.extend([p.normalized_weight] * IMAGE_PROMPT_CUTS)
+    return embeds, weights
+
+
+def build_targets(
+    clip: ClipBundle,
+    text_prompts: Sequence[PromptTarget],
+    image_prompts: Sequence[PromptTarget],
+    *,
+    fuzzy: bool,
+    rand_mag: float,
+    side_x: int,
+    side_y: int,
+    skip_augs: bool,
+    base_dir: str | None,
+    fuzzy_generator: torch.Generator,
+    image_generator: torch.Generator,
+    device: torch.device,
+) -> ClipTargets:
+    with torch.no_grad():
+        te, tw = text_targets(clip, text_prompts, fuzzy=fuzzy, rand_mag=rand_mag, generator=fuzzy_generator)
+        ie, iw = image_targets(
+            clip, image_prompts, side_x=side_x, side_y=side_y, skip_augs=skip_augs, base_dir=base_dir,
+            generator=image_generator, device=device,
+        )
+    embeds = torch.cat(te + ie).to(device)
+    weights = torch.tensor(tw + iw, dtype=torch.float32, device=device)
+    return ClipTargets(clip=clip, embeds=embeds, weights=weights)

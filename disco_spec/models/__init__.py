@@ -1,0 +1,30 @@
+"""Model registry, weight files and loaders.
+
+Importing this package is cheap; the management functions are imported on first use so that
+`disco_spec.models.types` (which the engine needs) does not pull in guided-diffusion or open_clip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "list_models": "manage",
+    "fetch_model": "manage",
+    "verify_model": "manage",
+    "make_tiny": "manage",
+    "resolve_weights": "resolve",
+    "get_entry": "registry",
+    "REGISTRY": "registry",
+    "ModelEntry": "registry",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(name)

@@ -1,0 +1,109 @@
+"""From a model reference (registry name or custom file) to a verified file on disk.
+
+Nothing is ever loaded before its SHA-256 matched. Real entries live in the cache's models/
+folder and are downloaded when missing; tiny entries are generated when missing; custom files are
+taken where the spec says, relative to the spec's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import errors
+from .registry import ModelEntry, get_entry
+from .types import ResolvedWeights
+from .weights import download, sha256_file, tiny_dir, weights_dir
+
+
+def entry_path(entry: ModelEntry) -> Path:
+    """Where the cache keeps `entry`'s file."""
+    return (tiny_dir() if entry.tiny else weights_dir()) / entry.filename
+
+
+def _what(entry: ModelEntry) -> str:
+    if entry.tiny:
+        return f"{entry.role} model {entry.name} (generated; `disco-spec models make-tiny` rewrites it)"
+    return f"{entry.role} model {entry.name}"
+
+
+def _verify(path: Path, expected: str, what: str, *, role: str, name: str, use_cache: bool,
+            source_url: str | None = None) -> ResolvedWeights:
+    actual = sha256_file(path, use_cache=use_cache)
+    if actual != expected.lower():
+        raise errors.WeightsHashMismatch(what, str(path), expected.lower(), actual)
+    return ResolvedWeights(role=role, name=name, path=str(path.resolve()), sha256=actual,
+                           size=path.stat().st_size, source_url=source_url)
+
+
+def _missing_message(entry: ModelEntry, path: Path) -> str:
+    urls = "\n".join(f"  {u}" for u in entry.urls)
+    return (
+        f"{_what(entry)} is not in the cache and fetching is off. Download it from one of:\n{urls}\n"
+        f"and place it at:\n  {path}\n(SHA-256 {entry.sha256}), or run `disco-spec models fetch {entry.name}`."
+    )
+
+
+def resolve_entry(entry: ModelEntry, *, verify_each_time: bool = False, fetch: bool = True) -> ResolvedWeights:
+    """The verified cache file of a registry entry (downloaded or generated first when missing)."""
+    path = entry_path(entry)
+    what = _what(entry)
+    # The canonical source (whichever mirror served it, the bytes are pinned by the hash).
+    source_url = entry.urls[0] if entry.urls else None
+    if not path.is_file():
+        if entry.tiny:
+            from .tiny import generate
+
+            # generate() refuses bytes that differ from the pinned hash, so the result is verified.
+            return generate(entry.name, path.parent)
+        if not fetch:
+            raise errors.ModelError(_missing_message(entry, path))
+        # download() hashed the bytes while streaming and only kept them if they matched.
+        download(entry.urls, path, entry.sha256, what)
+        return ResolvedWeights(role=entry.role, name=entry.name, path=str(path.resolve()),
+                               sha256=entry.sha256.lower(), size=path.stat().st_size, source_url=source_url)
+    if entry.size is not None and path.stat().st_size != entry.size:
+        # A truncated download is caught without reading gigabytes.
+        raise errors.WeightsHashMismatch(
+            what, f"{path} (size {path.stat().st_size} bytes, expected {entry.size})", entry.sha256,
+            "(not computed: the size already differs)",
+        )
+    return _verify(path, entry.sha256, what, role=entry.role, name=entry.name,
+                   use_cache=not verify_each_time, source_url=source_url)
+
+
+def custom_path(ref: Any, spec_dir: str | os.PathLike | None) -> Path:
+    p = Path(os.path.expanduser(str(ref.path)))
+    if not p.is_absolute():
+        p = (Path(spec_dir) if spec_dir is not None else Path.cwd()) / p
+    return p
+
+
+def resolve_weights(
+    ref: Any,
+    role: str,
+    *,
+    spec_dir: str | os.PathLike | None = None,
+    verify_each_time: bool = False,
+    fetch: bool = True,
+) -> ResolvedWeights:
+    """Resolve `ref` (a registry name, or an object with `.path` and `.sha256`) to a verified file.
+
+    Raises ModelError for unknown names, wrong roles and missing files, WeightsHashMismatch when the
+    bytes are not the expected ones (the file is then never loaded).
+    """
+    if isinstance(ref, str):
+        entry = get_entry(ref)
+        if entry.role != role:
+            raise errors.ModelError(f"{ref!r} is a {entry.role} model, but a {role} model is needed here")
+        return resolve_entry(entry, verify_each_time=verify_each_time, fetch=fetch)
+    if hasattr(ref, "path") and hasattr(ref, "sha256"):
+        path = custom_path(ref, spec_dir)
+        what = f"custom {role} checkpoint"
+        if not ref.sha256:
+            raise errors.ModelError(f"{what} {path}: a sha256 is required for a local file")
+        if not path.is_file():
+            raise errors.ModelError(f"{what}: file not found: {path}")
+        return _verify(path, str(ref.sha256), what, role=role, name="custom", use_cache=not verify_each_time)
+    raise errors.ModelError(f"cannot resolve a {role} model from {ref!r}: give a registry name or {{path, sha256}}")

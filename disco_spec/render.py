@@ -1,0 +1,214 @@
+"""render(spec) -> RenderResult: spec → plan → engine → files, with observers for progress and tracking.
+
+The engine itself (disco_spec.engine) reads plan items and tensors only; this module owns the run
+folder, file names and the order of work. Observers (progress bars, previews, trackers, manifest
+writers) receive plain events and decide what to keep; nothing here imports mlflow.
+
+Run folder layout under `out` (default `images_out`):
+
+    {out}/{batch_name}/run-{NNNN}/      a new number per render (reserved at start with mkdir)
+        spec.json                       the spec as rendered (canonical, with the concrete seed)
+        plan.json                       the resolved plan
+        {batch_name}_{i:04d}.png        still image i / animation frame i
+        partials/{batch_name}_{i:04d}-{j:03d}.png   intermediate saves (loop iteration j)
+        progress.png                    the latest preview (every display_rate steps)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence
+
+from . import __version__
+from .errors import RenderError, SpecError
+from .plan import Plan, PlanItem, resolve_plan, with_concrete_seed
+from .spec.load import load_spec, spec_to_document
+from .spec.models import JobSpec
+
+DEFAULT_OUT = "images_out"
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    path: str  # relative to the run folder, with '/' separators
+    sha256: str
+    bytes: int
+    kind: str  # "image" | "partial" | "video"
+    item_index: int
+    batch_index: int
+    frame: int
+    seed: int
+
+
+@dataclass
+class StepEvent:
+    item: PlanItem
+    j: int  # loop iteration, 0-based from the first non-skipped step
+    k: int  # respaced step index (counts down to 0)
+    total: int  # iterations for this item
+    stats: dict[str, float]
+    preview: Any | None = None  # PIL image on display steps
+
+
+@dataclass
+class RenderResult:
+    run_dir: Path
+    spec: JobSpec
+    spec_document: dict[str, Any]
+    plan: Plan
+    outputs: list[OutputRecord] = field(default_factory=list)
+    weights: list[Any] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+    seed_drawn: bool = False
+
+
+class Observer(Protocol):
+    def on_start(self, result: RenderResult) -> None: ...
+    def on_step(self, event: StepEvent) -> None: ...
+    def on_output(self, result: RenderResult, record: OutputRecord) -> None: ...
+    def on_end(self, result: RenderResult) -> None: ...
+
+
+class BaseObserver:
+    """An observer that ignores every event; subclass and override what you need."""
+
+    def on_start(self, result: RenderResult) -> None:
+        pass
+
+    def on_step(self, event: StepEvent) -> None:
+        pass
+
+    def on_output(self, result: RenderResult, record: OutputRecord) -> None:
+        pass
+
+    def on_end(self, result: RenderResult) -> None:
+        pass
+
+
+def canonical_json(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def allocate_run_dir(out: str | Path, batch_name: str) -> Path:
+    """Reserve the next free `run-NNNN` folder atomically (mkdir), so two renders never share one."""
+    base = Path(out) / batch_name
+    base.mkdir(parents=True, exist_ok=True)
+    existing = [int(p.name[4:]) for p in base.glob("run-*") if p.name[4:].isdigit()]
+    n = max(existing, default=0) + 1
+    while True:
+        candidate = base / f"run-{n:04d}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def prepare(
+    spec_or_path: JobSpec | str | os.PathLike, *, seed: int | None = None
+) -> tuple[JobSpec, dict[str, Any], Plan, str | None, bool]:
+    """Load (if a path), fix the seed, and resolve the plan."""
+    spec_dir = None
+    if isinstance(spec_or_path, JobSpec):
+        spec = spec_or_path
+    else:
+        spec = load_spec(spec_or_path)
+        spec_dir = str(Path(spec_or_path).resolve().parent)
+    if seed is not None:
+        if not 0 <= seed < 2**32:
+            raise SpecError("--seed", [("--seed", f"must be between 0 and 4294967295 (got {seed})")])
+        spec = spec.model_copy(update={"run": spec.run.model_copy(update={"set_seed": seed})})
+    spec, drawn = with_concrete_seed(spec)
+    return spec, spec_to_document(spec), resolve_plan(spec), spec_dir, drawn
+
+
+def render(
+    spec_or_path: JobSpec | str | os.PathLike,
+    out: str | os.PathLike = DEFAULT_OUT,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    seed: int | None = None,
+    items: Sequence[int] | None = None,
+    observers: Iterable[Observer] = (),
+    progress: bool = True,
+    spec_dir: str | None = None,
+    fetch: bool = True,
+) -> RenderResult:
+    """Render a spec (or a file path) and return what was written.
+
+    `items` renders only those plan items (the plan's seeds make any one renderable alone).
+    """
+    import warnings
+
+    # guided-diffusion uses a deprecated torch.cuda.amp decorator at import time; not actionable for users
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
+    from .engine import runner  # torch is imported only when rendering
+
+    spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
+    spec_dir = spec_dir or found_dir
+    if plan.animation_mode != "None":
+        raise RenderError(
+            f"animation_mode = {plan.animation_mode!r}: this build renders still images only "
+            "(animation rendering is not implemented yet); set animation.animation_mode = \"None\""
+        )
+    selected = list(range(plan.n_items)) if items is None else sorted(set(items))
+    for i in selected:
+        if not 0 <= i < plan.n_items:
+            raise SpecError("items", [("items", f"item {i} does not exist (the plan has {plan.n_items})")])
+
+    if run_dir is None:
+        rd = allocate_run_dir(out, plan.batch_name)
+    else:
+        rd = Path(run_dir)
+        rd.mkdir(parents=True, exist_ok=True)
+    result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn)
+    write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
+
+    observers = list(observers)
+    if progress:
+        from .progress import ProgressObserver
+
+        observers.insert(0, ProgressObserver())
+    start = time.perf_counter()
+    runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch)
+    result.seconds = time.perf_counter() - start
+    for o in observers:
+        o.on_end(result)
+    return result
+
+
+def png_metadata(result: RenderResult, item: PlanItem) -> dict[str, str]:
+    """Text chunks every final PNG carries: enough to rebuild it from the PNG alone."""
+    return {
+        "disco-spec:version": __version__,
+        "disco-spec:spec": canonical_json(result.spec_document),
+        "disco-spec:plan-sha256": result.plan.sha256(),
+        "disco-spec:item": str(item.index),
+        "disco-spec:batch-index": str(item.batch_index),
+        "disco-spec:frame": str(item.frame),
+        "disco-spec:seed": str(item.seed),
+    }
