@@ -110,12 +110,31 @@ def render(
     seed: Optional[int] = typer.Option(None, help="Override run.set_seed."),
     item: Optional[list[int]] = typer.Option(None, "--item", help="Render only these plan items (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run (the latest of the batch, or --run-dir) where it stopped."
+    ),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Render into (or with --resume, continue) this run folder."),
+    no_track: bool = typer.Option(False, "--no-track", help="Do not record the render in MLflow."),
+    tracking_uri: Optional[str] = typer.Option(
+        None, "--tracking-uri", metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default, sqlite:///mlflow.db here).",
+    ),
+    experiment: Optional[str] = typer.Option(
+        None, "--experiment", help="MLflow experiment (default: the spec's `name`, else its batch_name)."
+    ),
 ) -> None:
     """Render a spec."""
     from .render import render as render_spec
+    from .tracking import make_tracker
 
-    result = render_spec(spec_file, out, seed=seed, items=item, progress=not quiet)
-    if result.seed_drawn:
+    tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
+    observers = [tracker] if tracker is not None else []
+    result = render_spec(
+        spec_file, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir, observers=observers
+    )
+    if tracker is not None and tracker.run_id is not None and tracker.failure is None:
+        _err(f"MLflow run {tracker.run_id} ({tracker.run_url or tracker.tracking_uri})")
+    if result.seed_drawn and not resume:
         _err(f"set_seed = 'random_seed': drew seed {result.plan.base_seed} (recorded in spec.json and every PNG)")
     for w in result.plan.warnings:
         _err(f"warning: {w}")
@@ -174,6 +193,16 @@ def main() -> None:
     except DiscoSpecError as exc:
         _err(f"error: {exc}")
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top in RENDER_MODULES:
+            _err(f"error: this command needs the rendering dependencies (missing module {top!r}): "
+                 "pip install 'disco-spec[render]'")
+            sys.exit(1)
+        if top == "ray":
+            _err("error: the Ray backend needs Ray: pip install 'disco-spec[ray]'")
+            sys.exit(1)
+        _report_bug(exc)
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
@@ -185,12 +214,22 @@ def main() -> None:
         if type(exc).__name__ == "Abort":
             _err("aborted")
             sys.exit(130)
-        _err(f"internal error (a bug in disco-spec): {type(exc).__name__}: {exc}")
-        _err(f"Please report it at {REPORT_URL} with the command line and the spec. "
-             "Set DISCO_SPEC_DEBUG=1 to see the traceback.")
-        if _debug():
-            raise
-        sys.exit(3)
+        _report_bug(exc)
+
+
+RENDER_MODULES = {
+    "torch", "torchvision", "open_clip", "guided_diffusion", "lpips", "resize_right", "cv2", "imageio_ffmpeg",
+    "mlflow", "PIL", "numpy", "tqdm", "timm", "safetensors",
+}
+
+
+def _report_bug(exc: BaseException) -> None:
+    _err(f"internal error (a bug in disco-spec): {type(exc).__name__}: {exc}")
+    _err(f"Please report it at {REPORT_URL} with the command line and the spec. "
+         "Set DISCO_SPEC_DEBUG=1 to see the traceback.")
+    if _debug():
+        raise exc
+    sys.exit(3)
 
 
 def _debug() -> bool:
@@ -198,6 +237,10 @@ def _debug() -> bool:
 
     return os.environ.get("DISCO_SPEC_DEBUG") == "1"
 
+
+from . import cli_repro  # noqa: E402 - registers inspect, rebuild, diff, verify, regress
+
+cli_repro.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

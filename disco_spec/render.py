@@ -12,6 +12,12 @@ Run folder layout under `out` (default `images_out`):
         {batch_name}_{i:04d}.png        still image i / animation frame i
         partials/{batch_name}_{i:04d}-{j:03d}.png   intermediate saves (loop iteration j)
         progress.png                    the latest preview (every display_rate steps)
+        manifest.json                   written last: what was rendered, how, and every output's hash
+        run_state.json, frames.jsonl    resume journal: hashes at start, one line per finished item
+        state/                          turbo loop state per frame (animation.resume)
+        {batch_name}_{f:04d}_l.png / _r.png   VR eye views (3D + vr_mode)
+        video_frames/, inputs.json      Video Input: extracted frames, the input video's SHA-256
+        {batch_name}.mp4, {batch_name}_vr*.mp4  videos (video.skip_video_for_run_all = false)
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
 from . import __version__
-from .errors import RenderError, SpecError
+from .errors import SpecError
 from .plan import Plan, PlanItem, resolve_plan, with_concrete_seed
 from .spec.load import load_spec, spec_to_document
 from .spec.models import JobSpec
@@ -66,6 +72,7 @@ class RenderResult:
     device: str = "cpu"
     seconds: float = 0.0
     seed_drawn: bool = False
+    manifest: dict[str, Any] | None = None  # set by disco_spec.manifest.finalize_run
 
 
 class Observer(Protocol):
@@ -156,10 +163,14 @@ def render(
     progress: bool = True,
     spec_dir: str | None = None,
     fetch: bool = True,
+    resume: bool = False,
 ) -> RenderResult:
     """Render a spec (or a file path) and return what was written.
 
-    `items` renders only those plan items (the plan's seeds make any one renderable alone).
+    `items` renders only those plan items (the plan's seeds make any one renderable alone; 2D/3D frames
+    are computed from frame 0 on, since each starts from the previous one).
+    `resume=True` continues the latest run of the batch under `out` (or `run_dir`) where it stopped, with
+    byte-identical results; a changed spec, plan or weight file is refused (disco_spec.animation.resume).
     """
     import warnings
 
@@ -167,23 +178,38 @@ def render(
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
     from .engine import runner  # torch is imported only when rendering
 
-    spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
-    spec_dir = spec_dir or found_dir
-    if plan.animation_mode != "None":
-        raise RenderError(
-            f"animation_mode = {plan.animation_mode!r}: this build renders still images only "
-            "(animation rendering is not implemented yet); set animation.animation_mode = \"None\""
-        )
-    selected = list(range(plan.n_items)) if items is None else sorted(set(items))
-    for i in selected:
-        if not 0 <= i < plan.n_items:
-            raise SpecError("items", [("items", f"item {i} does not exist (the plan has {plan.n_items})")])
+    resume_info = None
+    if resume:
+        from .animation.resume import prepare_resume
 
-    if run_dir is None:
-        rd = allocate_run_dir(out, plan.batch_name)
+        spec, doc, plan, spec_dir, drawn, rd, resume_info = prepare_resume(
+            spec_or_path, out, run_dir=run_dir, seed=seed, items=items, spec_dir=spec_dir
+        )
+        items = resume_info.items
     else:
-        rd = Path(run_dir)
-        rd.mkdir(parents=True, exist_ok=True)
+        spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
+        spec_dir = spec_dir or found_dir
+
+    def select(plan: Plan) -> list[int]:
+        chosen = list(range(plan.n_items)) if items is None else sorted(set(items))
+        for i in chosen:
+            if not 0 <= i < plan.n_items:
+                raise SpecError("items", [("items", f"item {i} does not exist (the plan has {plan.n_items})")])
+        return chosen
+
+    selected = select(plan)
+    if resume_info is None:
+        if run_dir is None:
+            rd = allocate_run_dir(out, plan.batch_name)
+        else:
+            rd = Path(run_dir)
+            rd.mkdir(parents=True, exist_ok=True)
+        if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
+            from .animation.frames import prepare_video_input
+
+            spec, plan = prepare_video_input(spec, rd, spec_dir)
+            doc = spec_to_document(spec)
+            selected = select(plan)
     result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn)
     write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
@@ -194,8 +220,17 @@ def render(
 
         observers.insert(0, ProgressObserver())
     start = time.perf_counter()
-    runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch)
+    try:
+        runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch, resume=resume_info)
+    except BaseException as exc:
+        for o in observers:
+            if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED
+                o.on_error(result, exc)
+        raise
     result.seconds = time.perf_counter() - start
+    from .manifest import finalize_run
+
+    finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
     for o in observers:
         o.on_end(result)
     return result

@@ -19,7 +19,7 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def test_every_entry_is_well_formed():
-    roles = {"diffusion", "secondary", "clip", "lpips"}
+    roles = {"diffusion", "secondary", "clip", "lpips", "depth"}
     for e in list_models():
         assert e.role in roles, e.name
         assert HEX64.match(e.sha256), e.name

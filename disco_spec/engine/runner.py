@@ -83,57 +83,101 @@ def item_init(spec: JobSpec, plan: Any, item: PlanItem, gens: dict[str, torch.Ge
     kind = item.init["kind"]
     if kind == "image":
         return load_init_image(item.init["path"], plan.width, plan.height, base_dir=spec_dir).to(device)
-    if kind == "previous_frame":
+    if kind in ("previous_frame", "video_frame"):  # the frame loop passes the warped frame / video frame
         return previous
     return None
 
 
-def run_plan(result: Any, selected: Sequence[int], *, observers: Sequence[Any], spec_dir: str | None, fetch: bool) -> None:
-    from ..render import OutputRecord, StepEvent, file_sha256, png_metadata
+def record_output(result: Any, observers: Sequence[Any], rel: str, kind: str, item: PlanItem) -> Any:
+    """Hash a file just written under the run folder, add its OutputRecord and tell the observers."""
+    from ..render import OutputRecord, file_sha256
+
+    path = result.run_dir / rel
+    rec = OutputRecord(
+        path=rel, sha256=file_sha256(path), bytes=path.stat().st_size, kind=kind, item_index=item.index,
+        batch_index=item.batch_index, frame=item.frame, seed=item.seed,
+    )
+    publish_output(result, observers, rec)
+    return rec
+
+
+def publish_output(result: Any, observers: Sequence[Any], rec: Any) -> None:
+    result.outputs.append(rec)
+    for o in observers:
+        o.on_output(result, rec)
+
+
+def diffuse_item(
+    result: Any, item: PlanItem, models: LoadedModels, alphas_cumprod: torch.Tensor, timesteps: Sequence[int],
+    device: torch.device, spec_dir: str | None, observers: Sequence[Any], previous: torch.Tensor | None = None,
+    save: bool = True,
+) -> tuple[Any, list[Any]]:
+    """Run the sampler for one item (previews, partials, step events); return (final PIL image, partial records)."""
+    from ..render import StepEvent
+
+    spec: JobSpec = result.spec
+    final = None
+    partials = []
+    steps = sample_item(spec, result.plan, item, models, alphas_cumprod, timesteps, device, spec_dir, previous)
+    for j, k, pred, stats, is_final in steps:
+        preview = None
+        if j % spec.run.display_rate == 0 or is_final:
+            preview = to_pil(pred)
+            write_png_atomic(preview, result.run_dir / "progress.png")
+        if save and j in item.intermediate_steps:
+            rel = partial_name(spec, item, j)
+            write_png_atomic(preview or to_pil(pred), result.run_dir / rel)
+            partials.append(record_output(result, observers, rel, "partial", item))
+        event = StepEvent(item=item, j=j, k=k, total=item.start_index + 1, stats=stats, preview=preview)
+        for o in observers:
+            o.on_step(event)
+        if is_final:
+            final = preview
+    assert final is not None
+    return final, partials
+
+
+def run_plan(
+    result: Any, selected: Sequence[int], *, observers: Sequence[Any], spec_dir: str | None, fetch: bool,
+    resume: Any = None,
+) -> None:
+    from ..animation.resume import Journal
+    from ..render import png_metadata
 
     spec: JobSpec = result.spec
     plan = result.plan
     device = select_device(spec.engine.device)
     configure_determinism(spec.engine.deterministic)
     items = [plan.items[i] for i in selected]
+    animation = None
+    if plan.animation_mode != "None":
+        from ..animation import frames
+
+        items = frames.items_to_compute(plan, selected)
     models = load_models(spec, items, device, spec_dir=spec_dir, fetch=fetch)
     result.weights = models.weights
     result.device = str(device)
+    if plan.animation_mode != "None":
+        animation = frames.Animation(result, selected, models, device, spec_dir=spec_dir, fetch=fetch)
+    journal = Journal.begin(result, selected, resume)  # run_state.json; on resume, checks the weights
     for o in observers:
         o.on_start(result)
 
     alphas_cumprod, timesteps, n_diff = sampler.respaced_alphas_cumprod(plan.steps)
-
-    def record(rel: str, kind: str, item: PlanItem) -> OutputRecord:
-        path = result.run_dir / rel
-        rec = OutputRecord(
-            path=rel, sha256=file_sha256(path), bytes=path.stat().st_size, kind=kind, item_index=item.index,
-            batch_index=item.batch_index, frame=item.frame, seed=item.seed,
-        )
-        result.outputs.append(rec)
-        for o in observers:
-            o.on_output(result, rec)
-        return rec
+    if animation is not None:
+        animation.run(journal, observers, alphas_cumprod, timesteps)
+        return
 
     for item in items:
-        final = None
-        for j, k, pred, stats, is_final in sample_item(spec, plan, item, models, alphas_cumprod, timesteps, device, spec_dir):
-            preview = None
-            if j % spec.run.display_rate == 0 or is_final:
-                preview = to_pil(pred)
-                write_png_atomic(preview, result.run_dir / "progress.png")
-            if j in item.intermediate_steps:
-                rel = partial_name(spec, item, j)
-                write_png_atomic(preview or to_pil(pred), result.run_dir / rel)
-                record(rel, "partial", item)
-            event = StepEvent(item=item, j=j, k=k, total=item.start_index + 1, stats=stats, preview=preview)
-            for o in observers:
-                o.on_step(event)
-            if is_final:
-                final = preview
-        assert final is not None
+        done = journal.verified_records(item) if journal.resumed else None
+        if done is not None:  # rendered before the interruption, files intact
+            for rec in done:
+                publish_output(result, observers, rec)
+            continue
+        final, recs = diffuse_item(result, item, models, alphas_cumprod, timesteps, device, spec_dir, observers)
         write_png_atomic(final, result.run_dir / item.output, png_metadata(result, item))
-        record(item.output, "image", item)
+        recs.append(record_output(result, observers, item.output, "image", item))
+        journal.append(item, recs)
 
 
 def sample_item(

@@ -58,7 +58,8 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
         if _is_safetensors(path):
             from safetensors.torch import load_file
 
-            return dict(load_file(str(path), device="cpu"))
+            # Copy out of the memory map: a file rewritten after its hash check must not change the model.
+            return {k: v.clone() for k, v in load_file(str(path), device="cpu").items()}
         if is_torchscript_archive(path):
             return read_torchscript_state_dict(path, what)
         obj = torch.load(str(path), map_location="cpu", weights_only=True)

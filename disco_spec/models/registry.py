@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from .. import errors
 
-ROLES = ("diffusion", "secondary", "clip", "lpips")
+ROLES = ("diffusion", "secondary", "clip", "lpips", "depth")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,51 @@ TINY_PINS = {
     "tiny-clip": ("41a580317481afa938368dcb7f425d9f3051786f7ac0d98b41fa1dd76a14e044", 13_562_540),
     "tiny-clip-rn": ("6ba33d255390574b904f359507aaaa6163795291c81777032c9ad306fee2a8d4", 14_478_452),
     "tiny-lpips": ("8d370dca3d497ddaf4c8d7b1333717145cd9e0482b5bcfa4971d6c5f9534ffde", 2_904_360),
+    "tiny-midas": ("683d38d6b7136955d0e3a162e4ededb9e3325e6b4983a231e1621e075a4e2882", 1_428_548),
+    "tiny-adabins": ("92c8b3404cdb1a4e56bf0084213e85b360cea85b5b882e53ba59d85413004e3c", 1_154_888),
+}
+
+# Depth models (dd52-behaviour §5.6, §7.3; models/depth*.py, docs/depth-models.md). MiDaS' DPT-Large
+# exactly as DD builds it: DPTDepthModel(backbone="vitl16_384", non_negative=True), net 384 "minimal".
+_DPT_LARGE = {
+    "arch": "dpt",
+    "vit_img_size": 384,
+    "vit_patch_size": 16,
+    "vit_embed_dim": 1024,
+    "vit_depth": 24,
+    "vit_num_heads": 16,
+    "vit_num_classes": 1000,
+    "hooks": (5, 11, 17, 23),
+    "reassemble": (256, 512, 1024, 1024),
+    "features": 256,
+    "head_features_2": 32,
+    "non_negative": True,
+    "net_size": 384,
+    "resize_mode": "minimal",
+    "multiple_of": 32,
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.5, 0.5, 0.5),
+}
+
+# AdaBins as InferenceHelper(dataset='nyu') builds it: UnetAdaptiveBins.build(n_bins=256, min_val=0.001,
+# max_val=10) on tf_efficientnet_b5_ap (channel x1.6, depth x2.2).
+_ADABINS_NYU = {
+    "arch": "adabins",
+    "channel_multiplier": 1.6,
+    "depth_multiplier": 2.2,
+    "decoder_features": 2048,
+    "decoder_out": 128,
+    "embedding_dim": 128,
+    "n_query_channels": 128,
+    "patch_size": 16,
+    "num_heads": 4,
+    "dim_feedforward": 1024,
+    "num_layers": 4,
+    "regressor_hidden": 256,
+    "n_positions": 500,
+    "n_bins": 256,
+    "min_depth": 0.001,
+    "max_depth": 10.0,
 }
 
 
@@ -151,6 +196,34 @@ def _entries() -> list[ModelEntry]:
             "plus the linear heads shipped inside the lpips package.",
         )
     )
+    out.append(
+        ModelEntry(
+            name="dpt_large",
+            role="depth",
+            filename="dpt_large-midas-2f21e586.pt",
+            urls=(
+                "https://github.com/intel-isl/DPT/releases/download/1_0/dpt_large-midas-2f21e586.pt",
+                "https://github.com/isl-org/MiDaS/releases/download/v3/dpt_large-midas-2f21e586.pt",
+            ),
+            sha256="2f21e586477d90cb9624c7eef5df7891edca49a1c4795ee2cb631fd4daa6ca69",
+            config=_DPT_LARGE,
+            description="MiDaS v3 DPT-Large (ViT-L/16 384), DD's default depth model. DD lists no checksum; "
+            "the hash is the third-party one matching MiDaS' 2f21e586 file-name prefix.",
+        )
+    )
+    out.append(
+        ModelEntry(
+            name="adabins_nyu",
+            role="depth",
+            filename="AdaBins_nyu.pt",
+            urls=("https://cloudflare-ipfs.com/ipfs/Qmd2mMnDLWePKmgfS8m6ntAg4nhV5VkUyAydYBp8cWWeB7/AdaBins_nyu.pt",),
+            sha256="3c917d1b86d058918d4055e70b2cdb9696ec4967bb2d8f05c0051263c1ac9641",
+            size=940_558_786,
+            config=_ADABINS_NYU,
+            description="AdaBins trained on NYU Depth v2 (EfficientNet-B5 encoder, 256 bins, 0.001-10): a training "
+            "checkpoint whose 'model' entry holds the weights. DD lists no checksum (third-party hash).",
+        )
+    )
     tiny = [
         ModelEntry(
             name="tiny-uncond",
@@ -207,6 +280,31 @@ def _entries() -> list[ModelEntry]:
             config={"format": "lpips-full", "net": "squeeze", "version": "0.1"},
             tiny=True,
             description="The lpips package's LPIPS network (SqueezeNet trunk) with random trunk and heads.",
+        ),
+        ModelEntry(
+            name="tiny-midas",
+            role="depth",
+            filename="tiny-midas.safetensors",
+            urls=(),
+            sha256="",
+            config={**_DPT_LARGE, "vit_img_size": 64, "vit_embed_dim": 64, "vit_depth": 4, "vit_num_heads": 2,
+                    "vit_num_classes": 10, "hooks": (0, 1, 2, 3), "reassemble": (8, 16, 32, 32), "features": 16,
+                    "head_features_2": 8, "net_size": 64},
+            tiny=True,
+            description="MiDaS DPT code with a toy ViT (64px, patch 16, width 64, 4 blocks), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-adabins",
+            role="depth",
+            filename="tiny-adabins.safetensors",
+            urls=(),
+            sha256="",
+            config={**_ADABINS_NYU, "channel_multiplier": 0.25, "depth_multiplier": 0.25, "decoder_features": 64,
+                    "decoder_out": 16, "embedding_dim": 16, "n_query_channels": 16, "num_heads": 2,
+                    "dim_feedforward": 32, "num_layers": 2, "regressor_hidden": 32, "n_bins": 16},
+            tiny=True,
+            description="AdaBins code with a TF EfficientNet at channel/depth x0.25 and a small mini-ViT, "
+            "random weights.",
         ),
     ]
     for e in tiny:

@@ -1,0 +1,394 @@
+"""The animation frame loop (DD 5.2 §7): 2D, 3D (with turbo and VR) and Video Input.
+
+Called by engine.runner.run_plan when plan.animation_mode != "None". Each frame is one plan item rendered
+by the same diffusion call as a still (runner.diffuse_item), with the frame's init:
+
+* frame 0 (2D/3D): like a still (init image if any);
+* frame f ≥ 1 (2D/3D): the previous frame's pure diffusion result (DD's prevFrame.png, kept as the same
+  8-bit image DD round-trips through PNG) warped with the frame's motion values — 2D with warp_2d, 3D with
+  a depth estimate and warp_3d;
+* Video Input: extracted video frame f+1 (frames are extracted once, into the run folder's video_frames/);
+* perlin_init replaces every init (runner.item_init).
+
+3D turbo follows §7.5 exactly with the plan's `diffuse`/`turbo_blend`; VR writes both eye views after every
+saved 3D frame (§7.6). Depth models are loaded once per render (DD rebuilds AdaBins per call, Q11).
+
+Everything a frame leaves for the next one is a uint8 image, written under state/ when it is not the saved
+frame itself, so that `render(..., resume=True)` continues byte-identically (see animation.resume).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import RenderError, SpecError
+from .resume import STATE_DIR, Journal
+
+VIDEO_FRAMES_DIR = "video_frames"
+INPUTS_FILE = "inputs.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Which items are computed
+# ---------------------------------------------------------------------------------------------
+
+
+def sequential(plan: Any) -> bool:
+    """2D/3D frames depend on the previous frame; Video Input frames (and stills) stand alone."""
+    return plan.animation_mode in ("2D", "3D")
+
+
+def items_to_compute(plan: Any, selected: Sequence[int]) -> list[Any]:
+    """The items a render of `selected` must compute: in 2D/3D every frame up to the last selected one."""
+    if not selected:
+        return []
+    if sequential(plan):
+        return list(plan.items[: max(selected) + 1])
+    return [plan.items[i] for i in selected]
+
+
+# ---------------------------------------------------------------------------------------------
+# Video Input preparation
+# ---------------------------------------------------------------------------------------------
+
+
+def _video_module():
+    from . import video
+
+    return video
+
+
+def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resume: bool = False) -> tuple[Any, Any]:
+    """Extract the input video's frames into run_dir/video_frames and re-resolve the plan with
+    max_frames = the extracted count (as DD sets max_frames from the frame count, §7.4).
+
+    Writes run_dir/inputs.json: {"video_init_path", "sha256", "extract_nth_frame", "frames": [{path, sha256}]}.
+    On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one
+    is missing or damaged (they must come out identical). Returns (spec, plan).
+    """
+    from ..engine.images import resolve_path
+    from ..plan import resolve_plan
+    from .resume import _file_sha256
+
+    video = _video_module()
+    vi = spec.video_input
+    src = Path(resolve_path(vi.video_init_path, spec_dir))
+    if not src.is_file():
+        raise SpecError(
+            f"video_input.video_init_path: no such file {vi.video_init_path!r}",
+            [("video_input.video_init_path", f"no such file: {vi.video_init_path!r} (looked at {src})")],
+        )
+    sha = video.video_sha256(src)
+    if vi.video_init_sha256 and vi.video_init_sha256.lower() != sha:
+        raise SpecError(
+            "video_input.video_init_sha256: the video's SHA-256 differs",
+            [("video_input.video_init_sha256", f"expected {vi.video_init_sha256}, {src} has {sha}")],
+        )
+    run_dir = Path(run_dir)
+    dest = run_dir / VIDEO_FRAMES_DIR
+    recorded = None
+    if resume:
+        try:
+            recorded = json.loads((run_dir / INPUTS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+    if recorded is not None:
+        if recorded.get("sha256") != sha:
+            raise SpecError(
+                "video_input.video_init_path: the input video changed",
+                [("video_input.video_init_path", f"changed since {run_dir.name} started: input video sha256 "
+                  f"{recorded.get('sha256')} → {sha} (resume refused; render a new run instead)")],
+            )
+        want = [(f["path"], f["sha256"]) for f in recorded.get("frames", [])]
+        if not want or any(_file_sha256(run_dir / p) != s for p, s in want):
+            paths = _extract(video, src, dest, vi.extract_nth_frame)
+            got = [(p.relative_to(run_dir).as_posix(), _file_sha256(p)) for p in paths]
+            if got != want:
+                raise RenderError(
+                    f"--resume: re-extracting {src} gave different frames than when {run_dir.name} started "
+                    "(a different ffmpeg?); render a new run instead"
+                )
+        count = len(want)
+    else:
+        paths = _extract(video, src, dest, vi.extract_nth_frame)
+        count = len(paths)
+        inputs = {
+            "video_init_path": vi.video_init_path,
+            "sha256": sha,
+            "extract_nth_frame": vi.extract_nth_frame,
+            "frames": [{"path": p.relative_to(run_dir).as_posix(), "sha256": _file_sha256(p)} for p in paths],
+        }
+        from ..render import write_text_atomic
+
+        write_text_atomic(run_dir / INPUTS_FILE, json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    if count == 0:
+        raise SpecError(
+            "video_input.video_init_path: no frames extracted",
+            [("video_input.video_init_path", f"no frames could be extracted from {src}")],
+        )
+    animation = spec.animation.model_copy(update={"max_frames": count})
+    spec = spec.model_copy(update={"animation": animation})
+    return spec, resolve_plan(spec)
+
+
+def _extract(video: Any, src: Path, dest: Path, nth: int) -> list[Path]:
+    paths = [Path(p) for p in video.extract_frames(src, dest, nth)]
+    return sorted(paths)
+
+
+def video_frame_path(run_dir: Path, number: int) -> Path:
+    return Path(run_dir) / VIDEO_FRAMES_DIR / f"{number:04d}.jpg"
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _u8(img: Image.Image) -> np.ndarray:
+    return np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy
+
+
+def _read_u8(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return _u8(im)
+
+
+class Animation:
+    """One render's animation: models and per-run settings; run() renders the frames."""
+
+    def __init__(self, result: Any, selected: Sequence[int], models: Any, device: Any, *, spec_dir: str | None,
+                 fetch: bool) -> None:
+        self.result = result
+        self.spec = result.spec
+        self.plan = result.plan
+        self.models = models
+        self.device = device
+        self.spec_dir = spec_dir
+        self.selected = list(selected)
+        self.save = set(self.selected)
+        self.seq = items_to_compute(self.plan, self.selected)
+        mode = self.plan.animation_mode
+        self.turbo = mode == "3D" and bool(self.spec.turbo.turbo_mode)
+        self.vr = mode == "3D" and bool(self.spec.vr.vr_mode)
+        self.depth_models = None
+        if mode == "3D":
+            from ..models.depth import load_depth_models
+
+            self.depth_models = load_depth_models(
+                self.spec.camera_3d, device, spec_dir=spec_dir, verify_each_time=self.spec.models.check_model_SHA,
+                fetch=fetch,
+            )
+            dm = self.depth_models
+            extra = getattr(dm, "weights", None)
+            if extra is None:
+                extra = [w for w in (getattr(dm, "midas_weights", None), getattr(dm, "adabins_weights", None)) if w is not None]
+            result.weights = list(result.weights) + list(extra)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def depth(self, img_u8: np.ndarray) -> Any:
+        from ..models.depth import estimate_depth
+
+        return estimate_depth(self.depth_models, img_u8, float(self.spec.camera_3d.midas_weight), self.device)
+
+    def warp(self, img_u8: np.ndarray, item: Any) -> np.ndarray:
+        m = item.motion or {}
+        if self.plan.animation_mode == "2D":
+            from .warp2d import warp_2d
+
+            return warp_2d(img_u8, m["angle"], m["zoom"], m["translation_x"], m["translation_y"])
+        from .warp3d import warp_3d
+
+        c = self.spec.camera_3d
+        return warp_3d(img_u8, self.depth(img_u8), m, c.fov, c.near_plane, c.far_plane, c.padding_mode, c.sampling_mode)
+
+    def _write_png(self, arr: np.ndarray, rel: str, item: Any | None) -> None:
+        from ..engine.images import write_png_atomic
+        from ..render import png_metadata
+
+        meta = png_metadata(self.result, item) if item is not None else None
+        write_png_atomic(Image.fromarray(arr, "RGB"), Path(self.result.run_dir) / rel, meta)
+
+    def _save_frame(self, item: Any, out_u8: np.ndarray, observers: Sequence[Any]) -> list[Any]:
+        """Write the frame (and its VR eye views) and record them; returns the records."""
+        from ..engine.runner import record_output
+
+        self._write_png(out_u8, item.output, item)
+        recs = [record_output(self.result, observers, item.output, "image", item)]
+        if self.vr:
+            from .vr import eye_file_names, eye_views
+
+            c, v = self.spec.camera_3d, self.spec.vr
+            left, right = eye_views(out_u8, self.depth, v.vr_eye_angle, v.vr_ipd, c.fov, c.near_plane, c.far_plane,
+                                    c.padding_mode, c.sampling_mode)
+            for rel, arr in zip(eye_file_names(self.plan.batch_name, item.frame), (left, right)):
+                rel = Path(rel).as_posix()
+                self._write_png(arr, rel, item)
+                recs.append(record_output(self.result, observers, rel, "vr_eye", item))
+        return recs
+
+    def _state_files(self, item: Any, prev: np.ndarray, old: np.ndarray | None, out_u8: np.ndarray | None) -> dict[str, str]:
+        """Keep what the next frame needs; the saved frame doubles as prevFrame when it is the same image."""
+        state: dict[str, str] = {}
+        if out_u8 is not None and np.array_equal(out_u8, prev):
+            state["prev_frame"] = item.output
+        else:
+            rel = f"{STATE_DIR}/prev_frame_{item.frame:04d}.png"
+            self._write_png(prev, rel, None)
+            state["prev_frame"] = rel
+        if old is not None:
+            rel = f"{STATE_DIR}/old_warp_{item.frame:04d}.png"
+            self._write_png(old, rel, None)
+            state["old_warp"] = rel
+        return state
+
+    def _diffuse(self, item: Any, init_u8: np.ndarray | None, init_tensor: Any, observers: Sequence[Any],
+                 alphas: Any, timesteps: Any) -> tuple[np.ndarray, list[Any]]:
+        from ..engine.images import pil_to_pm1
+        from ..engine.runner import diffuse_item
+
+        previous = init_tensor
+        if previous is None and init_u8 is not None:
+            previous = pil_to_pm1(Image.fromarray(init_u8, "RGB")).to(self.device)
+        final, partials = diffuse_item(
+            self.result, item, self.models, alphas, timesteps, self.device, self.spec_dir, observers, previous=previous,
+            save=item.index in self.save,
+        )
+        return _u8(final), partials
+
+    # -- run -------------------------------------------------------------------------------------
+
+    def run(self, journal: Journal, observers: Sequence[Any], alphas: Any, timesteps: Any) -> None:
+        if sequential(self.plan):
+            self._run_sequential(journal, observers, alphas, timesteps)
+        else:
+            self._run_video_input(journal, observers, alphas, timesteps)
+        self._encode_videos(observers)
+
+    def _replay(self, recs: Sequence[Any], observers: Sequence[Any]) -> None:
+        from ..engine.runner import publish_output
+
+        for rec in recs:
+            publish_output(self.result, observers, rec)
+
+    def _run_video_input(self, journal: Journal, observers: Sequence[Any], alphas: Any, timesteps: Any) -> None:
+        from ..engine.images import load_init_image
+
+        for item in self.seq:
+            done = journal.verified_records(item) if journal.resumed else None
+            if done is not None:
+                self._replay(done, observers)
+                continue
+            path = video_frame_path(self.result.run_dir, int(item.init["video_frame"]))
+            init = load_init_image(str(path), self.plan.width, self.plan.height, base_dir=None).to(self.device)
+            out_u8, partials = self._diffuse(item, None, init, observers, alphas, timesteps)
+            recs = partials + self._save_frame(item, out_u8, observers)
+            journal.append(item, recs)
+
+    def _run_sequential(self, journal: Journal, observers: Sequence[Any], alphas: Any, timesteps: Any) -> None:
+        seq = self.seq
+        k, done = 0, []
+        if journal.resumed:
+            while k < len(seq):
+                recs = journal.verified_records(seq[k])
+                if recs is None:
+                    break
+                done.append(recs)
+                k += 1
+        prev: np.ndarray | None = None
+        old: np.ndarray | None = None
+        while k > 0:  # the state the first frame to render starts from
+            paths = journal.state_paths(seq[k - 1]) or {}
+            try:
+                prev = _read_u8(paths["prev_frame"])
+                old = _read_u8(paths["old_warp"]) if "old_warp" in paths else None
+                break
+            except (KeyError, OSError, ValueError):
+                k -= 1
+                done.pop()
+        journal.keep_only(it.index for it in seq[:k])
+        for recs in done[:k]:
+            self._replay(recs, observers)
+
+        from . import turbo as turbo_mod
+
+        turbo_n = int(self.spec.turbo.turbo_steps)
+        preroll = int(self.spec.turbo.turbo_preroll)
+        tstate = None
+        if self.turbo and k > 0:
+            tstate = turbo_mod.TurboState(prev_frame=prev, old_warp=old)
+        for item in seq[k:]:
+            f = item.frame
+            saved = item.index in self.save
+            recs: list[Any] = []
+            if self.turbo and f > 0:  # §7.5
+                assert tstate is not None
+                tf = turbo_mod.turbo_prepare(f, tstate, lambda im: self.warp(im, item), preroll=preroll, steps=turbo_n)
+                if tf.diffuse != item.diffuse:
+                    raise RenderError(f"frame {f}: the plan and the turbo schedule disagree on diffusing it (a bug)")
+                if not tf.diffuse:  # skipped: the blend is saved, the new warp is the next "previous frame"
+                    tstate, out_u8 = tf.state, tf.output
+                    partials: list[Any] = []
+                else:
+                    diffused, partials = self._diffuse(item, tf.init, None, observers, alphas, timesteps)
+                    out_u8, tstate = turbo_mod.turbo_finish(tf, diffused, steps=turbo_n)  # saved blended (Q21)
+                prev, old = tstate.prev_frame, tstate.old_warp
+            else:
+                init_u8 = self.warp(prev, item) if f > 0 else None  # prev: DD's prevFrame.png
+                diffused, partials = self._diffuse(item, init_u8, None, observers, alphas, timesteps)
+                prev = out_u8 = diffused
+                if self.turbo:  # frame 0
+                    tstate = turbo_mod.turbo_start(diffused, preroll=preroll)
+                    old = tstate.old_warp
+            recs = list(partials)
+            if saved:
+                recs += self._save_frame(item, out_u8, observers)
+            journal.append(item, recs, self._state_files(item, prev, old, out_u8 if saved else None))
+
+    # -- videos ----------------------------------------------------------------------------------
+
+    def _encode_videos(self, observers: Sequence[Any]) -> None:
+        """`{batch_name}.mp4` (and the VR video) when video.skip_video_for_run_all is false and every frame was rendered."""
+        v = self.spec.video
+        if v.skip_video_for_run_all or sorted(self.selected) != list(range(self.plan.n_items)):
+            return
+        from ..engine.runner import record_output
+
+        video = _video_module()
+        rd = Path(self.result.run_dir)
+        last = self.plan.items[-1]
+        kw = dict(init_frame=v.init_frame, last_frame=v.last_frame)
+
+        def encode(frames: list[Any], name: str) -> None:
+            video.encode_mp4(frames, rd / name, v.fps, v.crf, **kw)
+            rec_item = last
+            record_output(self.result, observers, name, "video", rec_item)
+
+        encode([rd / it.output for it in self.plan.items], f"{self.plan.batch_name}.mp4")
+        if self.vr:
+            from .vr import eye_file_names
+
+            names = [eye_file_names(self.plan.batch_name, it.frame) for it in self.plan.items]
+            if v.vr_layout == "per_eye":
+                encode([rd / n[0] for n in names], f"{self.plan.batch_name}_vr_l.mp4")
+                encode([rd / n[1] for n in names], f"{self.plan.batch_name}_vr_r.mp4")
+            else:
+                import shutil
+                import tempfile
+
+                tmp = Path(tempfile.mkdtemp(prefix=".vr-frames.", dir=rd))
+                try:
+                    frames = []
+                    for i, n in enumerate(names):
+                        sbs = video.side_by_side(_read_u8(rd / n[0]), _read_u8(rd / n[1]))
+                        frames.append(tmp / f"{i:04d}.png")
+                        Image.fromarray(sbs, "RGB").save(frames[-1], format="PNG")
+                    encode(frames, f"{self.plan.batch_name}_vr.mp4")
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)

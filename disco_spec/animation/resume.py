@@ -1,0 +1,385 @@
+"""Exact resume: a run journal that lets an interrupted render continue byte-identically.
+
+DD 5.2 resumes by counting frame files and restarting the seed sequence (§4.5, quirks Q7, Q8): a resumed
+run differs from an uninterrupted one. disco-spec instead records, in the run folder:
+
+    run_state.json   written once the models are loaded, before any image: the canonical spec hash, the
+                     plan hash, the items rendered and every model weight's SHA-256
+    frames.jsonl     one JSON line per finished image/frame, appended (flush + fsync) after the frame's
+                     files and state images are atomically in place:
+                     {"item", "frame", "files": [{"path", "kind", "sha256"}], "state": {name: {"path", "sha256"}}}
+    state/           the loop state a frame leaves for the next one when it is not the saved output itself
+                     (turbo: `prev_frame_NNNN.png` = the unblended diffusion result / new warp,
+                     `old_warp_NNNN.png` = the old-warp chain), one pair per frame so that any verified
+                     frame can be the starting point
+
+`render(..., resume=True)` (CLI `render SPEC --resume [--run-dir DIR]`) picks the latest run folder of the
+batch (or the one given), refuses (SpecError, exit 2) when the spec, the plan or a weight file changed, checks
+every recorded file against its SHA-256 and continues: stills and Video Input frames render the missing or
+bad items; 2D/3D frames continue from the first missing or bad frame with the state of the frame before it.
+Every frame uses its plan seed and its own generators, so the result equals an uninterrupted render.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..errors import SpecError
+
+RUN_STATE = "run_state.json"
+FRAMES_LOG = "frames.jsonl"
+STATE_DIR = "state"
+RUN_STATE_VERSION = 1
+
+
+def spec_sha256(doc: Any) -> str:
+    from ..render import canonical_json
+
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+
+def weight_records(weights: Iterable[Any]) -> list[dict[str, str]]:
+    return [{"role": str(w.role), "name": str(w.name), "sha256": str(w.sha256)} for w in weights]
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing and checking the run to resume
+# ---------------------------------------------------------------------------------------------
+
+
+def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
+    base = Path(out) / batch_name
+    runs = sorted((int(p.name[4:]), p) for p in base.glob("run-*") if p.name[4:].isdigit() and p.is_dir())
+    if not runs:
+        raise SpecError(
+            f"--resume: no run of batch {batch_name!r} under {base}",
+            [("--resume", f"no run of batch {batch_name!r} to resume under {base} (render it first, or pass --run-dir)")],
+        )
+    return runs[-1][1]
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"--resume: {path} is unreadable: {exc}", [("--resume", f"{path} is unreadable ({exc})")])
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def document_differences(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field path, 'old → new') for every value that differs between two spec documents."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, str]] = []
+        for k in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in old:
+                out.append((sub, f"added ({_short(new[k])})"))
+            elif k not in new:
+                out.append((sub, f"removed (was {_short(old[k])})"))
+            else:
+                out += document_differences(old[k], new[k], sub)
+        return out
+    if old != new or type(old) is not type(new):
+        return [(path or "spec", f"{_short(old)} → {_short(new)}")]
+    return []
+
+
+@dataclass
+class ResumeInfo:
+    """What prepare_resume found in the run folder; consumed by Journal.begin."""
+
+    run_dir: Path
+    recorded_state: dict[str, Any] | None
+    items: list[int] | None  # the recorded selection (None: every item)
+
+
+def recorded_seed(run_dir: Path) -> int | None:
+    doc = _read_json(run_dir / "spec.json")
+    try:
+        seed = doc["run"]["set_seed"] if doc else None
+    except (KeyError, TypeError):
+        return None
+    return seed if isinstance(seed, int) else None
+
+
+def prepare_resume(
+    spec_or_path: Any,
+    out: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike | None,
+    seed: int | None,
+    items: Sequence[int] | None,
+    spec_dir: str | None,
+) -> tuple[Any, dict[str, Any], Any, str | None, bool, Path, ResumeInfo]:
+    """Load the spec as the interrupted run saw it and check it against the run folder.
+
+    Returns (spec, document, plan, spec_dir, seed_drawn, run_dir, info). A 'random_seed' spec reuses the
+    seed recorded in the run's spec.json; Video Input re-uses (after checking) the frames the run extracted.
+    """
+    from ..plan import with_concrete_seed
+    from ..render import prepare
+    from ..spec.load import load_spec, spec_to_document
+    from ..spec.models import JobSpec
+
+    if isinstance(spec_or_path, JobSpec):
+        spec, found_dir = spec_or_path, None
+    else:
+        spec, found_dir = load_spec(spec_or_path), str(Path(spec_or_path).resolve().parent)
+    spec_dir = spec_dir or found_dir
+    if run_dir is not None:
+        rd = Path(run_dir)
+        if not rd.is_dir():
+            raise SpecError(f"--run-dir: {rd} is not a folder", [("--run-dir", f"{rd} is not a run folder")])
+    else:
+        rd = latest_run_dir(out, spec.run.batch_name)
+
+    drawn = False
+    if seed is None and spec.run.set_seed == "random_seed":
+        rec = recorded_seed(rd)
+        if rec is not None:  # the run drew this seed; resuming must use it
+            spec, drawn = with_concrete_seed(spec, draw=rec)
+    spec, doc, plan, _, drawn2 = prepare(spec, seed=seed)
+    drawn = drawn or drawn2
+    state = _read_json(rd / RUN_STATE)
+    recorded_doc = _read_json(rd / "spec.json")
+    if plan.animation_mode == "Video Input":
+        if recorded_doc is not None:  # refuse other changes before touching the run's extracted frames
+            masked = copy.deepcopy(recorded_doc)
+            masked.setdefault("animation", {})["max_frames"] = doc["animation"]["max_frames"]
+            _refuse(rd, document_differences(masked, doc))
+        from .frames import prepare_video_input
+
+        spec, plan = prepare_video_input(spec, rd, spec_dir, resume=True)
+        doc = spec_to_document(spec)
+
+    problems: list[tuple[str, str]] = []
+    if recorded_doc is not None and (state is None or state.get("spec_sha256") != spec_sha256(doc) or recorded_doc != doc):
+        diffs = document_differences(recorded_doc, doc)
+        problems += diffs or [("spec", f"the spec hash changed ({(state or {}).get('spec_sha256')} → {spec_sha256(doc)})")]
+    elif state is not None and state.get("spec_sha256") != spec_sha256(doc):
+        problems.append(("spec", f"the spec hash changed ({state.get('spec_sha256')} → {spec_sha256(doc)})"))
+    if not problems and state is not None and state.get("plan_sha256") != plan.sha256():
+        problems.append((
+            "plan",
+            f"the plan hash changed ({state.get('plan_sha256')} → {plan.sha256()}): this disco-spec resolves the "
+            "spec differently from the one that started the run",
+        ))
+    recorded_items = state.get("items") if state is not None else None
+    if not problems and items is not None and recorded_items is not None and sorted(set(items)) != recorded_items:
+        problems.append(("items", f"the run rendered items {recorded_items}, not {sorted(set(items))}"))
+    _refuse(rd, problems)
+    info = ResumeInfo(run_dir=rd, recorded_state=state, items=recorded_items if recorded_items is not None else (
+        None if items is None else sorted(set(items))))
+    return spec, doc, plan, spec_dir, drawn, rd, info
+
+
+def _refuse(rd: Path, problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise SpecError(
+            f"--resume: {rd} was rendered from a different spec; refusing to mix outputs",
+            [(loc, f"changed since {rd.name} started: {msg} (resume refused; render a new run instead)") for loc, msg in problems],
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The journal
+# ---------------------------------------------------------------------------------------------
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def read_entries(run_dir: Path) -> list[dict[str, Any]]:
+    """Every complete, well-formed line of frames.jsonl (a torn last line is ignored)."""
+    try:
+        text = (run_dir / FRAMES_LOG).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(e, dict) and isinstance(e.get("item"), int) and isinstance(e.get("files"), list):
+            entries.append(e)
+    return entries
+
+
+@dataclass
+class Journal:
+    result: Any
+    selected: list[int]
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)  # item -> latest entry
+    resumed: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.result.run_dir)
+
+    @classmethod
+    def begin(cls, result: Any, selected: Sequence[int], resume: ResumeInfo | None) -> "Journal":
+        """Write run_state.json (new run) or check the recorded weights (resume); load the entries."""
+        from ..render import write_text_atomic
+
+        j = cls(result=result, selected=list(selected), resumed=resume is not None)
+        state = {
+            "run_state_version": RUN_STATE_VERSION,
+            "spec_sha256": spec_sha256(result.spec_document),
+            "plan_sha256": result.plan.sha256(),
+            "items": list(selected),
+            "weights": weight_records(result.weights),
+        }
+        recorded = resume.recorded_state if resume is not None else None
+        if recorded is not None:
+            _check_weights(recorded.get("weights") or [], state["weights"], j.run_dir)
+            for e in read_entries(j.run_dir):
+                j.entries[e["item"]] = e
+        write_text_atomic(j.run_dir / RUN_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+        j._rewrite(j.entries.values())
+        return j
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def _rewrite(self, entries: Iterable[dict[str, Any]]) -> None:
+        """Replace frames.jsonl by these entries (drops a torn last line before anything is appended)."""
+        from ..render import write_text_atomic
+
+        lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
+        write_text_atomic(self.run_dir / FRAMES_LOG, lines)
+
+    def keep_only(self, items: Iterable[int]) -> None:
+        keep = set(items)
+        self.entries = {i: e for i, e in self.entries.items() if i in keep}
+        self._rewrite(sorted(self.entries.values(), key=lambda e: e["item"]))
+
+    def append(self, item: Any, records: Sequence[Any], state: dict[str, str] | None = None) -> None:
+        """Record a finished item: its files (as recorded) and its state images (name -> relative path)."""
+        entry = {
+            "item": item.index,
+            "frame": item.frame,
+            "files": [{"path": r.path, "kind": r.kind, "sha256": r.sha256} for r in records],
+            "state": {
+                name: {"path": rel, "sha256": _file_sha256(self.run_dir / rel)} for name, rel in (state or {}).items()
+            },
+        }
+        line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+        with open(self.run_dir / FRAMES_LOG, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self.entries[item.index] = entry
+
+    # -- verification -------------------------------------------------------------------------
+
+    def _file_ok(self, rel: str, sha: str, item: Any, kind: str) -> bool:
+        path = self.run_dir / rel
+        actual = _file_sha256(path)
+        if actual == sha:
+            return True
+        if actual is None or kind == "video":
+            return False
+        # The manifest step stamps final PNGs with extra text chunks after the run; rewriting the decoded
+        # pixels with the original metadata gives back the bytes recorded when the frame finished.
+        return _restore_png(path, sha, self.result, item)
+
+    def verified_records(self, item: Any) -> list[Any] | None:
+        """The item's OutputRecords if it finished and every file is intact, else None."""
+        from ..render import OutputRecord
+
+        entry = self.entries.get(item.index)
+        if entry is None or entry.get("frame") != item.frame:
+            return None
+        recs = []
+        for f in entry["files"]:
+            if not self._file_ok(f["path"], f["sha256"], item, f["kind"]):
+                return None
+            p = self.run_dir / f["path"]
+            recs.append(OutputRecord(
+                path=f["path"], sha256=f["sha256"], bytes=p.stat().st_size, kind=f["kind"], item_index=item.index,
+                batch_index=item.batch_index, frame=item.frame, seed=item.seed,
+            ))
+        for s in (entry.get("state") or {}).values():
+            if _file_sha256(self.run_dir / s["path"]) != s["sha256"] and not self._file_ok(s["path"], s["sha256"], item, "image"):
+                return None
+        return recs
+
+    def state_paths(self, item: Any) -> dict[str, Path] | None:
+        entry = self.entries.get(item.index)
+        if entry is None:
+            return None
+        return {name: self.run_dir / s["path"] for name, s in (entry.get("state") or {}).items()}
+
+
+def _check_weights(recorded: list[dict[str, str]], now: list[dict[str, str]], run_dir: Path) -> None:
+    if recorded == now:
+        return
+    problems: list[tuple[str, str]] = []
+    rec_by = {(w["role"], w["name"]): w["sha256"] for w in recorded}
+    now_by = {(w["role"], w["name"]): w["sha256"] for w in now}
+    for key in sorted(set(rec_by) | set(now_by)):
+        role, name = key
+        if key not in now_by:
+            problems.append((f"models.{role}", f"{name} was used by the run and is not used now"))
+        elif key not in rec_by:
+            problems.append((f"models.{role}", f"{name} is used now but was not used by the run"))
+        elif rec_by[key] != now_by[key]:
+            problems.append((f"models.{role}", f"weight {name} sha256 changed: {rec_by[key]} → {now_by[key]}"))
+    if not problems:
+        problems.append(("models", "the order of the model weights changed"))
+    raise SpecError(
+        f"--resume: the model weights differ from those of {run_dir.name}; refusing to mix outputs",
+        [(loc, f"changed since {run_dir.name} started: {msg} (resume refused)") for loc, msg in problems],
+    )
+
+
+def _restore_png(path: Path, sha: str, result: Any, item: Any) -> bool:
+    """Re-encode a PNG's pixels as the frame loop wrote them; keep it if that gives the recorded bytes."""
+    import tempfile
+
+    from PIL import Image
+
+    from ..engine.images import write_png_atomic
+    from ..render import png_metadata
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            img = im.convert("RGB") if im.mode != "RGB" else im.copy()
+            had_meta = any(str(k).startswith("disco-spec:") for k in getattr(im, "text", {}) or {})
+    except Exception:  # noqa: BLE001 - any undecodable file is simply not taken
+        return False
+    tmpdir = tempfile.mkdtemp(prefix=".restore-", dir=path.parent)
+    try:
+        for meta in ((png_metadata(result, item),) if had_meta else ()) + (None,):
+            cand = write_png_atomic(img, Path(tmpdir) / path.name, meta)
+            if _file_sha256(cand) == sha:
+                os.replace(cand, path)
+                return True
+        return False
+    finally:
+        for p in Path(tmpdir).iterdir():
+            p.unlink()
+        os.rmdir(tmpdir)

@@ -1,0 +1,261 @@
+"""Video in and out with ffmpeg, as DD 5.2 runs it (behaviour reference §7.4, §7.7, §2.16, quirk Q16).
+
+ffmpeg is imageio-ffmpeg's bundled binary when that package is installed, else ``ffmpeg`` on PATH; it is
+always run with an argument list (no shell).  For a given binary, extraction and encoding are
+deterministic (mjpeg and single-pass libx264 produce the same bytes for the same input).
+
+Video Input extraction (DD's animation-settings cell)::
+
+    ffmpeg -i {video} -vf "select=not(mod(n\\,N))" -vsync vfr -q:v 2 -loglevel error -stats {dir}/%04d.jpg
+
+keeps source frames whose index n is a multiple of N (``extract_nth_frame``); frame f of the animation
+(0-based) uses ``{f+1:04}.jpg`` and ``max_frames`` becomes the number of files.  ffmpeg ≥ 5.1 spells
+``-vsync vfr`` as ``-fps_mode vfr`` (and 9.x dropped ``-vsync``); the new spelling is used and the old one
+only for binaries that do not know it — same frames either way.
+
+Final video (DD's cell 5)::
+
+    ffmpeg -y -vcodec png -r {fps} -start_number {init_frame} -i {batch}({run})_%04d.png
+           -frames:v {last_frame+1} -c:v libx264 -vf fps={fps} -pix_fmt yuv420p -crf 17 -preset veryslow out.mp4
+
+``last_frame = 'final_frame'`` counts the frame files; ``-frames:v`` is a frame *count* cap, so with
+``init_frame`` i and ``last_frame`` L the video holds frames i … i+L (at most L+1 frames, fewer if the
+sequence ends first) — DD's quirk Q16 (and with the default i = 1, frame 0 is left out).  ``crf`` comes
+from the spec (DD hard-codes 17).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from ..errors import RenderError, SpecError
+
+__all__ = [
+    "ffmpeg_exe",
+    "extract_frames",
+    "video_frame_path",
+    "video_sha256",
+    "encode_mp4",
+    "count_frame_files",
+    "side_by_side",
+]
+
+VIDEO_FIELD = "video_input.video_init_path"
+_STDERR_TAIL = 4000
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: imageio-ffmpeg's bundled one, else ``ffmpeg`` on PATH."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - not installed, or its binary missing: fall back to PATH
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+    raise RenderError("ffmpeg not found: install imageio-ffmpeg (bundles a binary) or put ffmpeg on PATH")
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+
+
+def _tail(text: str) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= _STDERR_TAIL else "…" + text[-_STDERR_TAIL:]
+
+
+def _fmt_number(x: float) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+def _frame_number(p: Path) -> int:
+    return int(p.stem)
+
+
+# ----------------------------------------------------------------------------------------------- input
+
+
+def video_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (the input video), streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def video_frame_path(frames_dir: str | os.PathLike, frame: int) -> Path:
+    """The extracted file that animation frame ``frame`` (0-based) uses as its init: ``{frame+1:04}.jpg``."""
+    return Path(frames_dir) / f"{frame + 1:04d}.jpg"
+
+
+def extract_frames(
+    video_path: str | os.PathLike, dest_dir: str | os.PathLike, extract_nth_frame: int, *, ffmpeg: str | None = None
+) -> list[Path]:
+    """Extract every ``extract_nth_frame``-th frame of a video into ``dest_dir/%04d.jpg`` as DD does; return
+    the frame files in order.  Frames go to a temporary folder first; old numbered ``.jpg`` files in
+    ``dest_dir`` are removed (DD empties its videoFrames folder the same way) before the new ones move in.
+
+    Raises SpecError (field ``video_input.video_init_path``) when the file is missing or holds no video."""
+    src = Path(video_path)
+    if not src.is_file():
+        msg = f"video file not found: {os.fspath(video_path)!r}"
+        raise SpecError(f"{VIDEO_FIELD}: {msg}", [(VIDEO_FIELD, msg)])
+    n = int(extract_nth_frame)
+    if n < 1:
+        msg = f"must be >= 1, got {extract_nth_frame!r}"
+        raise SpecError(f"video_input.extract_nth_frame: {msg}", [("video_input.extract_nth_frame", msg)])
+    exe = ffmpeg or ffmpeg_exe()
+    dest = Path(dest_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        def command(sync: list[str]) -> list[str]:
+            return [exe, "-i", os.path.abspath(src), "-vf", f"select=not(mod(n\\,{n}))", *sync,
+                    "-q:v", "2", "-loglevel", "error", "-stats", str(tmp / "%04d.jpg")]
+
+        proc = _run(command(["-fps_mode", "vfr"]))
+        if proc.returncode != 0 and "fps_mode" in (proc.stderr or ""):
+            proc = _run(command(["-vsync", "vfr"]))  # ffmpeg older than 5.1
+        made = sorted(tmp.glob("*.jpg"), key=_frame_number)
+        if proc.returncode != 0 or not made:
+            why = _tail(proc.stderr) or "no frames decoded"
+            msg = f"cannot extract frames from {os.fspath(video_path)!r} (not a readable video?): {why}"
+            raise SpecError(f"{VIDEO_FIELD}: {msg}", [(VIDEO_FIELD, msg)])
+        if not dest.exists():
+            os.replace(tmp, dest)
+        else:
+            for old in dest.glob("*.jpg"):
+                if old.stem.isdigit():
+                    old.unlink()
+            for f in made:
+                os.replace(f, dest / f.name)
+        return sorted((dest / f.name for f in made), key=_frame_number)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _pattern_regex(pattern_name: str) -> re.Pattern:
+    """``name_%04d.png`` → a regex matching the file names ffmpeg's image2 demuxer reads for it."""
+    parts = re.split(r"%0?(\d*)d", pattern_name, maxsplit=1)
+    if len(parts) != 3:
+        raise ValueError(f"frame pattern must contain one %d / %0Nd field, got {pattern_name!r}")
+    head, width, tail = parts
+    digits = rf"\d{{{int(width)},}}" if width else r"\d+"
+    return re.compile(re.escape(head) + digits + re.escape(tail) + r"\Z")
+
+
+def count_frame_files(pattern: str | os.PathLike) -> int:
+    """How many files match a ``%04d`` frame pattern (DD's ``last_frame = 'final_frame'`` count; DD globs
+    ``{batch}({run})_*.png``, which here would also count eye images — the cap it feeds is never reached
+    either way, see `encode_mp4`)."""
+    p = Path(pattern)
+    rx = _pattern_regex(p.name)
+    folder = p.parent
+    return sum(1 for f in folder.iterdir() if rx.match(f.name)) if folder.is_dir() else 0
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        try:
+            os.symlink(os.path.abspath(src), dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+
+
+def encode_mp4(
+    frames: str | os.PathLike | Sequence[str | os.PathLike],
+    out_path: str | os.PathLike,
+    fps: float,
+    crf: int = 17,
+    *,
+    init_frame: int = 1,
+    last_frame: int | Literal["final_frame"] = "final_frame",
+    preset: str = "veryslow",
+    ffmpeg: str | None = None,
+) -> Path:
+    """Encode PNG frames to an H.264 (libx264, yuv420p) mp4 with DD's command; return ``out_path``.
+
+    ``frames`` is an image2 pattern (``…/name_%04d.png``; the number is the frame index) or a list of PNG
+    files, where list position i is frame i.  The range is DD's: start at ``init_frame``, encode at most
+    ``last_frame + 1`` frames (Q16), stop early at the first missing number.  The video is written under a
+    temporary name in the destination folder and renamed into place; RenderError (with ffmpeg's stderr)
+    when ffmpeg fails."""
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    init = int(init_frame)
+    if init < 0:
+        raise ValueError(f"init_frame must be >= 0, got {init_frame!r}")
+    exe = ffmpeg or ffmpeg_exe()
+    linkdir: Path | None = None
+    tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(frames, (str, os.PathLike)):
+            pattern = os.fspath(frames)
+            count = count_frame_files(pattern)
+        else:
+            paths = [Path(f) for f in frames]
+            linkdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.frames.", dir=out.parent))
+            for i, f in enumerate(paths):
+                if not f.is_file():
+                    raise RenderError(f"video frame {i} not found: {f}")
+                _link_or_copy(f, linkdir / f"{i:04d}.png")
+            pattern = str(linkdir / "%04d.png")
+            count = len(paths)
+        first = _pattern_first(pattern, init)
+        if not first.is_file():
+            raise RenderError(f"cannot make video: no frame {init} ({first}) to start from (init_frame = {init})")
+        last = count if last_frame == "final_frame" else int(last_frame)
+        if last < 0:
+            raise ValueError(f"last_frame must be >= 0 or 'final_frame', got {last_frame!r}")
+        rate = _fmt_number(fps)
+        args = [
+            exe, "-y", "-hide_banner",
+            "-vcodec", "png", "-r", rate, "-start_number", str(init), "-i", pattern,
+            "-frames:v", str(last + 1), "-c:v", "libx264", "-vf", f"fps={rate}", "-pix_fmt", "yuv420p",
+            "-crf", str(int(crf)), "-preset", preset, "-f", "mp4", str(tmp_out),
+        ]  # fmt: skip
+        proc = _run(args)
+        if proc.returncode != 0 or not tmp_out.is_file():
+            raise RenderError(f"ffmpeg failed to encode {out} (exit {proc.returncode}):\n{_tail(proc.stderr)}")
+        os.replace(tmp_out, out)
+        return out
+    finally:
+        if tmp_out.exists():
+            tmp_out.unlink()
+        if linkdir is not None:
+            shutil.rmtree(linkdir, ignore_errors=True)
+
+
+def _pattern_first(pattern: str, number: int) -> Path:
+    p = Path(pattern)
+    return p.with_name(re.sub(r"%0?(\d*)d", lambda m: str(number).zfill(int(m.group(1) or 0)), p.name, count=1))
+
+
+def side_by_side(left_u8: np.ndarray, right_u8: np.ndarray) -> np.ndarray:
+    """A stereo frame for VR videos: left eye | right eye, side by side (uint8 RGB [H, 2W, 3])."""
+    left, right = np.asarray(left_u8), np.asarray(right_u8)
+    for name, x in (("left", left), ("right", right)):
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
+            raise ValueError(f"{name} must be a uint8 RGB array [H, W, 3], got {x.dtype} {x.shape}")
+    if left.shape != right.shape:
+        raise ValueError(f"eye images differ in size: {left.shape} vs {right.shape}")
+    return np.ascontiguousarray(np.concatenate([left, right], axis=1))

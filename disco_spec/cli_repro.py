@@ -1,0 +1,130 @@
+"""Reproducibility commands: inspect, rebuild, diff, verify, regress (added to the main app by `register`).
+
+Thin wrappers over disco_spec.pngmeta / rebuild / compare / manifest / regress. Exit codes: 0 same/ok,
+1 differs/failed, 2 bad input (SpecError, mapped by cli.main).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+
+
+def inspect(
+    image: Path = typer.Argument(..., metavar="IMAGE.png", help="A PNG written by disco-spec."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
+) -> None:
+    """Show what a PNG carries: spec, manifest id, item, seed, frame, models and environment."""
+    from .pngmeta import format_info, png_info
+
+    info = png_info(image)
+    if as_json:
+        _print_json(info)
+    else:
+        typer.echo(format_info(info))
+
+
+def rebuild(
+    source: str = typer.Argument(..., metavar="SOURCE", help="manifest.json, a run folder, a PNG, or an MLflow run id."),
+    item: Optional[int] = typer.Option(None, "--item", help="Rebuild only this plan item (image/frame)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Render into this folder (default: a temporary one)."),
+    spec_dir: Optional[Path] = typer.Option(None, "--spec-dir", help="Folder relative paths in the spec resolve against."),
+    no_fetch: bool = typer.Option(False, "--no-fetch", help="Never download weights."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    tracking_uri: Optional[str] = typer.Option(
+        None, "--tracking-uri", metavar="URI",
+        help="MLflow store for a run-id SOURCE (default: $MLFLOW_TRACKING_URI, else MLflow's default).",
+    ),
+) -> None:
+    """Render a recorded run again and check every output is identical. Exit 0 identical, 1 not."""
+    from .rebuild import rebuild as do_rebuild
+    from .tracking import register_run_resolver
+
+    register_run_resolver(tracking_uri)
+
+    report = do_rebuild(source, out=out, item=item, fetch=not no_fetch, spec_dir=spec_dir, progress=not quiet)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(report.to_text())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def diff(
+    a: str = typer.Argument(..., metavar="A", help="A spec, manifest, run folder, PNG or MLflow run id."),
+    b: str = typer.Argument(..., metavar="B", help="Another one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
+    diff_dir: Optional[Path] = typer.Option(None, "--diff-dir", help="Write a difference image per differing output here."),
+    tracking_uri: Optional[str] = typer.Option(
+        None, "--tracking-uri", metavar="URI",
+        help="MLflow store for a run-id SOURCE (default: $MLFLOW_TRACKING_URI, else MLflow's default).",
+    ),
+) -> None:
+    """What differs between A and B: parameters (per frame), models, environment, outputs. Exit 0 same, 1 differ."""
+    from .compare import diff as do_diff
+    from .tracking import register_run_resolver
+
+    register_run_resolver(tracking_uri)
+
+    report = do_diff(a, b, diff_dir=diff_dir)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(report.to_text())
+    raise typer.Exit(0 if report.same else 1)
+
+
+def verify(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder (with manifest.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check the files of a run against its manifest; name every changed or missing one. Exit 0 ok, 1 not."""
+    from .manifest import verify_run
+
+    report = verify_run(run_dir)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(report.to_text())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def regress(
+    specs: list[Path] = typer.Argument(..., metavar="SPECS...", help="Spec files to render and compare."),
+    golden: Path = typer.Option(..., "--golden", help="Folder of golden manifests (<spec stem>.manifest.json)."),
+    update: bool = typer.Option(False, "--update", help="Write the golden files from this render instead of comparing."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here."),
+    psnr_threshold: float = typer.Option(40.0, "--psnr-threshold", metavar="DB",
+                                         help="Off-fingerprint, images must be at least this close (PSNR, dB)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Keep the renders (and difference images) here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    quiet: bool = typer.Option(True, "--quiet/--progress", help="Progress bars off (default) or on."),
+) -> None:
+    """Render specs and compare with golden manifests: byte-exact in the same environment, else within PSNR."""
+    from .regress import regress as do_regress
+
+    report = do_regress(specs, golden, update=update, junit=junit, psnr_threshold=psnr_threshold, out=out,
+                        progress=not quiet)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(report.to_text())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add inspect, rebuild, diff, verify and regress to the `disco-spec` app."""
+    app.command("inspect")(inspect)
+    app.command("rebuild")(rebuild)
+    app.command("diff")(diff)
+    app.command("verify")(verify)
+    app.command("regress")(regress)
