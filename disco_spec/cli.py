@@ -6,7 +6,6 @@ Exit codes: 0 ok; 1 ran and the answer is no (a difference, a failed render); 2 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -122,6 +121,12 @@ def render(
     experiment: Optional[str] = typer.Option(
         None, "--experiment", help="MLflow experiment (default: the spec's `name`, else its batch_name)."
     ),
+    backend: str = typer.Option(
+        "local", "--backend", help="Where to render: local (this process) or ray (one Ray task per image, one GPU each)."
+    ),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: RAY_ADDRESS, else a local Ray instance)."
+    ),
 ) -> None:
     """Render a spec."""
     from .render import render as render_spec
@@ -129,9 +134,15 @@ def render(
 
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
     observers = [tracker] if tracker is not None else []
-    result = render_spec(
-        spec_file, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir, observers=observers
-    )
+    if backend != "local" or address:
+        from .cli_scale import render_with_backend
+
+        result = render_with_backend(spec_file, out, backend=backend, address=address, seed=seed, items=item,
+                                     run_dir=run_dir, resume=resume, observers=observers, progress=not quiet)
+    else:
+        result = render_spec(
+            spec_file, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir, observers=observers
+        )
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         _err(f"MLflow run {tracker.run_id} ({tracker.run_url or tracker.tracking_uri})")
     if result.seed_drawn and not resume:
@@ -241,6 +252,10 @@ def _debug() -> bool:
 from . import cli_repro  # noqa: E402 - registers inspect, rebuild, diff, verify, regress
 
 cli_repro.register(app)
+
+from . import cli_scale  # noqa: E402 - registers sweep
+
+cli_scale.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -189,7 +189,6 @@ def _gpu_info(torch: Any, device: str) -> dict[str, Any] | None:
         "driver": driver.splitlines()[0].strip() if driver else None,
         "cuda": torch.version.cuda,
         "cudnn": _safe(lambda: torch.backends.cudnn.version()),
-        "count": torch.cuda.device_count(),
     }
 
 
@@ -198,8 +197,10 @@ def capture_environment(device: str | None = None, *, compile: bool = False) -> 
     import torch  # a render has imported it already
 
     device = device or "cpu"
-    env_vars = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG",
-                                            "CUDA_VISIBLE_DEVICES") if k in os.environ}
+    # Which GPUs are visible (CUDA_VISIBLE_DEVICES, device count) names the slot, not the result: Ray gives
+    # every task its own, so those live in volatile_environment() and identical renders keep one id.
+    env_vars = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG")
+                if k in os.environ}
     libc = platform.libc_ver()
     return {
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
@@ -220,8 +221,13 @@ def capture_environment(device: str | None = None, *, compile: bool = False) -> 
 
 
 def volatile_environment() -> dict[str, Any]:
-    """What names the machine without changing results (kept outside the hashed part)."""
-    return {"hostname": socket.gethostname()}
+    """What names the machine or GPU slot without changing results (kept outside the hashed part)."""
+    out: dict[str, Any] = {"hostname": socket.gethostname()}
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        out["cuda_visible_devices"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        out["gpu_count"] = sys.modules["torch"].cuda.device_count()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

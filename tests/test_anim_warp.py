@@ -10,7 +10,6 @@ import pytest
 
 from disco_spec.animation.warp2d import transform_matrix_2d, warp_2d
 from disco_spec.animation.warp3d import (
-    BRIGHTNESS_LIFT,
     camera_from_motion,
     camera_offsets,
     rotation_matrix_xyz,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from test_cli_validate import run_cli
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,11 +3,8 @@ by pixels with PSNR and a difference image."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
-import sys
 import tomllib
 from pathlib import Path
 
@@ -15,39 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from disco_spec import cli, cli_repro, manifest
+from disco_spec import manifest
 from disco_spec.compare import compare_images, diff, plan_differences
 from disco_spec.plan import resolve_plan
 from disco_spec.render import render
 from disco_spec.spec.load import validate_document
+from cli_helpers import run_cli, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    if not any(c.name == "diff" for c in cli.app.registered_commands):
-        cli_repro.register(cli.app)
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.argv
-    sys.argv = ["disco-spec", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
-
-
-def write_spec(path: Path, doc: dict) -> Path:
-    import tomli_w
-
-    path.write_text(tomli_w.dumps(doc))
-    return path
 
 
 def doc_with(**patch) -> dict:

@@ -3,48 +3,21 @@ and different weights are refused before anything is rendered."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import shutil
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from disco_spec import cli, cli_repro, errors, manifest, pngmeta
+from disco_spec import errors, manifest, pngmeta
 from disco_spec.rebuild import rebuild
 from disco_spec.render import render
+from cli_helpers import run_cli, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    if not any(c.name == "rebuild" for c in cli.app.registered_commands):
-        cli_repro.register(cli.app)
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.argv
-    sys.argv = ["disco-spec", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
-
-
-def write_spec(path: Path, doc: dict) -> Path:
-    import tomli_w
-
-    path.write_text(tomli_w.dumps(doc))
-    return path
 
 
 def render_run(spec: Path, out: Path):

@@ -3,38 +3,18 @@ with a JUnit <failure>."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
-import sys
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from disco_spec import cli, cli_repro, manifest
+from disco_spec import manifest
 from disco_spec.regress import compare_with_golden, regress
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 SMOKE_TOML = ROOT / "specs" / "smoke.toml"
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    if not any(c.name == "regress" for c in cli.app.registered_commands):
-        cli_repro.register(cli.app)
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.argv
-    sys.argv = ["disco-spec", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_checked_in_golden_files_are_consistent() -> None:
@@ -99,7 +79,7 @@ def test_off_fingerprint_comparison_uses_psnr(tmp_path: Path) -> None:
     from PIL import Image
 
     keep = tmp_path / "renders"
-    report = regress([SMOKE_TOML], GOLDEN, out=keep)  # the render stays in keep/smoke for the comparisons below
+    regress([SMOKE_TOML], GOLDEN, out=keep)  # the render stays in keep/smoke for the comparisons below
     run_dir = keep / "smoke"
     rendered = manifest.load_manifest(run_dir)
 

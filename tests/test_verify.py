@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from disco_spec import cli, cli_repro, manifest, pngmeta
+from disco_spec import manifest, pngmeta
 from disco_spec.render import render
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    if not any(c.name == "verify" for c in cli.app.registered_commands):
-        cli_repro.register(cli.app)
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.argv
-    sys.argv = ["disco-spec", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import torch
 from .. import seeds
 
 __all__ = [
-    "SEED_NAMESPACE",
     "derive_seed",
     "make_generator",
     "randn",

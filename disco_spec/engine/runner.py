@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -202,7 +201,6 @@ def sample_item(
         )
         for clip in models.clips
     ]
-    n_diff = plan.diffusion_steps
     unet = models.unet
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

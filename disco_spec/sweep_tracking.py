@@ -1,0 +1,204 @@
+"""MLflow for sweeps: a parent run per sweep, one child run per cell (names are stable; tests pin them).
+
+Everything is logged by the process that runs the sweep (the driver), also on the Ray backend: a cell's
+child run is recorded from the cell's result (its run folder and the step statistics the job returned)
+by a `tracking.MlflowTracker` with `parent_run_id`, so workers need no access to the tracking store.
+mlflow is imported lazily, as in disco_spec.tracking.
+
+Parent run (experiment: `--experiment`, else the spec's `name`, else its batch_name, as for `render`):
+- name `{batch_name}/sweep-NNNN`; tags `disco_spec.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
+  `disco_spec.sweep_shape` (e.g. `3x2`), `disco_spec.n_cells`, `disco_spec.sweep_dir`,
+  `disco_spec.backend`, `disco_spec.batch_name`, `disco_spec.version`, `disco_spec.base_spec_sha256`;
+  a note naming the swept keys;
+- params `sweep.mode` and `sweep.<dotted path>` = the values swept (JSON list);
+- artifacts: `base_spec.json` (at the start); `contact_sheet.png`, `sweep.json` and the table
+  `cells.json` (cell, one column per key, manifest_id, mlflow_run_id, image, image_sha256; MLflow's
+  table view) at the end. Status FINISHED, or FAILED when a cell failed.
+
+Child runs: what `render` records for a run (tracking.py), previews excepted, plus the tag
+`mlflow.parentRunId`, the name `cell-03: key=value, ...`, and tags `disco_spec.sweep_cell`,
+`disco_spec.sweep_parent_dir` and `disco_spec.sweep.<key>` = the cell's label for that key.
+
+As for renders, tracking failures never fail a sweep: the first one prints one warning and tracking
+stops for the rest of the sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .tracking import (
+    MAX_TAG_VAL_LENGTH,
+    TAG_PREFIX,
+    MlflowTracker,
+    _http_env,
+    _resolve_uri,
+    _short,
+    sanitize_key,
+    truncate_value,
+)
+
+__all__ = ["SweepTracker", "make_sweep_tracker"]
+
+
+class SweepTracker:
+    """Records a sweep in MLflow: start() a parent run, log_cell() per finished cell, finish()."""
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None, *,
+                 stream: TextIO | None = None) -> None:
+        self._uri_arg = tracking_uri
+        self.tracking_uri: str | None = tracking_uri
+        self.experiment = experiment
+        self.stream = stream
+        self.experiment_name: str | None = None
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self.child_run_ids: dict[str, str] = {}
+        self.failure: str | None = None
+        self._client: Any = None
+        self._plan: Any = None
+        self._rows: list[dict[str, Any]] = []
+
+    @property
+    def active(self) -> bool:
+        return self.parent_run_id is not None and self.failure is None
+
+    def _warn(self, what: str, exc: BaseException | str) -> None:
+        if self.failure is not None:
+            return
+        why = exc if isinstance(exc, str) else _short(exc)
+        self.failure = (f"warning: MLflow tracking disabled for this sweep: could not {what} at "
+                        f"{self.tracking_uri or 'the default tracking URI'}: {why}. The sweep goes on; its "
+                        "run folders, sweep.json and contact sheet are kept.")
+        try:
+            print(self.failure, file=self.stream or sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001
+            pass
+
+    # -- parent ---------------------------------------------------------------------------------
+
+    def start(self, plan: Any, sweep_dir: Path, backend: str) -> None:
+        self._plan = plan
+        try:
+            with _http_env():
+                self._start(plan, Path(sweep_dir), backend)
+        except Exception as exc:  # noqa: BLE001 - tracking never fails a sweep
+            self._warn("start the MLflow parent run", exc)
+
+    def _start(self, plan: Any, sweep_dir: Path, backend: str) -> None:
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
+
+        from .manifest import spec_sha256
+
+        self.tracking_uri = _resolve_uri(self._uri_arg)
+        self._client = client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.experiment_name = self.experiment or plan.name
+        self.experiment_id = MlflowTracker._experiment_id(client, self.experiment_name)
+        shape = "x".join(str(n) for n in plan.shape())
+        tags = {
+            "sweep": "true", "sweep_mode": plan.mode, "sweep_shape": shape, "n_cells": str(len(plan.cells)),
+            "sweep_dir": str(sweep_dir.resolve()), "backend": backend, "batch_name": plan.batch_name,
+            "version": __version__, "base_spec_sha256": spec_sha256(plan.base_document),
+        }
+        all_tags = {TAG_PREFIX + k: v for k, v in tags.items()}
+        keys = " × ".join(f"`{a.key}`" for a in plan.axes)
+        all_tags["mlflow.note.content"] = (f"{plan.mode} sweep of {keys} over {plan.spec_path or plan.name} "
+                                           f"({len(plan.cells)} cells)")[:MAX_TAG_VAL_LENGTH]
+        run = client.create_run(self.experiment_id, tags=all_tags, run_name=f"{plan.batch_name}/{sweep_dir.name}")
+        self.parent_run_id = run.info.run_id
+        params = [Param("sweep.mode", plan.mode)]
+        params += [Param(sanitize_key(f"sweep.{a.path}"), truncate_value(json.dumps(list(a.values), ensure_ascii=False)))
+                   for a in plan.axes]
+        client.log_batch(self.parent_run_id, params=params, synchronous=True)
+        client.log_dict(self.parent_run_id, plan.base_document, "base_spec.json")
+
+    # -- children -------------------------------------------------------------------------------
+
+    def log_cell(self, cell: Any, job_result: Any) -> str | None:
+        """Record a finished cell as a child run (from its result); returns the child's run id."""
+        from .backends import replay_observers
+
+        if not self.active:
+            return None
+        tracker = MlflowTracker(
+            self.tracking_uri, self.experiment_name, run_name=f"{cell.name}: {cell.caption()}"[:250],
+            parent_run_id=self.parent_run_id, log_previews=False, stream=_Quiet(),
+        )
+        replay_observers(job_result.result, job_result.steps, [tracker])
+        if tracker.failure is not None or tracker.run_id is None:
+            self._warn(f"record {cell.name} as a child run", (tracker.failure or "no run").split(": ", 1)[-1])
+            return None
+        self.child_run_ids[cell.name] = tracker.run_id
+        try:
+            with _http_env():
+                from mlflow.entities import RunTag
+
+                tags = [RunTag(TAG_PREFIX + "sweep_cell", cell.name),
+                        RunTag(TAG_PREFIX + "sweep_parent_dir", str(Path(job_result.job.run_dir).parent))]
+                tags += [RunTag(sanitize_key(f"{TAG_PREFIX}sweep.{k}"), str(v)[:MAX_TAG_VAL_LENGTH])
+                         for k, v in cell.labels.items()]
+                self._client.log_batch(tracker.run_id, tags=tags, synchronous=True)
+        except Exception as exc:  # noqa: BLE001
+            self._warn(f"tag the child run of {cell.name}", exc)
+        image = next((o for o in job_result.result.outputs if o.kind == "image"), None)
+        self._rows.append({"cell": cell, "run_id": tracker.run_id, "manifest_id": job_result.manifest_id,
+                           "image": image.path if image else None, "image_sha256": image.sha256 if image else None})
+        return tracker.run_id
+
+    # -- end ------------------------------------------------------------------------------------
+
+    def finish(self, sweep_dir: Path, status: str = "FINISHED") -> None:
+        if self.parent_run_id is None or self._client is None:
+            return
+        try:
+            with _http_env():
+                client = self._client
+                if self.failure is None:
+                    for name in ("contact_sheet.png", "sweep.json"):
+                        f = Path(sweep_dir) / name
+                        if f.is_file():
+                            client.log_artifact(self.parent_run_id, str(f))
+                    if self._rows:
+                        with warnings.catch_warnings():  # pandas deprecation chatter inside MLflow
+                            warnings.simplefilter("ignore")
+                            client.log_table(self.parent_run_id, data=self._table(), artifact_file="cells.json")
+                client.set_terminated(self.parent_run_id, status=status)
+        except Exception as exc:  # noqa: BLE001
+            self._warn("finish the MLflow parent run", exc)
+            try:
+                with _http_env():
+                    self._client.set_terminated(self.parent_run_id, status=status)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _table(self) -> dict[str, list[Any]]:
+        rows = sorted(self._rows, key=lambda r: r["cell"].index)
+        table: dict[str, list[Any]] = {"cell": [r["cell"].name for r in rows]}
+        for a in self._plan.axes:
+            table[a.key] = [r["cell"].labels[a.key] for r in rows]
+        for col in ("manifest_id", "run_id", "image", "image_sha256"):
+            table["mlflow_run_id" if col == "run_id" else col] = [r[col] for r in rows]
+        return table
+
+
+class _Quiet:
+    """A stream for the child trackers' warnings: the sweep tracker prints its own, once."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def make_sweep_tracker(*, enabled: bool, tracking_uri: str | None, experiment: str | None) -> SweepTracker | None:
+    """The CLI's sweep tracker: None with --no-track."""
+    if not enabled:
+        return None
+    return SweepTracker(tracking_uri=tracking_uri or None, experiment=experiment or None)
