@@ -110,19 +110,24 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def allocate_run_dir(out: str | Path, batch_name: str) -> Path:
-    """Reserve the next free `run-NNNN` folder atomically (mkdir), so two renders never share one."""
-    base = Path(out) / batch_name
+def allocate_numbered_dir(base: str | Path, prefix: str) -> Path:
+    """Reserve the next free `{prefix}NNNN` folder under `base` atomically (mkdir): never shared."""
+    base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
-    existing = [int(p.name[4:]) for p in base.glob("run-*") if p.name[4:].isdigit()]
+    existing = [int(p.name[len(prefix):]) for p in base.glob(f"{prefix}*") if p.name[len(prefix):].isdigit()]
     n = max(existing, default=0) + 1
     while True:
-        candidate = base / f"run-{n:04d}"
+        candidate = base / f"{prefix}{n:04d}"
         try:
             candidate.mkdir()
             return candidate
         except FileExistsError:
             n += 1
+
+
+def allocate_run_dir(out: str | Path, batch_name: str) -> Path:
+    """Reserve the next free `run-NNNN` folder of a batch, so two renders never share one."""
+    return allocate_numbered_dir(Path(out) / batch_name, "run-")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

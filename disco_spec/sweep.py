@@ -491,17 +491,9 @@ class SweepResult:
 
 def allocate_sweep_dir(out: str | os.PathLike, batch_name: str) -> Path:
     """Reserve the next free `sweep-NNNN` folder under {out}/{batch_name} (mkdir, so never shared)."""
-    base = Path(out) / batch_name
-    base.mkdir(parents=True, exist_ok=True)
-    existing = [int(p.name[6:]) for p in base.glob("sweep-*") if p.name[6:].isdigit()]
-    n = max(existing, default=0) + 1
-    while True:
-        candidate = base / f"sweep-{n:04d}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            n += 1
+    from .render import allocate_numbered_dir
+
+    return allocate_numbered_dir(Path(out) / batch_name, "sweep-")
 
 
 def sheet_output(result: Any) -> str | None:

@@ -5,17 +5,14 @@ cell rebuilt alone with `disco-spec rebuild`."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from disco_spec import cli, cli_repro, cli_scale, manifest, pngmeta
+from disco_spec import cli_scale, manifest, pngmeta
 from disco_spec.errors import SpecError
 from disco_spec.sweep import (
     Axis,
@@ -25,6 +22,7 @@ from disco_spec.sweep import (
     resolve_key,
     split_values,
 )
+from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ["clip_guidance_scale=1500,5000,10000", "steps=4,5"]
@@ -43,27 +41,6 @@ def write_spec(path: Path, doc: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
     return path
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    names = {c.name for c in cli.app.registered_commands}
-    if "rebuild" not in names:
-        cli_repro.register(cli.app)
-    if "sweep" not in names:
-        cli_scale.register(cli.app)
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.argv
-    sys.argv = ["disco-spec", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------
