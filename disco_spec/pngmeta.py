@@ -22,12 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import struct
 import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
+from .atomic import atomic_write_bytes
 from .errors import SpecError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -171,32 +171,8 @@ def set_text(path: str | os.PathLike, updates: Mapping[str, str], dest: str | os
 
 
 def atomic_write(dest: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file in the same folder + os.replace. A replaced file keeps its permissions; a new
-    one gets the usual ones (umask), not mkstemp's 0600."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode: int | None = dest.stat().st_mode & 0o7777
-    except OSError:
-        mode = None
-    while True:
-        tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            f = open(tmp, "xb")
-            break
-        except FileExistsError:
-            continue
-    try:
-        with f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `data` atomically (see disco_spec.atomic)."""
+    atomic_write_bytes(dest, data)
 
 
 # ---------------------------------------------------------------------------------------------

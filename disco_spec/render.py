@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
 from . import __version__
+from .atomic import atomic_write_text
 from .errors import SpecError
 from .plan import Plan, PlanItem, resolve_plan, with_concrete_seed
 from .spec.load import load_spec, spec_to_document
@@ -131,12 +132,7 @@ def allocate_run_dir(out: str | Path, batch_name: str) -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def prepare(

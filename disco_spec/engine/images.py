@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Mapping
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
+from ..atomic import atomic_output
 from ..errors import SpecError
 
 
@@ -74,20 +74,9 @@ def to_pil(x_pm1: torch.Tensor) -> Image.Image:
 def write_png_atomic(img: Image.Image, dest: str | Path, text: Mapping[str, str] | None = None) -> Path:
     """Write a PNG via a temp file in the same folder and an atomic rename; never a half-written file."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     info = PngImagePlugin.PngInfo()
     for k, v in (text or {}).items():
         info.add_itxt(k, v, zip=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary files
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG", pnginfo=info)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(dest) as f:
+        img.save(f, format="PNG", pnginfo=info)
     return dest

@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .. import errors
+from ..atomic import atomic_output
+from ..atomic import atomic_write_bytes as _atomic_write_bytes
 
 _CHUNK = 1 << 20
 _HASH_CACHE_NAME = "sha256-cache.json"
@@ -57,25 +58,9 @@ def tiny_dir() -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def _temp_beside(dest: Path) -> tuple[int, Path]:
-    # Same folder as the destination, so os.replace is a rename within one filesystem (atomic).
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    return fd, Path(name)
-
-
 def atomic_write_bytes(dest: Path, data: bytes) -> None:
     """Write `data` to `dest` so that readers see either the old file or the complete new one."""
-    fd, tmp = _temp_beside(dest)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _atomic_write_bytes(dest, data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,34 +159,27 @@ def _progress(total: int | None, what: str):
 
 def _fetch_one(url: str, dest: Path, sha256: str | None, what: str) -> str:
     """Stream `url` into a temp file beside `dest`, hashing as we go; rename only if the hash matches."""
-    fd, tmp = _temp_beside(dest)
-    try:
-        h = hashlib.sha256()
-        req = urllib.request.Request(url, headers={"User-Agent": "disco-spec"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            if not sys.stderr.isatty():
-                print(f"downloading {what} from {url}", file=sys.stderr)
-            got = 0
-            with _progress(total, what) as bar:
-                for block in iter(lambda: resp.read(_CHUNK), b""):
-                    out.write(block)
-                    h.update(block)
-                    got += len(block)
-                    bar.update(len(block))
-            if total is not None and got != total:
-                raise OSError(f"connection closed after {got} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())
+    h = hashlib.sha256()
+    req = urllib.request.Request(url, headers={"User-Agent": "disco-spec"})
+    # A failed check raises inside the block, so the temp file is removed and `dest` never appears.
+    with atomic_output(dest) as out, urllib.request.urlopen(req, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        if not sys.stderr.isatty():
+            print(f"downloading {what} from {url}", file=sys.stderr)
+        got = 0
+        with _progress(total, what) as bar:
+            for block in iter(lambda: resp.read(_CHUNK), b""):
+                out.write(block)
+                h.update(block)
+                got += len(block)
+                bar.update(len(block))
+        if total is not None and got != total:
+            raise OSError(f"connection closed after {got} of {total} bytes")
         actual = h.hexdigest()
         if sha256 is not None and actual != sha256.lower():
             raise _HashMismatchFromUrl(url, actual)
-        os.replace(tmp, dest)
-        return actual
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return actual
 
 
 def download(urls: Iterable[str], dest: Path, sha256: str | None, what: str) -> Path:
