@@ -15,7 +15,15 @@ from typing import BinaryIO, Iterator
 
 
 def _umask_mode() -> int:
-    current = os.umask(0)
+    """0o666 less the process umask, read without changing it where Linux allows (os.umask sets it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
     os.umask(current)
     return 0o666 & ~current
 
