@@ -1,4 +1,4 @@
-"""MLflow tracking: every render becomes one MLflow run (the only module that imports mlflow).
+"""MLflow tracking: every render becomes one MLflow run (only the tracking modules import mlflow).
 
 `MlflowTracker` is a render observer. It talks to the store through `mlflow.MlflowClient` with an
 explicit run id (no `mlflow.start_run()`, no active-run state), so several renders can be tracked at
@@ -41,24 +41,47 @@ Failures never fail a render: the first tracking error (server unreachable at th
 store refusing a write, ...) prints ONE warning on stderr naming the URI and what failed, and
 tracking stops for the rest of that render; the run folder and its manifest are kept. HTTP calls use
 short time-outs and few retries (`ENV_DEFAULTS`) unless the `MLFLOW_HTTP_REQUEST_*` variables are set.
+
+Pieces: `tracking_params` (the spec as param names and values), `tracking_client` (MLflow access:
+time-outs, tracking URI, limits), `tracking_runs` (downloading tracked runs; run ids for `rebuild`
+and `diff`). This module is the render observer and re-exports their names.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import re
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from . import __version__
-from .errors import DiscoSpecError, SpecError
-from .render import BaseObserver, OutputRecord, RenderResult, StepEvent, canonical_json
+from .render import BaseObserver, OutputRecord, RenderResult, StepEvent
+from .tracking_client import ENV_DEFAULTS, _http_env, _limits, _resolve_uri, _short
+from .tracking_params import (
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VAL_LENGTH,
+    TRUNCATED_MARKER,
+    _BAD_IMAGE_KEY_CHARS,
+    _dig,
+    flatten_spec,
+    sanitize_key,
+    spec_params,
+    spec_sha256,
+    truncate_value,
+)
+from .tracking_runs import (
+    TrackingError,
+    looks_like_run_id,
+    mlflow_run_resolver,
+    register_run_resolver,
+    resolve_run_source,
+)
 
 __all__ = [
     "MlflowTracker",
@@ -73,136 +96,19 @@ __all__ = [
     "sanitize_key",
     "spec_sha256",
 ]
-
-# MLflow's limits (mlflow.utils.validation), copied so that importing this module does not import mlflow.
-# The installed MLflow's values are used when it is imported (see _limits()).
-MAX_PARAM_VAL_LENGTH = 6000
-MAX_PARAMS_TAGS_PER_BATCH = 100
-MAX_METRICS_PER_BATCH = 1000
-MAX_ENTITY_KEY_LENGTH = 250
-MAX_TAG_VAL_LENGTH = 8000
+# Also importable from here, for other modules and tests (this module does not use them itself).
+__all__ += [
+    "ENV_DEFAULTS", "MAX_ENTITY_KEY_LENGTH", "MAX_METRICS_PER_BATCH", "MAX_PARAM_VAL_LENGTH",
+    "MAX_PARAMS_TAGS_PER_BATCH", "TRUNCATED_MARKER", "truncate_value",
+]
 
 # Where disco_spec.manifest keeps these (older/other layouts after the first path).
 MANIFEST_GIT_COMMIT = ("hashed.code.git_commit", "code.git_commit", "git_commit")
 MANIFEST_GIT_DIRTY = ("hashed.code.git_dirty", "code.git_dirty", "git_dirty")
 MANIFEST_SPEC_SHA256 = ("hashed.spec_sha256", "spec_sha256")
 
-TRUNCATED_MARKER = "...[truncated: the full value is in the spec.json artifact]"
 TAG_PREFIX = "disco_spec."
 PREVIEW_KEY = "preview"
-
-# MLflow settings for this module's calls, applied only while it calls MLflow (then restored) and
-# only for variables the user has not set: short HTTP time-outs and few retries (a dead server costs
-# seconds, not minutes), no run links printed to stdout (stdout is the CLI's; see `run_url`) and no
-# download progress bars.
-ENV_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
-
-# os.environ is process-wide: one lock serialises every stretch of MLflow calls made under ENV_DEFAULTS.
-_ENV_LOCK = threading.RLock()
-_RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
-_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # MLflow allows [/\w.\- :]; ':' is refused on Windows servers
-_BAD_IMAGE_KEY_CHARS = re.compile(r"[^a-zA-Z0-9_\-./ ]")
-
-
-class TrackingError(DiscoSpecError):
-    """The tracking store could not be reached or did not answer as expected (used by resolve_run_source)."""
-
-    exit_code = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# Names and values
-# ---------------------------------------------------------------------------------------------
-
-
-def sanitize_key(name: str, *, allowed: re.Pattern[str] = _BAD_KEY_CHARS) -> str:
-    """A param/metric/image key MLflow accepts: allowed characters only, no empty, '.' or '..' path parts.
-
-    MLflow treats keys as file paths in some stores, so 'a//b', '/a', 'a/./b' and '../a' are refused;
-    such parts become '_'. Keys longer than MLflow's limit keep their start and get a short hash.
-    """
-    parts = [allowed.sub("_", p) for p in str(name).split("/")]
-    parts = ["_" if p in ("", ".", "..") else p for p in parts]
-    key = "/".join(parts)
-    if len(key) > MAX_ENTITY_KEY_LENGTH:
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
-        key = key[: MAX_ENTITY_KEY_LENGTH - 13].rstrip("/.") + "_" + digest
-    return key
-
-
-def _param_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def flatten_spec(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys for nested dicts: {'guidance': {'tv_scale': 0}} -> {'guidance.tv_scale': 0}.
-
-    Lists are leaves (logged as JSON); an empty dict is a leaf too, so no section disappears.
-    """
-    flat: dict[str, Any] = {}
-    for key, value in doc.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten_spec(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def truncate_value(text: str, limit: int = MAX_PARAM_VAL_LENGTH) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - len(TRUNCATED_MARKER)] + TRUNCATED_MARKER
-
-
-def spec_params(doc: dict[str, Any], limit: int = MAX_PARAM_VAL_LENGTH) -> dict[str, str]:
-    """The params logged for a spec document: sanitised dotted keys -> string values within `limit`."""
-    params: dict[str, str] = {}
-    for key, value in flatten_spec(doc).items():
-        name = sanitize_key(key)
-        unique, n = name, 2
-        while unique in params:  # two keys that differ only in refused characters
-            unique = f"{name}_{n}"
-            n += 1
-        params[unique] = truncate_value(_param_value(value), limit)
-    return params
-
-
-def spec_sha256(doc: dict[str, Any]) -> str:
-    """SHA-256 of the spec document's canonical JSON (RFC 8785 when available, as content addresses use)."""
-    try:
-        import rfc8785
-
-        data = rfc8785.dumps(doc)
-    except Exception:  # noqa: BLE001 - rfc8785 missing, or a value it cannot encode: the project's own form
-        data = canonical_json(doc).encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
-
-
-def looks_like_run_id(text: str) -> bool:
-    """True for an MLflow run id (32 hex digits) or `runs:/<id>`, and not an existing file."""
-    return bool(_RUN_ID.match(str(text).strip())) and not Path(text).exists()
-
-
-def _dig(doc: Any, *paths: str) -> Any:
-    """The first non-empty value found at one of the dotted paths of a nested dict."""
-    for path in paths:
-        cur = doc
-        for part in path.split("."):
-            if not isinstance(cur, dict) or part not in cur:
-                cur = None
-                break
-            cur = cur[part]
-        if cur is not None and cur != "" and cur != {} and cur != []:
-            return cur
-    return None
 
 
 def read_manifest(result: RenderResult) -> dict[str, Any] | None:
@@ -220,54 +126,9 @@ def read_manifest(result: RenderResult) -> dict[str, Any] | None:
     return None
 
 
-def _short(exc: BaseException, limit: int = 240) -> str:
-    """One line about an exception, leading with its root cause (e.g. 'Connection refused') when buried."""
-    root: BaseException = exc
-    seen = set()
-    while (root.__cause__ or root.__context__) is not None and id(root) not in seen:
-        seen.add(id(root))
-        root = root.__cause__ or root.__context__  # type: ignore[assignment]
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if root is not exc:
-        cause = " ".join(str(root).split())
-        if cause:
-            text = f"{type(root).__name__}: {cause[:120]} ({text})"
-    return text if len(text) <= limit else text[: limit - 4] + "...)"
-
-
 # ---------------------------------------------------------------------------------------------
-# MLflow access
+# The render observer
 # ---------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _http_env() -> Iterator[None]:
-    """Apply ENV_DEFAULTS (for variables not set by the user) while MLflow is called; restore after."""
-    with _ENV_LOCK:
-        added = [k for k in ENV_DEFAULTS if k not in os.environ]
-        for k in added:
-            os.environ[k] = ENV_DEFAULTS[k]
-        try:
-            yield
-        finally:
-            for k in added:
-                os.environ.pop(k, None)
-
-
-def _resolve_uri(tracking_uri: str | None) -> str:
-    import mlflow
-
-    # mlflow.get_tracking_uri(): MLFLOW_TRACKING_URI, else the installed version's default store.
-    return str(tracking_uri) if tracking_uri else mlflow.get_tracking_uri()
-
-
-def _limits() -> tuple[int, int, int]:
-    try:
-        from mlflow.utils import validation as v
-
-        return v.MAX_PARAM_VAL_LENGTH, v.MAX_PARAMS_TAGS_PER_BATCH, v.MAX_METRICS_PER_BATCH
-    except Exception:  # noqa: BLE001 - a future MLflow moved them: the known values
-        return MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_METRICS_PER_BATCH
 
 
 class MlflowTracker(BaseObserver):
@@ -531,114 +392,3 @@ def make_tracker(*, enabled: bool, tracking_uri: str | None, experiment: str | N
     if not enabled:
         return None
     return MlflowTracker(tracking_uri=tracking_uri or None, experiment=experiment or None)
-
-
-def resolve_run_source(run_id: str, tracking_uri: str | None, dest: Path, *, outputs: bool = True) -> Path:
-    """Download a tracked run's `manifest.json`, `spec.json` and `plan.json` into `dest`.
-
-    With `outputs` (the default) the files the manifest lists as outputs come too, at their run-folder
-    paths, so `dest` is a run folder again (rebuild can then measure how far a differing image is).
-    Returns the path of the downloaded manifest.json, or of spec.json when the run has no manifest
-    (a render that stopped before its end). `run_id` is the 32-hex-digit MLflow run id (or
-    `runs:/<id>`); the store is `tracking_uri`, else MLFLOW_TRACKING_URI, else MLflow's default.
-    Raises SpecError (exit 2) for a malformed or unknown run id or a run without manifest and spec,
-    TrackingError (exit 1) when the store cannot be reached or a download fails.
-    """
-    m = _RUN_ID.match(str(run_id).strip())
-    if not m:
-        raise SpecError(
-            f"{run_id!r} is not an MLflow run id", [("RUN_ID", f"expected 32 hexadecimal digits (got {run_id!r})")]
-        )
-    rid = m.group(1)
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    with _http_env():
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        uri = _resolve_uri(tracking_uri)
-        client = MlflowClient(tracking_uri=uri)
-        try:
-            client.get_run(rid)
-        except MlflowException as exc:
-            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-                raise SpecError(
-                    f"run {rid} not found at {uri}", [("RUN_ID", f"no MLflow run {rid} at {uri}")]
-                ) from exc
-            raise TrackingError(f"could not read run {rid} from {uri}: {_short(exc)}") from exc
-        except Exception as exc:  # noqa: BLE001 - connection errors come in several types
-            raise TrackingError(f"could not read run {rid} from {uri}: {_short(exc)}") from exc
-        try:
-            names = {f.path for f in client.list_artifacts(rid)}
-            got: dict[str, Path] = {}
-            for name in ("manifest.json", "spec.json", "plan.json"):
-                if name in names:
-                    got[name] = Path(client.download_artifacts(rid, name, dst_path=str(dest)))
-            if outputs and "manifest.json" in got:
-                _download_outputs(client, rid, got["manifest.json"], dest)
-        except (SpecError, TrackingError):
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise TrackingError(f"could not download the artifacts of run {rid} from {uri}: {_short(exc)}") from exc
-    if "manifest.json" in got:
-        return got["manifest.json"]
-    if "spec.json" in got:
-        return got["spec.json"]
-    raise SpecError(
-        f"run {rid} at {uri} has neither manifest.json nor spec.json",
-        [("RUN_ID", f"run {rid} was not recorded by disco-spec (no manifest.json or spec.json artifact)")],
-    )
-
-
-def _download_outputs(client: Any, rid: str, manifest_path: Path, dest: Path) -> None:
-    """The manifest's output files, each into its run-folder sub-folder of dest (skipping unsafe paths)."""
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    records = _dig(manifest, "hashed.outputs", "outputs") or []
-    root = dest.resolve()
-    for rec in records:
-        rel = rec.get("path") if isinstance(rec, dict) else None
-        if not isinstance(rel, str) or not rel:
-            continue
-        target = (dest / rel).resolve()
-        if root not in target.parents:  # a path like ../x in an edited manifest: never write outside dest
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # MLflow puts a downloaded file in dst_path by its base name: give it the file's own folder
-        client.download_artifacts(rid, rel, dst_path=str(target.parent))
-
-
-def mlflow_run_resolver(tracking_uri: str | None = None, *, dest_root: str | os.PathLike | None = None) -> Any:
-    """A source resolver for disco_spec.manifest.register_source_resolver: MLflow run id -> local manifest.
-
-    `fn(source)` returns None unless `source` looks like a run id (32 hex digits or `runs:/<id>`, and
-    not an existing file); then it downloads the run (resolve_run_source) into a new folder under
-    `dest_root` (default: the system temp folder) and returns the manifest path.
-    """
-
-    def resolve(source: str) -> Path | None:
-        if not looks_like_run_id(source):
-            return None
-        import tempfile
-
-        folder = Path(tempfile.mkdtemp(prefix="disco-spec-mlflow-run-", dir=dest_root))
-        return resolve_run_source(source, tracking_uri, folder)
-
-    return resolve
-
-
-def register_run_resolver(tracking_uri: str | None = None) -> Any:
-    """Teach `rebuild`/`diff` MLflow run ids (idempotent per URI); returns the registered resolver."""
-    from .manifest import register_source_resolver, unregister_source_resolver
-
-    global _REGISTERED
-    if _REGISTERED is not None:
-        unregister_source_resolver(_REGISTERED)
-    _REGISTERED = mlflow_run_resolver(tracking_uri)
-    register_source_resolver(_REGISTERED)
-    return _REGISTERED
-
-
-_REGISTERED: Any = None

@@ -1,0 +1,75 @@
+"""MLflow access for the tracking modules: the environment they call MLflow under (`ENV_DEFAULTS`: short
+HTTP time-outs, few retries, nothing printed to stdout), the tracking URI, the installed MLflow's limits,
+and the one-line summary of an MLflow error that warnings and TrackingError messages quote. mlflow is
+imported inside these functions only, when a tracker or a download starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Iterator
+
+from .tracking_params import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+
+# MLflow settings for the tracking modules' calls, applied only while they call MLflow (then restored)
+# and only for variables the user has not set: short HTTP time-outs and few retries (a dead server costs
+# seconds, not minutes), no run links printed to stdout (stdout is the CLI's; see
+# `MlflowTracker.run_url`) and no download progress bars.
+ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+# os.environ is process-wide: one lock serialises every stretch of MLflow calls made under ENV_DEFAULTS.
+_ENV_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _http_env() -> Iterator[None]:
+    """Apply ENV_DEFAULTS (for variables not set by the user) while MLflow is called; restore after."""
+    with _ENV_LOCK:
+        added = [k for k in ENV_DEFAULTS if k not in os.environ]
+        for k in added:
+            os.environ[k] = ENV_DEFAULTS[k]
+        try:
+            yield
+        finally:
+            for k in added:
+                os.environ.pop(k, None)
+
+
+def _resolve_uri(tracking_uri: str | None) -> str:
+    import mlflow
+
+    # mlflow.get_tracking_uri(): MLFLOW_TRACKING_URI, else the installed version's default store.
+    return str(tracking_uri) if tracking_uri else mlflow.get_tracking_uri()
+
+
+def _limits() -> tuple[int, int, int]:
+    try:
+        from mlflow.utils import validation as v
+
+        return v.MAX_PARAM_VAL_LENGTH, v.MAX_PARAMS_TAGS_PER_BATCH, v.MAX_METRICS_PER_BATCH
+    except Exception:  # noqa: BLE001 - a future MLflow moved them: the known values
+        return MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_METRICS_PER_BATCH
+
+
+def _short(exc: BaseException, limit: int = 240) -> str:
+    """One line about an exception, leading with its root cause (e.g. 'Connection refused') when buried."""
+    root: BaseException = exc
+    seen = set()
+    while (root.__cause__ or root.__context__) is not None and id(root) not in seen:
+        seen.add(id(root))
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if root is not exc:
+        cause = " ".join(str(root).split())
+        if cause:
+            text = f"{type(root).__name__}: {cause[:120]} ({text})"
+    return text if len(text) <= limit else text[: limit - 4] + "...)"
