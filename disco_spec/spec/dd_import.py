@@ -55,8 +55,9 @@ from .load import validate_document
 from .models import SCHEMA_VERSION, JobSpec
 
 __all__ = ["ImportResult", "import_dd_report", "report_to_toml", "REPORT_KEYS_52", "REPORT_KEY_MAP", "detect_version"]
-# Also importable from here, as before the split: ANIMATION_MODES, DD52_DIFFUSION_MODELS, NOT_IN_REPORT,
-# LATER_CLIP_MODELS, LDSR_KEYS, OPENCLIP_KEYS, V53_KEYS, V54_KEYS, V54_VIDEO_OVERRIDES.
+# Also importable from here, as before the split (tables the tests and callers read):
+__all__ += ["ANIMATION_MODES", "DD52_DIFFUSION_MODELS", "NOT_IN_REPORT", "LATER_CLIP_MODELS", "LDSR_KEYS",
+            "OPENCLIP_KEYS", "V53_KEYS", "V54_KEYS", "V54_VIDEO_OVERRIDES"]
 
 
 def import_dd_report(path: str | Path, *, animation_mode: str | None = None) -> ImportResult:
