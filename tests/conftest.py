@@ -29,3 +29,16 @@ def smoke_doc() -> dict:
     import tomllib
 
     return tomllib.loads((SPECS / "smoke.toml").read_text())
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory) -> Path:
+    """A model cache private to one test module (for tests that tamper with or count cached files)."""
+    return tmp_path_factory.mktemp("disco-cache")
+
+
+@pytest.fixture
+def cache(module_cache: Path, monkeypatch) -> Path:
+    """Point DISCO_SPEC_CACHE at the module's private cache for one test."""
+    monkeypatch.setenv("DISCO_SPEC_CACHE", str(module_cache))
+    return module_cache

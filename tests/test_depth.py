@@ -27,15 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {"midas_depth_model": "tiny-midas", "adabins_model": "tiny-adabins"}
 
 
-@pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("disco-cache")
-
-
-@pytest.fixture(autouse=True)
-def cache(module_cache, monkeypatch):
-    monkeypatch.setenv("DISCO_SPEC_CACHE", str(module_cache))
-    return module_cache
+# Each module gets its own model cache (conftest: module_cache / cache).
+pytestmark = pytest.mark.usefixtures("cache")
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,8 @@ from disco_spec.models.registry import REGISTRY, TINY_PINS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("disco-cache")
-
-
-@pytest.fixture(autouse=True)
-def cache(module_cache, monkeypatch):
-    monkeypatch.setenv("DISCO_SPEC_CACHE", str(module_cache))
-    return module_cache
+# Each module gets its own model cache (conftest: module_cache / cache).
+pytestmark = pytest.mark.usefixtures("cache")
 
 
 _CHILD = """

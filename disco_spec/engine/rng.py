@@ -64,6 +64,12 @@ def _shape(shape: Sequence[int] | torch.Size | int) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
+def _draw(sampler, shape, generator: torch.Generator, device, dtype: torch.dtype) -> torch.Tensor:
+    _check(generator)
+    out = sampler(_shape(shape), generator=generator, dtype=torch.float32, device="cpu")
+    return out.to(device=device or "cpu", dtype=dtype)
+
+
 def randn(
     shape: Sequence[int] | torch.Size | int,
     generator: torch.Generator,
@@ -71,9 +77,7 @@ def randn(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """N(0, 1) samples drawn on the CPU in float32 from ``generator``, then moved to device/dtype."""
-    _check(generator)
-    out = torch.randn(_shape(shape), generator=generator, dtype=torch.float32, device="cpu")
-    return out.to(device=device or "cpu", dtype=dtype)
+    return _draw(torch.randn, shape, generator, device, dtype)
 
 
 def rand(
@@ -83,9 +87,7 @@ def rand(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """U[0, 1) samples drawn on the CPU in float32 from ``generator``, then moved to device/dtype."""
-    _check(generator)
-    out = torch.rand(_shape(shape), generator=generator, dtype=torch.float32, device="cpu")
-    return out.to(device=device or "cpu", dtype=dtype)
+    return _draw(torch.rand, shape, generator, device, dtype)
 
 
 # Scalar draws.  Each consumes the generator exactly like the torchvision / DD expression named

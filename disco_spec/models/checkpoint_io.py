@@ -31,7 +31,7 @@ def untouched_global_rng() -> Iterator[None]:
         yield
 
 
-def _is_safetensors(path: Path) -> bool:
+def is_safetensors(path: Path) -> bool:
     if path.suffix == ".safetensors":
         return True
     # 8-byte little-endian header length, then a JSON object.
@@ -55,7 +55,7 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint on CPU. Raises ModelError (not a traceback) for unreadable files."""
     path = Path(path)
     try:
-        if _is_safetensors(path):
+        if is_safetensors(path):
             from safetensors.torch import load_file
 
             # Copy out of the memory map: a file rewritten after its hash check must not change the model.

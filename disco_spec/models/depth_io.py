@@ -16,15 +16,7 @@ from typing import Any
 import torch
 
 from .. import errors
-from .checkpoint_io import is_torchscript_archive, read_state_dict
-
-
-def _is_safetensors(path: Path) -> bool:
-    if path.suffix == ".safetensors":
-        return True
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
+from .checkpoint_io import is_safetensors, is_torchscript_archive, read_state_dict
 
 
 def _numpy_scalar_globals() -> list[Any]:
@@ -66,7 +58,7 @@ def _load_weights_only(path: Path, what: str) -> Any:
 def read_depth_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """The model tensors of a depth checkpoint, on CPU, `module.` prefixes removed."""
     path = Path(path)
-    if _is_safetensors(path) or is_torchscript_archive(path):
+    if is_safetensors(path) or is_torchscript_archive(path):
         return read_state_dict(path, what)
     obj = _load_weights_only(path, what)
     if isinstance(obj, dict):
