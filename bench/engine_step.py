@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from disco_spec.engine import runner, sampler  # noqa: E402
 from disco_spec.engine.loaded import LoadedModels, load_models  # noqa: E402
-from disco_spec.plan import resolve_plan  # noqa: E402
+from disco_spec.plan.resolve import resolve_plan  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
 
 

@@ -60,7 +60,7 @@ def plan(
     frames: Optional[str] = typer.Option(None, help="Only these items, e.g. '0:20' (table only)."),
 ) -> None:
     """Show exactly what each image/frame will use."""
-    from .plan_view import plan_for_display, plan_table
+    from .plan.table import plan_for_display, plan_table
 
     p, seed_note = plan_for_display(spec_file, seed)
     if as_json:

@@ -348,7 +348,7 @@ class Source:
         return validate_document(dict(self.spec_document))
 
     def plan(self) -> Any:
-        from .plan import resolve_plan, with_concrete_seed
+        from .plan.resolve import resolve_plan, with_concrete_seed
 
         spec, _ = with_concrete_seed(self.spec(), draw=0)
         return resolve_plan(spec)

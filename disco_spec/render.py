@@ -33,7 +33,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from . import __version__
 from .atomic import atomic_write_text
 from .errors import SpecError
-from .plan import Plan, PlanItem, resolve_plan, with_concrete_seed
+from .plan.resolve import Plan, PlanItem, resolve_plan, with_concrete_seed
 from .spec.load import load_spec, spec_to_document
 from .spec.models import JobSpec
 

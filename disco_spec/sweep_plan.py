@@ -122,7 +122,7 @@ def plan_sweep(
     seed: int | None = None,
 ) -> SweepPlan:
     """Expand a spec (a path, a JobSpec or a document) and `--set` arguments into validated cells."""
-    from .plan import with_concrete_seed
+    from .plan.resolve import with_concrete_seed
     from .spec.load import load_spec, spec_to_document, validate_document
     from .spec.models import JobSpec
 

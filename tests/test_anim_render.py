@@ -266,7 +266,7 @@ def test_video_input_uses_the_extracted_frames(tmp_path: Path) -> None:
 
 def test_smoke_spec_switches_to_every_animation_mode() -> None:
     """specs/smoke.toml with only animation_mode changed is a tiny animation (validated, small plan)."""
-    from disco_spec.plan import resolve_plan
+    from disco_spec.plan.resolve import resolve_plan
 
     for mode in ("2D", "3D", "Video Input"):
         spec = anim_spec(mode)

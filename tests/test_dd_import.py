@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from disco_spec.errors import SpecError
-from disco_spec.plan import diffusion_steps_for, floor64, resolve_plan
+from disco_spec.plan.resolve import diffusion_steps_for, floor64, resolve_plan
 from disco_spec.spec import schedules
 from disco_spec.spec.dd_import import (
     REPORT_KEY_MAP,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from disco_spec.plan import diffusion_steps_for, resolve_plan, with_concrete_seed
-from disco_spec.seeds import derive_seed, frame_seed, still_seed
+from disco_spec.plan.resolve import diffusion_steps_for, resolve_plan, with_concrete_seed
+from disco_spec.plan.seeds import derive_seed, frame_seed, still_seed
 from disco_spec.spec.load import validate_document
 from disco_spec.spec.schedules import keyframe_series, parse_keyframes
 

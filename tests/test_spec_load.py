@@ -139,7 +139,7 @@ def test_syntax_errors_give_file_line_column(tmp_path: Path) -> None:
 
 def test_validation_does_not_import_torch(tmp_path: Path, specs_dir: Path) -> None:
     code = (
-        "import sys; from disco_spec.spec.load import load_spec; from disco_spec.plan import resolve_plan;"
+        "import sys; from disco_spec.spec.load import load_spec; from disco_spec.plan.resolve import resolve_plan;"
         f"s = load_spec({str(specs_dir / 'anim-3d-turbo.toml')!r}); resolve_plan(s);"
         "print('torch' in sys.modules)"
     )

@@ -72,7 +72,7 @@ def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resum
     is missing or damaged (they must come out identical). Returns (spec, plan).
     """
     from ..engine.images import resolve_path
-    from ..plan import resolve_plan
+    from ..plan.resolve import resolve_plan
     from .resume import _file_sha256
 
     video = _video_module()

@@ -128,7 +128,7 @@ def prepare_resume(
     Returns (spec, document, plan, spec_dir, seed_drawn, run_dir, info). A 'random_seed' spec reuses the
     seed recorded in the run's spec.json; Video Input re-uses (after checking) the frames the run extracted.
     """
-    from ..plan import with_concrete_seed
+    from ..plan.resolve import with_concrete_seed
     from ..render import prepare
     from ..spec.load import load_spec, spec_to_document
     from ..spec.models import JobSpec

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .. import seeds
+from ..plan import seeds
 
 __all__ = [
     "derive_seed",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 def derive_seed(base_seed: int, *names: str | int) -> int:
-    """Derive a 63-bit seed from ``base_seed`` and a path of names (the formula lives in disco_spec.seeds)."""
+    """Derive a 63-bit seed from ``base_seed`` and a path of names (the formula lives in disco_spec.plan.seeds)."""
     parts = (base_seed, *names)
     for p in parts:
         if isinstance(p, bool) or not isinstance(p, (int, str)):

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..plan import PlanItem
+from ..plan.resolve import PlanItem
 from ..spec.models import JobSpec
 from . import sampler
 from .guidance import GuidanceSettings, make_cond_fn, secondary_x0_fn, unet_x0_fn

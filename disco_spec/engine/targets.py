@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 
 from ..models.types import ClipBundle
-from ..plan import IMAGE_PROMPT_CUTS, PromptTarget
+from ..plan.resolve import IMAGE_PROMPT_CUTS, PromptTarget
 from ..spec.models import FUZZY_COPIES
 from . import rng
 from .cutouts import image_prompt_cutouts

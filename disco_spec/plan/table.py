@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import SpecError
-from .plan import Plan, resolve_plan, with_concrete_seed
-from .spec.load import load_spec
+from ..errors import SpecError
+from .resolve import Plan, resolve_plan, with_concrete_seed
+from ..spec.load import load_spec
 
 
 def plan_for_display(spec_file: str | Path, seed: int | None) -> tuple[Plan, str | None]:

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import seeds
-from .spec import schedules
-from .errors import SpecError
-from .spec.models import MOTION_FIELDS, JobSpec, cut_schedule_values, keyframe_values, prompt_weight_total
+from ..spec import schedules
+from ..errors import SpecError
+from ..spec.models import MOTION_FIELDS, JobSpec, cut_schedule_values, keyframe_values, prompt_weight_total
 
 PLAN_VERSION = 1
 IMAGE_PROMPT_CUTS = 16  # DD embeds 16 cutouts per image prompt, each with weight w/16
