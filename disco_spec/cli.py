@@ -47,7 +47,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of spec version 1."""
-    from .schema import schema_text
+    from .spec.schema import schema_text
 
     sys.stdout.write(schema_text())
 

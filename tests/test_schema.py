@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from disco_spec.errors import SpecError
-from disco_spec.schema import checked_in_schema_path, schema_text
+from disco_spec.spec.schema import checked_in_schema_path, schema_text
 from disco_spec.spec.load import validate_document
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .spec.models import JobSpec
+from .models import JobSpec
 
 SCHEMA_ID = "https://disco-spec.dev/schemas/disco-spec.v1.schema.json"
 SCHEMA_FILE = "disco-spec.v1.schema.json"
