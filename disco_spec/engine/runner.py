@@ -17,7 +17,7 @@ from ..spec.models import JobSpec
 from . import sampler
 from .guidance import GuidanceSettings, make_cond_fn, secondary_x0_fn, unet_x0_fn
 from .images import load_init_image, to_pil, write_png_atomic
-from .loaded import LoadedModels, load_models
+from ..models.loaded import LoadedModels, load_models
 from .perlin import perlin_init_image
 from .rng import make_generator
 from .targets import build_targets

@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..models import loaders, registry
-from ..models.types import ClipBundle, ResolvedWeights
+from . import loaders, registry
+from .types import ClipBundle, ResolvedWeights
 from ..spec.models import DD_CLIP_NAMES, JobSpec
 
 
