@@ -143,7 +143,7 @@ def render_on_backend(
     check_backend(backend, address)
     observers = list(observers)
     if backend == "local":
-        from .manifest import finalize_run
+        from .record.manifest import finalize_run
         from .render import render
 
         result = render(spec_or_path, out, run_dir=run_dir, seed=seed, items=items, observers=observers,

@@ -89,7 +89,7 @@ class _StepRecorder:
 
 def run_job(job: Job, *, progress: bool = False, observers: Iterable[Any] = ()) -> JobResult:
     """Render one job here: validate the document, render into job.run_dir, finalise (job.finalize)."""
-    from .manifest import MANIFEST_NAME, finalize_run, write_manifest
+    from .record.manifest import MANIFEST_NAME, finalize_run, write_manifest
     from .render import render
     from .spec.load import validate_document
 

@@ -43,7 +43,7 @@ def merge_parts(run_dir: Path, parts: list[JobResult], *, seconds: float, seed_d
     import json
 
     from .animation.resume import FRAMES_LOG, RUN_STATE, read_entries
-    from .manifest import finalize_run
+    from .record.manifest import finalize_run
     from .render import RenderResult, write_text_atomic
 
     parts = sorted(parts, key=lambda p: min(p.job.items or (0,)))

@@ -172,7 +172,7 @@ def _read_tree(root: Path) -> dict[str, bytes]:
 
 
 def _write_tree(root: Path, files: dict[str, bytes]) -> None:
-    from .pngmeta import atomic_write
+    from .record.pngmeta import atomic_write
 
     for rel, data in files.items():
         target = (root / rel).resolve()
@@ -183,7 +183,7 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> None:
 
 def _retarget(r: JobResult, run_dir: Path) -> None:
     """Point a result rendered elsewhere at the driver's run folder (manifest: volatile part only)."""
-    from .manifest import MANIFEST_NAME, write_manifest
+    from .record.manifest import MANIFEST_NAME, write_manifest
 
     r.result.run_dir = run_dir
     if r.manifest is not None:

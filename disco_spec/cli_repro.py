@@ -1,6 +1,6 @@
 """Reproducibility commands: inspect, rebuild, diff, verify, regress (added to the main app by `register`).
 
-Thin wrappers over disco_spec.pngmeta / rebuild / compare / manifest / regress. Exit codes: 0 same/ok,
+Thin wrappers over disco_spec.record.pngmeta / rebuild / compare / manifest / regress. Exit codes: 0 same/ok,
 1 differs/failed, 2 bad input (SpecError, mapped by cli.main).
 """
 
@@ -23,7 +23,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ) -> None:
     """Show what a PNG carries: spec, manifest id, item, seed, frame, models and environment."""
-    from .pngmeta import format_info, png_info
+    from .record.pngmeta import format_info, png_info
 
     info = png_info(image)
     if as_json:
@@ -88,7 +88,7 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check the files of a run against its manifest; name every changed or missing one. Exit 0 ok, 1 not."""
-    from .manifest import verify_run
+    from .record.manifest import verify_run
 
     report = verify_run(run_dir)
     if as_json:

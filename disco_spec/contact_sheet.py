@@ -156,7 +156,7 @@ def sweep_contact_sheet(plan: Any, images: Mapping[int, str | os.PathLike | None
 
 def save_png(image: Any, path: str | os.PathLike) -> Path:
     """Write a PIL image as PNG, atomically (no time stamps: same pixels, same bytes)."""
-    from .pngmeta import atomic_write
+    from .record.pngmeta import atomic_write
 
     buf = io.BytesIO()
     image.save(buf, format="PNG")

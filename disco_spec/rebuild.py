@@ -19,14 +19,8 @@ from typing import Any
 
 from . import errors
 from .compare import Change, OutputComparison, compare_images, context_differences, model_differences
-from .environment import fingerprint_differences
-from .manifest import (
-    MANIFEST_NAME,
-    Source,
-    finalize_run,
-    load_source,
-    register_source_resolver,  # noqa: F401 - re-exported: tracking registers MLflow run ids here
-)
+from .record.environment import fingerprint_differences
+from .record.manifest import MANIFEST_NAME, Source, finalize_run, load_source, register_source_resolver
 
 __all__ = ["RebuildReport", "check_weights", "rebuild", "rebuild_source", "register_source_resolver"]
 

@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 from . import errors
 from .compare import compare_images, fmt, model_differences, spec_differences
-from .environment import fingerprint_differences
-from .manifest import finalize_run, load_manifest, write_manifest
+from .record.environment import fingerprint_differences
+from .record.manifest import finalize_run, load_manifest, write_manifest
 
 DEFAULT_PSNR_DB = 40.0
 MAX_GOLDEN_IMAGE_BYTES = 256 * 1024  # golden images above this size are not stored (the manifest still is)

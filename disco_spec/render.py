@@ -73,7 +73,7 @@ class RenderResult:
     device: str = "cpu"
     seconds: float = 0.0
     seed_drawn: bool = False
-    manifest: dict[str, Any] | None = None  # set by disco_spec.manifest.finalize_run
+    manifest: dict[str, Any] | None = None  # set by disco_spec.record.manifest.finalize_run
 
 
 class Observer(Protocol):
@@ -229,7 +229,7 @@ def render(
                 o.on_error(result, exc)
         raise
     result.seconds = time.perf_counter() - start
-    from .manifest import finalize_run
+    from .record.manifest import finalize_run
 
     finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
     for o in observers:

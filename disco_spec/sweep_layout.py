@@ -62,7 +62,7 @@ def sheet_output(result: Any) -> str | None:
 
 def sweep_document(plan: SweepPlan, sweep_dir: Path, cells: Mapping[int, CellResult], *, status: str,
                    backend: str, parent_run_id: str | None, tracking_uri: str | None) -> dict[str, Any]:
-    from .manifest import spec_sha256
+    from .record.manifest import spec_sha256
 
     layout = plan.layout()
     out_cells = []

@@ -194,7 +194,7 @@ def plan_sweep(
 def cells_table(plan: SweepPlan) -> str:
     """A text table of the cells (for --dry-run)."""
     rows = [["cell"] + [a.key for a in plan.axes] + ["spec sha256"]]
-    from .manifest import spec_sha256
+    from .record.manifest import spec_sha256
 
     for c in plan.cells:
         rows.append([c.name] + [c.labels[a.key] for a in plan.axes] + [spec_sha256(c.document)[:16]])

@@ -94,7 +94,7 @@ class SweepTracker:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
-        from .manifest import spec_sha256
+        from .record.manifest import spec_sha256
 
         self.tracking_uri = _resolve_uri(self._uri_arg)
         self._client = client = MlflowClient(tracking_uri=self.tracking_uri)

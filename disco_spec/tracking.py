@@ -102,7 +102,7 @@ __all__ += [
     "MAX_PARAMS_TAGS_PER_BATCH", "TRUNCATED_MARKER", "truncate_value",
 ]
 
-# Where disco_spec.manifest keeps these (older/other layouts after the first path).
+# Where disco_spec.record.manifest keeps these (older/other layouts after the first path).
 MANIFEST_GIT_COMMIT = ("hashed.code.git_commit", "code.git_commit", "git_commit")
 MANIFEST_GIT_DIRTY = ("hashed.code.git_dirty", "code.git_dirty", "git_dirty")
 MANIFEST_SPEC_SHA256 = ("hashed.spec_sha256", "spec_sha256")
@@ -112,7 +112,7 @@ PREVIEW_KEY = "preview"
 
 
 def read_manifest(result: RenderResult) -> dict[str, Any] | None:
-    """The manifest set on the result by disco_spec.manifest.finalize_run, else the run folder's file."""
+    """The manifest set on the result by disco_spec.record.manifest.finalize_run, else the run folder's file."""
     manifest = getattr(result, "manifest", None)
     if isinstance(manifest, dict):
         return manifest

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from disco_spec import manifest
+from disco_spec.record import manifest
 from disco_spec.compare import compare_images, diff, plan_differences
 from disco_spec.plan.resolve import resolve_plan
 from disco_spec.render import render

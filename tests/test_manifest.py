@@ -13,7 +13,9 @@ import pytest
 import rfc8785
 from PIL import Image, PngImagePlugin
 
-from disco_spec import environment, manifest, pngmeta
+from disco_spec.record import environment
+from disco_spec.record import manifest
+from disco_spec.record import pngmeta
 from disco_spec.render import render
 
 ROOT = Path(__file__).resolve().parent.parent

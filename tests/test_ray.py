@@ -18,7 +18,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from disco_spec import errors, manifest, pngmeta  # noqa: E402
+from disco_spec import errors  # noqa: E402
+from disco_spec.record import manifest  # noqa: E402
+from disco_spec.record import pngmeta  # noqa: E402
 from disco_spec.backends import Job, render_on_backend, run_jobs  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
 from disco_spec.sweep import plan_sweep, run_sweep  # noqa: E402

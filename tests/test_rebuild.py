@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from disco_spec import errors, manifest, pngmeta
+from disco_spec import errors
+from disco_spec.record import manifest
+from disco_spec.record import pngmeta
 from disco_spec.rebuild import rebuild
 from disco_spec.render import render
 from cli_helpers import run_cli, write_spec

@@ -8,7 +8,7 @@ import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from disco_spec import manifest
+from disco_spec.record import manifest
 from disco_spec.regress import compare_with_golden, regress
 from cli_helpers import run_cli
 
@@ -23,7 +23,7 @@ def test_checked_in_golden_files_are_consistent() -> None:
     (out,) = m["hashed"]["outputs"]
     img = GOLDEN / "smoke" / out["path"]
     assert img.is_file() and img.stat().st_size < 64 * 1024
-    from disco_spec import pngmeta
+    from disco_spec.record import pngmeta
 
     assert pngmeta.pixels_sha256(img) == out["pixels_sha256"]
     assert pngmeta.read_text(img)[pngmeta.KEY_MANIFEST_ID] == m["id"]

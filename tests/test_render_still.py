@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from disco_spec.pngmeta import pixels_sha256
+from disco_spec.record.pngmeta import pixels_sha256
 from disco_spec.render import BaseObserver, render
 from disco_spec.spec.load import validate_document
 

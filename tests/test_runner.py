@@ -124,7 +124,7 @@ def test_regress_script_is_valid_bash():
 
 
 def test_golden_files_match_the_regression_specs():
-    from disco_spec import manifest
+    from disco_spec.record import manifest
     from disco_spec.spec.load import load_spec, spec_to_document
     from disco_spec.plan.resolve import with_concrete_seed
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from disco_spec import cli_scale, manifest, pngmeta
+from disco_spec import cli_scale
+from disco_spec.record import manifest
+from disco_spec.record import pngmeta
 from disco_spec.errors import SpecError
 from disco_spec.sweep import (
     Axis,

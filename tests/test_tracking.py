@@ -150,7 +150,7 @@ class Recorder(BaseObserver):
 class EnsureManifest(BaseObserver):
     """Before the tracker's on_end: make sure the run folder has a manifest.json.
 
-    render() calls disco_spec.manifest.finalize_run before observers' on_end once that module is
+    render() calls disco_spec.record.manifest.finalize_run before observers' on_end once that module is
     wired in; until then this writes it (with finalize_run when the module exists, else a stub).
     """
 
@@ -158,7 +158,7 @@ class EnsureManifest(BaseObserver):
         if (result.run_dir / "manifest.json").exists() or getattr(result, "manifest", None):
             return
         try:
-            from disco_spec.manifest import finalize_run  # type: ignore[import-not-found]
+            from disco_spec.record.manifest import finalize_run  # type: ignore[import-not-found]
         except ImportError:
             doc = {"id": "stub-" + hashlib.sha256(str(result.run_dir).encode()).hexdigest()[:16]}
             (result.run_dir / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
@@ -255,7 +255,7 @@ def _check_tracked_render(
     tags = run.data.tags
     manifest = _manifest(result)
     assert tags["disco_spec.spec_sha256"] == tracking.spec_sha256(result.spec_document)
-    if "hashed" in manifest:  # disco_spec.manifest's layout: the same hash, and the git commit
+    if "hashed" in manifest:  # disco_spec.record.manifest's layout: the same hash, and the git commit
         assert tags["disco_spec.spec_sha256"] == manifest["hashed"]["spec_sha256"]
         commit = manifest["hashed"]["code"].get("git_commit")
         if commit:
@@ -399,7 +399,7 @@ def test_render_tracked_to_sqlite(sqlite_uri, tmp_path, capfd, monkeypatch):
 
     # `disco-spec rebuild RUN_ID` / `diff RUN_ID ...`: the registered resolver maps the run id to the
     # downloaded run folder, which load_source reads like the original (rebuild's own tests re-render)
-    from disco_spec import manifest as manifest_mod
+    from disco_spec.record import manifest as manifest_mod
 
     resolver = tracking.register_run_resolver(sqlite_uri)
     try:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from disco_spec import manifest, pngmeta
+from disco_spec.record import manifest
+from disco_spec.record import pngmeta
 from disco_spec.render import render
 from cli_helpers import run_cli
 

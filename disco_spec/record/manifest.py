@@ -41,8 +41,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import rfc8785
 
-from . import environment, pngmeta
-from .errors import SpecError
+from . import environment
+from . import pngmeta
+from ..errors import SpecError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -343,12 +344,12 @@ class Source:
         return f"{self.path} ({self.kind}" + (f", manifest {mid[:12]}" if mid else "") + ")"
 
     def spec(self) -> Any:
-        from .spec.load import validate_document
+        from ..spec.load import validate_document
 
         return validate_document(dict(self.spec_document))
 
     def plan(self) -> Any:
-        from .plan.resolve import resolve_plan, with_concrete_seed
+        from ..plan.resolve import resolve_plan, with_concrete_seed
 
         spec, _ = with_concrete_seed(self.spec(), draw=0)
         return resolve_plan(spec)
@@ -417,7 +418,7 @@ def load_source(source: str | os.PathLike, *, arg: str = "SOURCE") -> Source:
         if looks_like_manifest(doc):
             m = load_manifest(p)
             return _from_manifest(m, "manifest", p, p.parent)
-    from .spec.load import load_spec, spec_to_document
+    from ..spec.load import load_spec, spec_to_document
 
     spec = load_spec(p)
     return Source(kind="spec", path=p, spec_document=spec_to_document(spec), spec_dir=str(p.resolve().parent))

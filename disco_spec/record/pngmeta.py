@@ -27,8 +27,8 @@ import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
-from .atomic import atomic_write_bytes
-from .errors import SpecError
+from ..atomic import atomic_write_bytes
+from ..errors import SpecError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PREFIX = "disco-spec:"
