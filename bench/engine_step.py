@@ -28,7 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from disco_spec.engine import runner, sampler  # noqa: E402
+from disco_spec.engine import sampler  # noqa: E402
+from disco_spec.run import loop as runner  # noqa: E402
 from disco_spec.models.loaded import LoadedModels, load_models  # noqa: E402
 from disco_spec.plan.resolve import resolve_plan  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402

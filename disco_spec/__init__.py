@@ -11,7 +11,7 @@ __all__ = ["__version__", "render"]
 
 
 def render(spec_or_path, out="images_out", **kwargs):
-    """Render a spec (a JobSpec or a path to a .toml/.json file); see disco_spec.render.render."""
-    from .render import render as _render
+    """Render a spec (a JobSpec or a path to a .toml/.json file); see disco_spec.run.renderer.render."""
+    from .run.renderer import render as _render
 
     return _render(spec_or_path, out, **kwargs)

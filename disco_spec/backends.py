@@ -144,7 +144,7 @@ def render_on_backend(
     observers = list(observers)
     if backend == "local":
         from .record.manifest import finalize_run
-        from .render import render
+        from .run.renderer import render
 
         result = render(spec_or_path, out, run_dir=run_dir, seed=seed, items=items, observers=observers,
                         progress=progress, spec_dir=spec_dir, fetch=fetch)
@@ -152,7 +152,7 @@ def render_on_backend(
             finalize_run(result, spec_dir=spec_dir or _spec_dir_of(spec_or_path))
         return result
 
-    from .render import allocate_run_dir, prepare
+    from .run.renderer import allocate_run_dir, prepare
 
     spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
     sd = str(Path(spec_dir or found_dir).resolve()) if (spec_dir or found_dir) else None
@@ -192,7 +192,7 @@ def _spec_dir_of(spec_or_path: Any) -> str | None:
 def replay_observers(result: Any, steps: Sequence[StepStat], observers: Iterable[Any]) -> None:
     """Show a finished render to observers as if they had watched it (no previews): start, steps,
     outputs, end. Used for MLflow tracking of renders that ran elsewhere."""
-    from .render import StepEvent
+    from .run.renderer import StepEvent
 
     observers = list(observers)
     if not observers:

@@ -42,7 +42,7 @@ class StepStat:
 @dataclass
 class JobResult:
     job: Job
-    result: Any  # disco_spec.render.RenderResult, run_dir = job.run_dir
+    result: Any  # disco_spec.run.renderer.RenderResult, run_dir = job.run_dir
     manifest: dict[str, Any] | None
     steps: list[StepStat] = field(default_factory=list)
     node_id: str | None = None
@@ -90,7 +90,7 @@ class _StepRecorder:
 def run_job(job: Job, *, progress: bool = False, observers: Iterable[Any] = ()) -> JobResult:
     """Render one job here: validate the document, render into job.run_dir, finalise (job.finalize)."""
     from .record.manifest import MANIFEST_NAME, finalize_run, write_manifest
-    from .render import render
+    from .run.renderer import render
     from .spec.load import validate_document
 
     spec = validate_document(dict(job.spec_document))

@@ -96,7 +96,7 @@ def import_dd(
     if output is None:
         sys.stdout.write(text)
     else:
-        from .render import write_text_atomic
+        from .run.renderer import write_text_atomic
 
         write_text_atomic(output, text)
         _err(f"wrote {output}")
@@ -129,7 +129,7 @@ def render(
     ),
 ) -> None:
     """Render a spec."""
-    from .render import render as render_spec
+    from .run.renderer import render as render_spec
     from .tracking import make_tracker
 
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)

@@ -202,7 +202,7 @@ def rebuild_source(
     spec_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> RebuildReport:
-    from .render import render
+    from .run.renderer import render
 
     if src.kind == "spec":
         raise errors.SpecError(

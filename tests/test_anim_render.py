@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from disco_spec.render import BaseObserver, render
+from disco_spec.run.renderer import BaseObserver, render
 from disco_spec.spec.load import validate_document
 
 ROOT = Path(__file__).resolve().parent.parent

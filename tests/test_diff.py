@@ -15,7 +15,7 @@ from PIL import Image
 from disco_spec.record import manifest
 from disco_spec.compare import compare_images, diff, plan_differences
 from disco_spec.plan.resolve import resolve_plan
-from disco_spec.render import render
+from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document
 from cli_helpers import run_cli, write_spec
 

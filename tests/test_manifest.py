@@ -16,7 +16,7 @@ from PIL import Image, PngImagePlugin
 from disco_spec.record import environment
 from disco_spec.record import manifest
 from disco_spec.record import pngmeta
-from disco_spec.render import render
+from disco_spec.run.renderer import render
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())

@@ -147,7 +147,7 @@ def test_batch_of_stills_one_task_per_image_equals_local(tmp_path):
 
 
 def test_resume_continues_a_ray_run_locally(tmp_path):
-    from disco_spec.render import render
+    from disco_spec.run.renderer import render
 
     spec = validate_document(small_smoke(run__n_batches=2))
     on_ray = render_on_backend(spec, tmp_path / "ray", backend="ray", progress=False)

@@ -15,7 +15,7 @@ from disco_spec import errors
 from disco_spec.record import manifest
 from disco_spec.record import pngmeta
 from disco_spec.rebuild import rebuild
-from disco_spec.render import render
+from disco_spec.run.renderer import render
 from cli_helpers import run_cli, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ import pytest
 
 from disco_spec import tracking
 from disco_spec.errors import SpecError
-from disco_spec.render import BaseObserver, RenderResult, StepEvent, prepare
+from disco_spec.run.renderer import BaseObserver, RenderResult, StepEvent, prepare
 from disco_spec.spec.load import load_spec
 from disco_spec.tracking import (
     TRUNCATED_MARKER,
@@ -268,7 +268,7 @@ def _check_tracked_render(
 
 
 def _render(spec, out: Path, tracker: MlflowTracker, rec: Recorder | None = None) -> RenderResult:
-    from disco_spec.render import render
+    from disco_spec.run.renderer import render
 
     observers = [o for o in (rec, EnsureManifest(), tracker) if o is not None]
     return render(spec, out=out, progress=False, observers=observers)

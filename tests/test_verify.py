@@ -10,7 +10,7 @@ import pytest
 
 from disco_spec.record import manifest
 from disco_spec.record import pngmeta
-from disco_spec.render import render
+from disco_spec.run.renderer import render
 from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent

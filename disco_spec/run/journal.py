@@ -39,7 +39,7 @@ RUN_STATE_VERSION = 1
 
 
 def spec_sha256(doc: Any) -> str:
-    from ..render import canonical_json
+    from .renderer import canonical_json
 
     return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
 
@@ -129,7 +129,7 @@ def prepare_resume(
     seed recorded in the run's spec.json; Video Input re-uses (after checking) the frames the run extracted.
     """
     from ..plan.resolve import with_concrete_seed
-    from ..render import prepare
+    from .renderer import prepare
     from ..spec.load import load_spec, spec_to_document
     from ..spec.models import JobSpec
 
@@ -242,7 +242,7 @@ class Journal:
     @classmethod
     def begin(cls, result: Any, selected: Sequence[int], resume: ResumeInfo | None) -> "Journal":
         """Write run_state.json (new run) or check the recorded weights (resume); load the entries."""
-        from ..render import write_text_atomic
+        from .renderer import write_text_atomic
 
         j = cls(result=result, selected=list(selected), resumed=resume is not None)
         state = {
@@ -265,7 +265,7 @@ class Journal:
 
     def _rewrite(self, entries: Iterable[dict[str, Any]]) -> None:
         """Replace frames.jsonl by these entries (drops a torn last line before anything is appended)."""
-        from ..render import write_text_atomic
+        from .renderer import write_text_atomic
 
         lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
         write_text_atomic(self.run_dir / FRAMES_LOG, lines)
@@ -307,7 +307,7 @@ class Journal:
 
     def verified_records(self, item: Any) -> list[Any] | None:
         """The item's OutputRecords if it finished and every file is intact, else None."""
-        from ..render import OutputRecord
+        from .renderer import OutputRecord
 
         entry = self.entries.get(item.index)
         if entry is None or entry.get("frame") != item.frame:
@@ -362,7 +362,7 @@ def _restore_png(path: Path, sha: str, result: Any, item: Any) -> bool:
     from PIL import Image
 
     from ..engine.images import write_png_atomic
-    from ..render import png_metadata
+    from .renderer import png_metadata
 
     try:
         with Image.open(path) as im:

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-from . import __version__
-from .atomic import atomic_write_text
-from .errors import SpecError
-from .plan.resolve import Plan, PlanItem, resolve_plan, with_concrete_seed
-from .spec.load import load_spec, spec_to_document
-from .spec.models import JobSpec
+from .. import __version__
+from ..atomic import atomic_write_text
+from ..errors import SpecError
+from ..plan.resolve import Plan, PlanItem, resolve_plan, with_concrete_seed
+from ..spec.load import load_spec, spec_to_document
+from ..spec.models import JobSpec
 
 DEFAULT_OUT = "images_out"
 
@@ -171,17 +171,17 @@ def render(
     `items` renders only those plan items (the plan's seeds make any one renderable alone; 2D/3D frames
     are computed from frame 0 on, since each starts from the previous one).
     `resume=True` continues the latest run of the batch under `out` (or `run_dir`) where it stopped, with
-    byte-identical results; a changed spec, plan or weight file is refused (disco_spec.animation.resume).
+    byte-identical results; a changed spec, plan or weight file is refused (disco_spec.run.journal).
     """
     import warnings
 
     # guided-diffusion uses a deprecated torch.cuda.amp decorator at import time; not actionable for users
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
-    from .engine import runner  # torch is imported only when rendering
+    from . import loop as runner  # torch is imported only when rendering
 
     resume_info = None
     if resume:
-        from .animation.resume import prepare_resume
+        from .journal import prepare_resume
 
         spec, doc, plan, spec_dir, drawn, rd, resume_info = prepare_resume(
             spec_or_path, out, run_dir=run_dir, seed=seed, items=items, spec_dir=spec_dir
@@ -206,7 +206,7 @@ def render(
             rd = Path(run_dir)
             rd.mkdir(parents=True, exist_ok=True)
         if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
-            from .animation.frames import prepare_video_input
+            from .frames import prepare_video_input
 
             spec, plan = prepare_video_input(spec, rd, spec_dir)
             doc = spec_to_document(spec)
@@ -229,7 +229,7 @@ def render(
                 o.on_error(result, exc)
         raise
     result.seconds = time.perf_counter() - start
-    from .record.manifest import finalize_run
+    from ..record.manifest import finalize_run
 
     finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
     for o in observers:

@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from .render import BaseObserver, OutputRecord, RenderResult, StepEvent
+from .renderer import BaseObserver, OutputRecord, RenderResult, StepEvent
 
 
 class ProgressObserver(BaseObserver):

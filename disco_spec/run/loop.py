@@ -1,6 +1,6 @@
 """Run plan items through the sampler: one still = one init + per-item values, so a frame is the same call.
 
-Called by disco_spec.render, which owns the run folder; this module owns devices, determinism settings,
+Called by disco_spec.run.renderer, which owns the run folder; this module owns devices, determinism settings,
 the per-item generators and the order of work inside an item.
 """
 
@@ -14,13 +14,13 @@ import torch
 
 from ..plan.resolve import PlanItem
 from ..spec.models import JobSpec
-from . import sampler
-from .guidance import GuidanceSettings, make_cond_fn, secondary_x0_fn, unet_x0_fn
-from .images import load_init_image, to_pil, write_png_atomic
+from ..engine import sampler
+from ..engine.guidance import GuidanceSettings, make_cond_fn, secondary_x0_fn, unet_x0_fn
+from ..engine.images import load_init_image, to_pil, write_png_atomic
 from ..models.loaded import LoadedModels, load_models
-from .perlin import perlin_init_image
-from .rng import make_generator
-from .targets import build_targets
+from ..engine.perlin import perlin_init_image
+from ..engine.rng import make_generator
+from ..engine.targets import build_targets
 
 
 def select_device(preference: str) -> torch.device:
@@ -89,7 +89,7 @@ def item_init(spec: JobSpec, plan: Any, item: PlanItem, gens: dict[str, torch.Ge
 
 def record_output(result: Any, observers: Sequence[Any], rel: str, kind: str, item: PlanItem) -> Any:
     """Hash a file just written under the run folder, add its OutputRecord and tell the observers."""
-    from ..render import OutputRecord, file_sha256
+    from .renderer import OutputRecord, file_sha256
 
     path = result.run_dir / rel
     rec = OutputRecord(
@@ -112,7 +112,7 @@ def diffuse_item(
     save: bool = True,
 ) -> tuple[Any, list[Any]]:
     """Run the sampler for one item (previews, partials, step events); return (final PIL image, partial records)."""
-    from ..render import StepEvent
+    from .renderer import StepEvent
 
     spec: JobSpec = result.spec
     final = None
@@ -140,8 +140,8 @@ def run_plan(
     result: Any, selected: Sequence[int], *, observers: Sequence[Any], spec_dir: str | None, fetch: bool,
     resume: Any = None,
 ) -> None:
-    from ..animation.resume import Journal
-    from ..render import png_metadata
+    from .journal import Journal
+    from .renderer import png_metadata
 
     spec: JobSpec = result.spec
     plan = result.plan
@@ -150,7 +150,7 @@ def run_plan(
     items = [plan.items[i] for i in selected]
     animation = None
     if plan.animation_mode != "None":
-        from ..animation import frames
+        from . import frames
 
         items = frames.items_to_compute(plan, selected)
     models = load_models(spec, items, device, spec_dir=spec_dir, fetch=fetch)

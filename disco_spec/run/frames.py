@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import RenderError, SpecError
-from .resume import STATE_DIR, Journal
+from .journal import STATE_DIR, Journal
 
 VIDEO_FRAMES_DIR = "video_frames"
 INPUTS_FILE = "inputs.json"
@@ -58,7 +58,7 @@ def items_to_compute(plan: Any, selected: Sequence[int]) -> list[Any]:
 
 
 def _video_module():
-    from . import video
+    from ..animation import video
 
     return video
 
@@ -73,7 +73,7 @@ def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resum
     """
     from ..engine.images import resolve_path
     from ..plan.resolve import resolve_plan
-    from .resume import _file_sha256
+    from .journal import _file_sha256
 
     video = _video_module()
     vi = spec.video_input
@@ -123,7 +123,7 @@ def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resum
             "extract_nth_frame": vi.extract_nth_frame,
             "frames": [{"path": p.relative_to(run_dir).as_posix(), "sha256": _file_sha256(p)} for p in paths],
         }
-        from ..render import write_text_atomic
+        from .renderer import write_text_atomic
 
         write_text_atomic(run_dir / INPUTS_FILE, json.dumps(inputs, indent=2, sort_keys=True) + "\n")
     if count == 0:
@@ -200,29 +200,29 @@ class Animation:
     def warp(self, img_u8: np.ndarray, item: Any) -> np.ndarray:
         m = item.motion or {}
         if self.plan.animation_mode == "2D":
-            from .warp2d import warp_2d
+            from ..animation.warp2d import warp_2d
 
             return warp_2d(img_u8, m["angle"], m["zoom"], m["translation_x"], m["translation_y"])
-        from .warp3d import warp_3d
+        from ..animation.warp3d import warp_3d
 
         c = self.spec.camera_3d
         return warp_3d(img_u8, self.depth(img_u8), m, c.fov, c.near_plane, c.far_plane, c.padding_mode, c.sampling_mode)
 
     def _write_png(self, arr: np.ndarray, rel: str, item: Any | None) -> None:
         from ..engine.images import write_png_atomic
-        from ..render import png_metadata
+        from .renderer import png_metadata
 
         meta = png_metadata(self.result, item) if item is not None else None
         write_png_atomic(Image.fromarray(arr, "RGB"), Path(self.result.run_dir) / rel, meta)
 
     def _save_frame(self, item: Any, out_u8: np.ndarray, observers: Sequence[Any]) -> list[Any]:
         """Write the frame (and its VR eye views) and record them; returns the records."""
-        from ..engine.runner import record_output
+        from .loop import record_output
 
         self._write_png(out_u8, item.output, item)
         recs = [record_output(self.result, observers, item.output, "image", item)]
         if self.vr:
-            from .vr import eye_file_names, eye_views
+            from ..animation.vr import eye_file_names, eye_views
 
             c, v = self.spec.camera_3d, self.spec.vr
             left, right = eye_views(out_u8, self.depth, v.vr_eye_angle, v.vr_ipd, c.fov, c.near_plane, c.far_plane,
@@ -251,7 +251,7 @@ class Animation:
     def _diffuse(self, item: Any, init_u8: np.ndarray | None, init_tensor: Any, observers: Sequence[Any],
                  alphas: Any, timesteps: Any) -> tuple[np.ndarray, list[Any]]:
         from ..engine.images import pil_to_pm1
-        from ..engine.runner import diffuse_item
+        from .loop import diffuse_item
 
         previous = init_tensor
         if previous is None and init_u8 is not None:
@@ -272,7 +272,7 @@ class Animation:
         self._encode_videos(observers)
 
     def _replay(self, recs: Sequence[Any], observers: Sequence[Any]) -> None:
-        from ..engine.runner import publish_output
+        from .loop import publish_output
 
         for rec in recs:
             publish_output(self.result, observers, rec)
@@ -316,7 +316,7 @@ class Animation:
         for recs in done[:k]:
             self._replay(recs, observers)
 
-        from . import turbo as turbo_mod
+        from ..animation import turbo as turbo_mod
 
         turbo_n = int(self.spec.turbo.turbo_steps)
         preroll = int(self.spec.turbo.turbo_preroll)
@@ -358,7 +358,7 @@ class Animation:
         v = self.spec.video
         if v.skip_video_for_run_all or sorted(self.selected) != list(range(self.plan.n_items)):
             return
-        from ..engine.runner import record_output
+        from .loop import record_output
 
         video = _video_module()
         rd = Path(self.result.run_dir)
@@ -372,7 +372,7 @@ class Animation:
 
         encode([rd / it.output for it in self.plan.items], f"{self.plan.batch_name}.mp4")
         if self.vr:
-            from .vr import eye_file_names
+            from ..animation.vr import eye_file_names
 
             names = [eye_file_names(self.plan.batch_name, it.frame) for it in self.plan.items]
             if v.vr_layout == "per_eye":
