@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seconds per sampler step of disco-spec's engine, through the real render path (runner.sample_item).
+"""Seconds per sampler step of disco-spec's engine, through the real render path (engine.item.sample_item).
 
 Configurations:
   tiny          specs/smoke.toml: tiny checkpoints (generated, pinned), 64x64, 1 cut batch
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from disco_spec.engine import sampler  # noqa: E402
-from disco_spec.run import loop as runner  # noqa: E402
+from disco_spec.engine.item import sample_item  # noqa: E402
 from disco_spec.models.loaded import LoadedModels, load_models  # noqa: E402
 from disco_spec.plan.resolve import resolve_plan  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
@@ -84,7 +84,7 @@ def time_config(config: str, device: torch.device, measure: int) -> dict:
     # Two starting points: the first steps (t >= 600) and steps past 40% of the schedule (t < 600).
     for phase, start in (("early", item.start_index), ("late", int(plan.steps * 0.55))):
         it = item.__class__(**{**item.__dict__, "start_index": start})
-        steps = runner.sample_item(spec, plan, it, models, ac, timesteps, device, str(ROOT / "specs"))
+        steps = sample_item(spec, plan, it, models, ac, timesteps, device)
         t0 = time.perf_counter()
         for n, _ in enumerate(steps):
             if device.type == "cuda":

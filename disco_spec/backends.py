@@ -152,7 +152,8 @@ def render_on_backend(
             finalize_run(result, spec_dir=spec_dir or _spec_dir_of(spec_or_path))
         return result
 
-    from .run.renderer import allocate_run_dir, prepare
+    from .run.folders import allocate_run_dir
+    from .run.prepare import prepare
 
     spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
     sd = str(Path(spec_dir or found_dir).resolve()) if (spec_dir or found_dir) else None
@@ -192,7 +193,7 @@ def _spec_dir_of(spec_or_path: Any) -> str | None:
 def replay_observers(result: Any, steps: Sequence[StepStat], observers: Iterable[Any]) -> None:
     """Show a finished render to observers as if they had watched it (no previews): start, steps,
     outputs, end. Used for MLflow tracking of renders that ran elsewhere."""
-    from .run.renderer import StepEvent
+    from .run.records import StepEvent
 
     observers = list(observers)
     if not observers:

@@ -96,7 +96,7 @@ def import_dd(
     if output is None:
         sys.stdout.write(text)
     else:
-        from .run.renderer import write_text_atomic
+        from .run.folders import write_text_atomic
 
         write_text_atomic(output, text)
         _err(f"wrote {output}")

@@ -45,7 +45,7 @@ class SweepResult:
 
 def allocate_sweep_dir(out: str | os.PathLike, batch_name: str) -> Path:
     """Reserve the next free `sweep-NNNN` folder under {out}/{batch_name} (mkdir, so never shared)."""
-    from .run.renderer import allocate_numbered_dir
+    from .run.folders import allocate_numbered_dir
 
     return allocate_numbered_dir(Path(out) / batch_name, "sweep-")
 
@@ -96,7 +96,7 @@ def sweep_document(plan: SweepPlan, sweep_dir: Path, cells: Mapping[int, CellRes
 
 
 def write_sweep_json(path: Path, doc: dict[str, Any]) -> None:
-    from .run.renderer import write_text_atomic
+    from .run.folders import write_text_atomic
 
     write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
 

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .run.renderer import BaseObserver, OutputRecord, RenderResult, StepEvent
+from .run.records import BaseObserver, OutputRecord, RenderResult, StepEvent
 from .tracking_client import ENV_DEFAULTS, _http_env, _limits, _resolve_uri, _short
 from .tracking_params import (
     MAX_ENTITY_KEY_LENGTH,

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from disco_spec.record.pngmeta import pixels_sha256
-from disco_spec.run.renderer import BaseObserver, render
+from disco_spec.run.records import BaseObserver
+from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document
 
 ROOT = Path(__file__).resolve().parent.parent

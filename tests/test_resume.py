@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from disco_spec.errors import SpecError
-from disco_spec.run.renderer import BaseObserver, render
+from disco_spec.run.records import BaseObserver
+from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document
 
 ROOT = Path(__file__).resolve().parent.parent

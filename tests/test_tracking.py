@@ -24,7 +24,8 @@ import pytest
 
 from disco_spec import tracking
 from disco_spec.errors import SpecError
-from disco_spec.run.renderer import BaseObserver, RenderResult, StepEvent, prepare
+from disco_spec.run.records import BaseObserver, RenderResult, StepEvent
+from disco_spec.run.prepare import prepare
 from disco_spec.spec.load import load_spec
 from disco_spec.tracking import (
     TRUNCATED_MARKER,

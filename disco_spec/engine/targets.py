@@ -12,7 +12,6 @@ from ..spec.models import FUZZY_COPIES
 from . import rng
 from .cutouts import image_prompt_cutouts
 from .guidance import ClipTargets
-from .images import load_image_prompt
 
 
 def text_targets(
@@ -38,19 +37,19 @@ def text_targets(
 def image_targets(
     clip: ClipBundle,
     prompts: Sequence[PromptTarget],
+    images: Sequence[torch.Tensor],
     *,
-    side_x: int,
-    side_y: int,
     skip_augs: bool,
-    base_dir: str | None,
     generator: torch.Generator,
     device: torch.device,
 ) -> tuple[list[torch.Tensor], list[float]]:
-    """16 cutout embeddings per image prompt, each weight w/16 (already in normalized_weight)."""
+    """16 cutout embeddings per image prompt (`images[i]` is prompt i's image in [-1, 1]), each weight w/16."""
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(prompts)} image prompts but {len(images)} images")
     embeds: list[torch.Tensor] = []
     weights: list[float] = []
-    for p in prompts:
-        img = load_image_prompt(p.text, side_x, side_y, base_dir=base_dir).to(device)
+    for p, image in zip(prompts, images):
+        img = image.to(device)
         cuts = image_prompt_cutouts(img, clip.input_resolution, generator, cutn=IMAGE_PROMPT_CUTS, skip_augs=skip_augs)
         # Quirk Q3: DD normalises these cuts with CLIP's statistics while they are still in [-1, 1].
         embeds.append(clip.encode_image(clip.normalize(cuts)).float())
@@ -65,10 +64,8 @@ def build_targets(
     *,
     fuzzy: bool,
     rand_mag: float,
-    side_x: int,
-    side_y: int,
     skip_augs: bool,
-    base_dir: str | None,
+    images: Sequence[torch.Tensor],
     fuzzy_generator: torch.Generator,
     image_generator: torch.Generator,
     device: torch.device,
@@ -76,7 +73,7 @@ def build_targets(
     with torch.no_grad():
         te, tw = text_targets(clip, text_prompts, fuzzy=fuzzy, rand_mag=rand_mag, generator=fuzzy_generator)
         ie, iw = image_targets(
-            clip, image_prompts, side_x=side_x, side_y=side_y, skip_augs=skip_augs, base_dir=base_dir,
+            clip, image_prompts, images, skip_augs=skip_augs,
             generator=image_generator, device=device,
         )
     embeds = torch.cat(te + ie).to(device)

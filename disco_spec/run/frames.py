@@ -19,18 +19,15 @@ frame itself, so that `render(..., resume=True)` continues byte-identically (see
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
-from ..errors import RenderError, SpecError
+from ..errors import RenderError
 from .journal import STATE_DIR, Journal
-
-VIDEO_FRAMES_DIR = "video_frames"
-INPUTS_FILE = "inputs.json"
+from .video_input import video_frame_path, video_module
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,94 +52,6 @@ def items_to_compute(plan: Any, selected: Sequence[int]) -> list[Any]:
 # ---------------------------------------------------------------------------------------------
 # Video Input preparation
 # ---------------------------------------------------------------------------------------------
-
-
-def _video_module():
-    from ..animation import video
-
-    return video
-
-
-def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resume: bool = False) -> tuple[Any, Any]:
-    """Extract the input video's frames into run_dir/video_frames and re-resolve the plan with
-    max_frames = the extracted count (as DD sets max_frames from the frame count, §7.4).
-
-    Writes run_dir/inputs.json: {"video_init_path", "sha256", "extract_nth_frame", "frames": [{path, sha256}]}.
-    On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one
-    is missing or damaged (they must come out identical). Returns (spec, plan).
-    """
-    from ..engine.images import resolve_path
-    from ..plan.resolve import resolve_plan
-    from .journal import _file_sha256
-
-    video = _video_module()
-    vi = spec.video_input
-    src = Path(resolve_path(vi.video_init_path, spec_dir))
-    if not src.is_file():
-        raise SpecError(
-            f"video_input.video_init_path: no such file {vi.video_init_path!r}",
-            [("video_input.video_init_path", f"no such file: {vi.video_init_path!r} (looked at {src})")],
-        )
-    sha = video.video_sha256(src)
-    if vi.video_init_sha256 and vi.video_init_sha256.lower() != sha:
-        raise SpecError(
-            "video_input.video_init_sha256: the video's SHA-256 differs",
-            [("video_input.video_init_sha256", f"expected {vi.video_init_sha256}, {src} has {sha}")],
-        )
-    run_dir = Path(run_dir)
-    dest = run_dir / VIDEO_FRAMES_DIR
-    recorded = None
-    if resume:
-        try:
-            recorded = json.loads((run_dir / INPUTS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            recorded = None
-    if recorded is not None:
-        if recorded.get("sha256") != sha:
-            raise SpecError(
-                "video_input.video_init_path: the input video changed",
-                [("video_input.video_init_path", f"changed since {run_dir.name} started: input video sha256 "
-                  f"{recorded.get('sha256')} → {sha} (resume refused; render a new run instead)")],
-            )
-        want = [(f["path"], f["sha256"]) for f in recorded.get("frames", [])]
-        if not want or any(_file_sha256(run_dir / p) != s for p, s in want):
-            paths = _extract(video, src, dest, vi.extract_nth_frame)
-            got = [(p.relative_to(run_dir).as_posix(), _file_sha256(p)) for p in paths]
-            if got != want:
-                raise RenderError(
-                    f"--resume: re-extracting {src} gave different frames than when {run_dir.name} started "
-                    "(a different ffmpeg?); render a new run instead"
-                )
-        count = len(want)
-    else:
-        paths = _extract(video, src, dest, vi.extract_nth_frame)
-        count = len(paths)
-        inputs = {
-            "video_init_path": vi.video_init_path,
-            "sha256": sha,
-            "extract_nth_frame": vi.extract_nth_frame,
-            "frames": [{"path": p.relative_to(run_dir).as_posix(), "sha256": _file_sha256(p)} for p in paths],
-        }
-        from .renderer import write_text_atomic
-
-        write_text_atomic(run_dir / INPUTS_FILE, json.dumps(inputs, indent=2, sort_keys=True) + "\n")
-    if count == 0:
-        raise SpecError(
-            "video_input.video_init_path: no frames extracted",
-            [("video_input.video_init_path", f"no frames could be extracted from {src}")],
-        )
-    animation = spec.animation.model_copy(update={"max_frames": count})
-    spec = spec.model_copy(update={"animation": animation})
-    return spec, resolve_plan(spec)
-
-
-def _extract(video: Any, src: Path, dest: Path, nth: int) -> list[Path]:
-    paths = [Path(p) for p in video.extract_frames(src, dest, nth)]
-    return sorted(paths)
-
-
-def video_frame_path(run_dir: Path, number: int) -> Path:
-    return Path(run_dir) / VIDEO_FRAMES_DIR / f"{number:04d}.jpg"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,15 +118,15 @@ class Animation:
         return warp_3d(img_u8, self.depth(img_u8), m, c.fov, c.near_plane, c.far_plane, c.padding_mode, c.sampling_mode)
 
     def _write_png(self, arr: np.ndarray, rel: str, item: Any | None) -> None:
-        from ..engine.images import write_png_atomic
-        from .renderer import png_metadata
+        from .images import write_png_atomic
+        from .records import png_metadata
 
         meta = png_metadata(self.result, item) if item is not None else None
         write_png_atomic(Image.fromarray(arr, "RGB"), Path(self.result.run_dir) / rel, meta)
 
     def _save_frame(self, item: Any, out_u8: np.ndarray, observers: Sequence[Any]) -> list[Any]:
         """Write the frame (and its VR eye views) and record them; returns the records."""
-        from .loop import record_output
+        from .records import record_output
 
         self._write_png(out_u8, item.output, item)
         recs = [record_output(self.result, observers, item.output, "image", item)]
@@ -251,7 +160,7 @@ class Animation:
     def _diffuse(self, item: Any, init_u8: np.ndarray | None, init_tensor: Any, observers: Sequence[Any],
                  alphas: Any, timesteps: Any) -> tuple[np.ndarray, list[Any]]:
         from ..engine.images import pil_to_pm1
-        from .loop import diffuse_item
+        from .diffuse import diffuse_item
 
         previous = init_tensor
         if previous is None and init_u8 is not None:
@@ -272,13 +181,13 @@ class Animation:
         self._encode_videos(observers)
 
     def _replay(self, recs: Sequence[Any], observers: Sequence[Any]) -> None:
-        from .loop import publish_output
+        from .records import publish_output
 
         for rec in recs:
             publish_output(self.result, observers, rec)
 
     def _run_video_input(self, journal: Journal, observers: Sequence[Any], alphas: Any, timesteps: Any) -> None:
-        from ..engine.images import load_init_image
+        from .images import load_init_image
 
         for item in self.seq:
             done = journal.verified_records(item) if journal.resumed else None
@@ -358,9 +267,9 @@ class Animation:
         v = self.spec.video
         if v.skip_video_for_run_all or sorted(self.selected) != list(range(self.plan.n_items)):
             return
-        from .loop import record_output
+        from .records import record_output
 
-        video = _video_module()
+        video = video_module()
         rd = Path(self.result.run_dir)
         last = self.plan.items[-1]
         kw = dict(init_frame=v.init_frame, last_frame=v.last_frame)

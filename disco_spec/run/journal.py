@@ -22,7 +22,6 @@ Every frame uses its plan seed and its own generators, so the result equals an u
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import SpecError
+from .records import sha256_or_none
 
 RUN_STATE = "run_state.json"
 FRAMES_LOG = "frames.jsonl"
@@ -39,7 +39,7 @@ RUN_STATE_VERSION = 1
 
 
 def spec_sha256(doc: Any) -> str:
-    from .renderer import canonical_json
+    from .records import canonical_json
 
     return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
 
@@ -53,160 +53,9 @@ def weight_records(weights: Iterable[Any]) -> list[dict[str, str]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
-    base = Path(out) / batch_name
-    runs = sorted((int(p.name[4:]), p) for p in base.glob("run-*") if p.name[4:].isdigit() and p.is_dir())
-    if not runs:
-        raise SpecError(
-            f"--resume: no run of batch {batch_name!r} under {base}",
-            [("--resume", f"no run of batch {batch_name!r} to resume under {base} (render it first, or pass --run-dir)")],
-        )
-    return runs[-1][1]
-
-
-def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"--resume: {path} is unreadable: {exc}", [("--resume", f"{path} is unreadable ({exc})")])
-
-
-def _short(v: Any) -> str:
-    text = json.dumps(v, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def document_differences(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
-    """(field path, 'old → new') for every value that differs between two spec documents."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[tuple[str, str]] = []
-        for k in sorted(set(old) | set(new), key=str):
-            sub = f"{path}.{k}" if path else str(k)
-            if k not in old:
-                out.append((sub, f"added ({_short(new[k])})"))
-            elif k not in new:
-                out.append((sub, f"removed (was {_short(old[k])})"))
-            else:
-                out += document_differences(old[k], new[k], sub)
-        return out
-    if old != new or type(old) is not type(new):
-        return [(path or "spec", f"{_short(old)} → {_short(new)}")]
-    return []
-
-
-@dataclass
-class ResumeInfo:
-    """What prepare_resume found in the run folder; consumed by Journal.begin."""
-
-    run_dir: Path
-    recorded_state: dict[str, Any] | None
-    items: list[int] | None  # the recorded selection (None: every item)
-
-
-def recorded_seed(run_dir: Path) -> int | None:
-    doc = _read_json(run_dir / "spec.json")
-    try:
-        seed = doc["run"]["set_seed"] if doc else None
-    except (KeyError, TypeError):
-        return None
-    return seed if isinstance(seed, int) else None
-
-
-def prepare_resume(
-    spec_or_path: Any,
-    out: str | os.PathLike,
-    *,
-    run_dir: str | os.PathLike | None,
-    seed: int | None,
-    items: Sequence[int] | None,
-    spec_dir: str | None,
-) -> tuple[Any, dict[str, Any], Any, str | None, bool, Path, ResumeInfo]:
-    """Load the spec as the interrupted run saw it and check it against the run folder.
-
-    Returns (spec, document, plan, spec_dir, seed_drawn, run_dir, info). A 'random_seed' spec reuses the
-    seed recorded in the run's spec.json; Video Input re-uses (after checking) the frames the run extracted.
-    """
-    from ..plan.resolve import with_concrete_seed
-    from .renderer import prepare
-    from ..spec.load import load_spec, spec_to_document
-    from ..spec.models import JobSpec
-
-    if isinstance(spec_or_path, JobSpec):
-        spec, found_dir = spec_or_path, None
-    else:
-        spec, found_dir = load_spec(spec_or_path), str(Path(spec_or_path).resolve().parent)
-    spec_dir = spec_dir or found_dir
-    if run_dir is not None:
-        rd = Path(run_dir)
-        if not rd.is_dir():
-            raise SpecError(f"--run-dir: {rd} is not a folder", [("--run-dir", f"{rd} is not a run folder")])
-    else:
-        rd = latest_run_dir(out, spec.run.batch_name)
-
-    drawn = False
-    if seed is None and spec.run.set_seed == "random_seed":
-        rec = recorded_seed(rd)
-        if rec is not None:  # the run drew this seed; resuming must use it
-            spec, drawn = with_concrete_seed(spec, draw=rec)
-    spec, doc, plan, _, drawn2 = prepare(spec, seed=seed)
-    drawn = drawn or drawn2
-    state = _read_json(rd / RUN_STATE)
-    recorded_doc = _read_json(rd / "spec.json")
-    if plan.animation_mode == "Video Input":
-        if recorded_doc is not None:  # refuse other changes before touching the run's extracted frames
-            masked = copy.deepcopy(recorded_doc)
-            masked.setdefault("animation", {})["max_frames"] = doc["animation"]["max_frames"]
-            _refuse(rd, document_differences(masked, doc))
-        from .frames import prepare_video_input
-
-        spec, plan = prepare_video_input(spec, rd, spec_dir, resume=True)
-        doc = spec_to_document(spec)
-
-    problems: list[tuple[str, str]] = []
-    if recorded_doc is not None and (state is None or state.get("spec_sha256") != spec_sha256(doc) or recorded_doc != doc):
-        diffs = document_differences(recorded_doc, doc)
-        problems += diffs or [("spec", f"the spec hash changed ({(state or {}).get('spec_sha256')} → {spec_sha256(doc)})")]
-    elif state is not None and state.get("spec_sha256") != spec_sha256(doc):
-        problems.append(("spec", f"the spec hash changed ({state.get('spec_sha256')} → {spec_sha256(doc)})"))
-    if not problems and state is not None and state.get("plan_sha256") != plan.sha256():
-        problems.append((
-            "plan",
-            f"the plan hash changed ({state.get('plan_sha256')} → {plan.sha256()}): this disco-spec resolves the "
-            "spec differently from the one that started the run",
-        ))
-    recorded_items = state.get("items") if state is not None else None
-    if not problems and items is not None and recorded_items is not None and sorted(set(items)) != recorded_items:
-        problems.append(("items", f"the run rendered items {recorded_items}, not {sorted(set(items))}"))
-    _refuse(rd, problems)
-    info = ResumeInfo(run_dir=rd, recorded_state=state, items=recorded_items if recorded_items is not None else (
-        None if items is None else sorted(set(items))))
-    return spec, doc, plan, spec_dir, drawn, rd, info
-
-
-def _refuse(rd: Path, problems: list[tuple[str, str]]) -> None:
-    if problems:
-        raise SpecError(
-            f"--resume: {rd} was rendered from a different spec; refusing to mix outputs",
-            [(loc, f"changed since {rd.name} started: {msg} (resume refused; render a new run instead)") for loc, msg in problems],
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # The journal
 # ---------------------------------------------------------------------------------------------
-
-
-def _file_sha256(path: Path) -> str | None:
-    try:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    except OSError:
-        return None
 
 
 def read_entries(run_dir: Path) -> list[dict[str, Any]]:
@@ -240,9 +89,9 @@ class Journal:
         return Path(self.result.run_dir)
 
     @classmethod
-    def begin(cls, result: Any, selected: Sequence[int], resume: ResumeInfo | None) -> "Journal":
+    def begin(cls, result: Any, selected: Sequence[int], resume: Any) -> "Journal":  # resume: run.resume.ResumeInfo | None
         """Write run_state.json (new run) or check the recorded weights (resume); load the entries."""
-        from .renderer import write_text_atomic
+        from .folders import write_text_atomic
 
         j = cls(result=result, selected=list(selected), resumed=resume is not None)
         state = {
@@ -265,7 +114,7 @@ class Journal:
 
     def _rewrite(self, entries: Iterable[dict[str, Any]]) -> None:
         """Replace frames.jsonl by these entries (drops a torn last line before anything is appended)."""
-        from .renderer import write_text_atomic
+        from .folders import write_text_atomic
 
         lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
         write_text_atomic(self.run_dir / FRAMES_LOG, lines)
@@ -282,7 +131,7 @@ class Journal:
             "frame": item.frame,
             "files": [{"path": r.path, "kind": r.kind, "sha256": r.sha256} for r in records],
             "state": {
-                name: {"path": rel, "sha256": _file_sha256(self.run_dir / rel)} for name, rel in (state or {}).items()
+                name: {"path": rel, "sha256": sha256_or_none(self.run_dir / rel)} for name, rel in (state or {}).items()
             },
         }
         line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
@@ -296,7 +145,7 @@ class Journal:
 
     def _file_ok(self, rel: str, sha: str, item: Any, kind: str) -> bool:
         path = self.run_dir / rel
-        actual = _file_sha256(path)
+        actual = sha256_or_none(path)
         if actual == sha:
             return True
         if actual is None or kind == "video":
@@ -307,7 +156,7 @@ class Journal:
 
     def verified_records(self, item: Any) -> list[Any] | None:
         """The item's OutputRecords if it finished and every file is intact, else None."""
-        from .renderer import OutputRecord
+        from .records import OutputRecord
 
         entry = self.entries.get(item.index)
         if entry is None or entry.get("frame") != item.frame:
@@ -322,7 +171,7 @@ class Journal:
                 batch_index=item.batch_index, frame=item.frame, seed=item.seed,
             ))
         for s in (entry.get("state") or {}).values():
-            if _file_sha256(self.run_dir / s["path"]) != s["sha256"] and not self._file_ok(s["path"], s["sha256"], item, "image"):
+            if sha256_or_none(self.run_dir / s["path"]) != s["sha256"] and not self._file_ok(s["path"], s["sha256"], item, "image"):
                 return None
         return recs
 
@@ -361,8 +210,8 @@ def _restore_png(path: Path, sha: str, result: Any, item: Any) -> bool:
 
     from PIL import Image
 
-    from ..engine.images import write_png_atomic
-    from .renderer import png_metadata
+    from .images import write_png_atomic
+    from .records import png_metadata
 
     try:
         with Image.open(path) as im:
@@ -375,7 +224,7 @@ def _restore_png(path: Path, sha: str, result: Any, item: Any) -> bool:
     try:
         for meta in ((png_metadata(result, item),) if had_meta else ()) + (None,):
             cand = write_png_atomic(img, Path(tmpdir) / path.name, meta)
-            if _file_sha256(cand) == sha:
+            if sha256_or_none(cand) == sha:
                 os.replace(cand, path)
                 return True
         return False

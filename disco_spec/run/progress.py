@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from .renderer import BaseObserver, OutputRecord, RenderResult, StepEvent
+from .records import BaseObserver, OutputRecord, RenderResult, StepEvent
 
 
 class ProgressObserver(BaseObserver):

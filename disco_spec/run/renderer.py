@@ -22,135 +22,21 @@ Run folder layout under `out` (default `images_out`):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Iterable, Sequence
 
-from .. import __version__
-from ..atomic import atomic_write_text
 from ..errors import SpecError
-from ..plan.resolve import Plan, PlanItem, resolve_plan, with_concrete_seed
-from ..spec.load import load_spec, spec_to_document
+from ..plan.resolve import Plan
+from ..spec.load import spec_to_document
 from ..spec.models import JobSpec
+from .folders import allocate_run_dir, write_text_atomic
+from .prepare import prepare
+from .records import Observer, RenderResult
 
 DEFAULT_OUT = "images_out"
-
-
-@dataclass(frozen=True)
-class OutputRecord:
-    path: str  # relative to the run folder, with '/' separators
-    sha256: str
-    bytes: int
-    kind: str  # "image" | "partial" | "video"
-    item_index: int
-    batch_index: int
-    frame: int
-    seed: int
-
-
-@dataclass
-class StepEvent:
-    item: PlanItem
-    j: int  # loop iteration, 0-based from the first non-skipped step
-    k: int  # respaced step index (counts down to 0)
-    total: int  # iterations for this item
-    stats: dict[str, float]
-    preview: Any | None = None  # PIL image on display steps
-
-
-@dataclass
-class RenderResult:
-    run_dir: Path
-    spec: JobSpec
-    spec_document: dict[str, Any]
-    plan: Plan
-    outputs: list[OutputRecord] = field(default_factory=list)
-    weights: list[Any] = field(default_factory=list)
-    device: str = "cpu"
-    seconds: float = 0.0
-    seed_drawn: bool = False
-    manifest: dict[str, Any] | None = None  # set by disco_spec.record.manifest.finalize_run
-
-
-class Observer(Protocol):
-    def on_start(self, result: RenderResult) -> None: ...
-    def on_step(self, event: StepEvent) -> None: ...
-    def on_output(self, result: RenderResult, record: OutputRecord) -> None: ...
-    def on_end(self, result: RenderResult) -> None: ...
-
-
-class BaseObserver:
-    """An observer that ignores every event; subclass and override what you need."""
-
-    def on_start(self, result: RenderResult) -> None:
-        pass
-
-    def on_step(self, event: StepEvent) -> None:
-        pass
-
-    def on_output(self, result: RenderResult, record: OutputRecord) -> None:
-        pass
-
-    def on_end(self, result: RenderResult) -> None:
-        pass
-
-
-def canonical_json(doc: Any) -> str:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def allocate_numbered_dir(base: str | Path, prefix: str) -> Path:
-    """Reserve the next free `{prefix}NNNN` folder under `base` atomically (mkdir): never shared."""
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
-    existing = [int(p.name[len(prefix):]) for p in base.glob(f"{prefix}*") if p.name[len(prefix):].isdigit()]
-    n = max(existing, default=0) + 1
-    while True:
-        candidate = base / f"{prefix}{n:04d}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            n += 1
-
-
-def allocate_run_dir(out: str | Path, batch_name: str) -> Path:
-    """Reserve the next free `run-NNNN` folder of a batch, so two renders never share one."""
-    return allocate_numbered_dir(Path(out) / batch_name, "run-")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
-
-def prepare(
-    spec_or_path: JobSpec | str | os.PathLike, *, seed: int | None = None
-) -> tuple[JobSpec, dict[str, Any], Plan, str | None, bool]:
-    """Load (if a path), fix the seed, and resolve the plan."""
-    spec_dir = None
-    if isinstance(spec_or_path, JobSpec):
-        spec = spec_or_path
-    else:
-        spec = load_spec(spec_or_path)
-        spec_dir = str(Path(spec_or_path).resolve().parent)
-    if seed is not None:
-        if not 0 <= seed < 2**32:
-            raise SpecError("--seed", [("--seed", f"must be between 0 and 4294967295 (got {seed})")])
-        spec = spec.model_copy(update={"run": spec.run.model_copy(update={"set_seed": seed})})
-    spec, drawn = with_concrete_seed(spec)
-    return spec, spec_to_document(spec), resolve_plan(spec), spec_dir, drawn
 
 
 def render(
@@ -181,7 +67,7 @@ def render(
 
     resume_info = None
     if resume:
-        from .journal import prepare_resume
+        from .resume import prepare_resume
 
         spec, doc, plan, spec_dir, drawn, rd, resume_info = prepare_resume(
             spec_or_path, out, run_dir=run_dir, seed=seed, items=items, spec_dir=spec_dir
@@ -206,7 +92,7 @@ def render(
             rd = Path(run_dir)
             rd.mkdir(parents=True, exist_ok=True)
         if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
-            from .frames import prepare_video_input
+            from .video_input import prepare_video_input
 
             spec, plan = prepare_video_input(spec, rd, spec_dir)
             doc = spec_to_document(spec)
@@ -236,15 +122,3 @@ def render(
         o.on_end(result)
     return result
 
-
-def png_metadata(result: RenderResult, item: PlanItem) -> dict[str, str]:
-    """Text chunks every final PNG carries: enough to rebuild it from the PNG alone."""
-    return {
-        "disco-spec:version": __version__,
-        "disco-spec:spec": canonical_json(result.spec_document),
-        "disco-spec:plan-sha256": result.plan.sha256(),
-        "disco-spec:item": str(item.index),
-        "disco-spec:batch-index": str(item.batch_index),
-        "disco-spec:frame": str(item.frame),
-        "disco-spec:seed": str(item.seed),
-    }

@@ -1,0 +1,133 @@
+"""One plan item through the sampler: the per-item generators, targets, guidance and DDIM/PLMS steps.
+
+Takes tensors (the init, the image prompts) and plan items; yields step states. Devices and the
+determinism settings are chosen here too, since every kernel the engine runs depends on them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import torch
+
+from ..models.loaded import LoadedModels
+from ..plan.resolve import PlanItem
+from ..spec.models import JobSpec
+from . import sampler
+from .guidance import GuidanceSettings, make_cond_fn, secondary_x0_fn, unet_x0_fn
+from .perlin import perlin_init_image
+from .rng import make_generator
+from .targets import build_targets
+
+
+def select_device(preference: str) -> torch.device:
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            from ..errors import RenderError
+
+            raise RenderError("engine.device = 'cuda' but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """Deterministic kernels everywhere (cuBLAS needs its workspace setting before the first call)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = deterministic
+
+
+def guidance_settings(spec: JobSpec, plan: Any, item: PlanItem) -> GuidanceSettings:
+    g, c = spec.guidance, spec.cuts
+    return GuidanceSettings(
+        clip_guidance_scale=float(g.clip_guidance_scale),
+        tv_scale=float(g.tv_scale),
+        range_scale=float(g.range_scale),
+        sat_scale=float(g.sat_scale),
+        init_scale=float(item.init_scale),
+        cutn_batches=int(c.cutn_batches),
+        cut_overview=plan.cut_overview,
+        cut_innercut=plan.cut_innercut,
+        cut_icgray_p=plan.cut_icgray_p,
+        cut_ic_pow=float(plan.cut_ic_pow),
+        skip_augs=bool(c.skip_augs),
+        aug_mode=plan.animation_mode,
+        clamp_grad=bool(g.clamp_grad),
+        clamp_max=float(g.clamp_max),
+    )
+
+
+def item_init(spec: JobSpec, plan: Any, item: PlanItem, gens: dict[str, torch.Generator], device: torch.device, *,
+              init_image: torch.Tensor | None = None, previous: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The init tensor in [-1, 1] for an item (§6.1 step 5, §7.1); Perlin replaces any other init."""
+    if item.init.get("perlin"):
+        return perlin_init_image(plan.width, plan.height, spec.init.perlin_mode, gens["perlin"]).to(device)
+    kind = item.init["kind"]
+    if kind == "image":
+        return None if init_image is None else init_image.to(device)
+    if kind in ("previous_frame", "video_frame"):  # the frame loop passes the warped frame / video frame
+        return previous
+    return None
+
+
+def sample_item(
+    spec: JobSpec,
+    plan: Any,
+    item: PlanItem,
+    models: LoadedModels,
+    alphas_cumprod: torch.Tensor,
+    timesteps: Sequence[int],
+    device: torch.device,
+    *,
+    init_image: torch.Tensor | None = None,
+    image_prompt_images: Sequence[torch.Tensor] = (),
+    previous: torch.Tensor | None = None,
+):
+    """Yield (j, k, unguided x̂₀, guidance stats, is_final) for every sampler step of one item.
+
+    `init_image` is the item's init file as a tensor (when its init kind is "image"), `image_prompt_images`
+    its image prompts in order, `previous` the frame loop's warped previous frame or video frame.
+    """
+    gens = {name: make_generator(seed) for name, seed in item.rng.items()}
+    init = item_init(spec, plan, item, gens, device, init_image=init_image, previous=previous)
+    clips = [
+        build_targets(
+            clip, item.text_prompts, item.image_prompts, fuzzy=spec.guidance.fuzzy_prompt, rand_mag=spec.guidance.rand_mag,
+            skip_augs=spec.cuts.skip_augs, images=image_prompt_images,
+            fuzzy_generator=gens["fuzzy"], image_generator=gens["image_prompts"], device=device,
+        )
+        for clip in models.clips
+    ]
+    unet = models.unet
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return unet(x, t.expand(x.shape[0]))[:, :3].float()
+
+    if models.secondary is not None:
+        x0_fn = secondary_x0_fn(models.secondary, alphas_cumprod)
+    else:
+        x0_fn = unet_x0_fn(eps_fn, alphas_cumprod)
+    last_stats: dict[str, float] = {}
+    cond_fn = make_cond_fn(
+        x0_fn=x0_fn, alphas_cumprod=alphas_cumprod, clips=clips, settings=guidance_settings(spec, plan, item),
+        init=init, lpips_fn=models.lpips, generator=gens["cutouts"],
+        on_stats=lambda k, s: (last_stats.clear(), last_stats.update(s)),
+    )
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return eps_fn(x, t)
+
+    x_start = sampler.initial_latent(
+        (1, 3, plan.height, plan.width), alphas_cumprod, item.start_index, init=init, generator=gens["noise"], device=device
+    )
+    sample = sampler.plms_sample if plan.sampler == "plms" else sampler.ddim_sample
+    kwargs: dict[str, Any] = dict(cond_fn=cond_fn, start_index=item.start_index, generator=gens["noise"])
+    if plan.sampler == "ddim":
+        kwargs["eta"] = plan.eta
+    for j, out in enumerate(sample(model_fn, x_start, alphas_cumprod, timesteps, **kwargs)):
+        k = int(out["index"])
+        yield j, k, out["pred_xstart"], dict(last_stats), k == 0

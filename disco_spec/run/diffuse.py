@@ -1,0 +1,67 @@
+"""One item's diffusion inside a run: its init from files, previews, partial saves and step events."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+
+from ..engine.images import to_pil
+from ..engine.item import sample_item
+from ..models.loaded import LoadedModels
+from ..plan.resolve import PlanItem
+from ..spec.models import JobSpec
+from .images import load_image_prompt, load_init_image, write_png_atomic
+from .records import StepEvent, record_output
+
+
+def partial_name(spec: JobSpec, item: PlanItem, j: int) -> str:
+    """DD's names (§4.4), numbered by plan item so that partials never overwrite each other (unlike Q13)."""
+    stem = f"{spec.run.batch_name}_{item.index:04d}"
+    saves = spec.saving.intermediate_saves
+    if isinstance(saves, list):
+        name = f"{stem}-{j:03d}.png"
+    else:
+        total_steps = spec.diffusion.steps - spec.init.skip_steps - 1
+        name = f"{stem}-{math.ceil(j / max(total_steps, 1) * 100):02d}%.png"
+    return f"partials/{name}" if spec.saving.intermediates_in_subfolder else name
+
+
+def item_inputs(plan: Any, item: PlanItem, spec_dir: str | None) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    """The files an item reads, as tensors: its init image (unless Perlin replaces it) and its image prompts."""
+    init_image = None
+    if item.init["kind"] == "image" and not item.init.get("perlin"):
+        init_image = load_init_image(item.init["path"], plan.width, plan.height, base_dir=spec_dir)
+    prompts = [load_image_prompt(p.text, plan.width, plan.height, base_dir=spec_dir) for p in item.image_prompts]
+    return init_image, prompts
+
+
+def diffuse_item(
+    result: Any, item: PlanItem, models: LoadedModels, alphas_cumprod: torch.Tensor, timesteps: Sequence[int],
+    device: torch.device, spec_dir: str | None, observers: Sequence[Any], previous: torch.Tensor | None = None,
+    save: bool = True,
+) -> tuple[Any, list[Any]]:
+    """Run the sampler for one item (previews, partials, step events); return (final PIL image, partial records)."""
+    spec: JobSpec = result.spec
+    final = None
+    partials = []
+    init_image, prompt_images = item_inputs(result.plan, item, spec_dir)
+    steps = sample_item(spec, result.plan, item, models, alphas_cumprod, timesteps, device, init_image=init_image,
+                        image_prompt_images=[im.to(device) for im in prompt_images], previous=previous)
+    for j, k, pred, stats, is_final in steps:
+        preview = None
+        if j % spec.run.display_rate == 0 or is_final:
+            preview = to_pil(pred)
+            write_png_atomic(preview, result.run_dir / "progress.png")
+        if save and j in item.intermediate_steps:
+            rel = partial_name(spec, item, j)
+            write_png_atomic(preview or to_pil(pred), result.run_dir / rel)
+            partials.append(record_output(result, observers, rel, "partial", item))
+        event = StepEvent(item=item, j=j, k=k, total=item.start_index + 1, stats=stats, preview=preview)
+        for o in observers:
+            o.on_step(event)
+        if is_final:
+            final = preview
+    assert final is not None
+    return final, partials

@@ -1,0 +1,69 @@
+"""Image files in and out: init images and image prompts read (local files or URLs), 8-bit PNGs written
+atomically with their text chunks. The engine only sees the tensors these produce."""
+
+from __future__ import annotations
+
+import io
+import os
+import urllib.request
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from PIL import Image, PngImagePlugin
+
+from ..atomic import atomic_output
+from ..engine.images import pil_to_pm1
+from ..errors import SpecError
+
+
+def resolve_path(path: str, base_dir: str | None) -> str:
+    """Relative paths in a spec resolve against the spec's folder."""
+    if path.startswith(("http://", "https://")) or os.path.isabs(path) or base_dir is None:
+        return path
+    return os.path.join(base_dir, path)
+
+
+def open_rgb(path: str, base_dir: str | None, field: str) -> Image.Image:
+    """Open a local file or an http(s) URL as an RGB image; a missing file is the spec's fault (exit 2)."""
+    where = resolve_path(path, base_dir)
+    try:
+        if where.startswith(("http://", "https://")):
+            with urllib.request.urlopen(where, timeout=60) as resp:  # noqa: S310 - the user's own URL
+                data = resp.read()
+            img = Image.open(io.BytesIO(data))
+        else:
+            img = Image.open(where)
+        return img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{field}: cannot read image {path!r}: {exc}", [(field, f"cannot read image {path!r} ({exc})")])
+
+
+def load_init_image(path: str, side_x: int, side_y: int, *, base_dir: str | None) -> torch.Tensor:
+    """The init: RGB, Lanczos-resized to exactly side_x × side_y (aspect not kept, quirk Q30), in [-1, 1]."""
+    img = open_rgb(path, base_dir, "init.init_image").resize((side_x, side_y), Image.LANCZOS)
+    return pil_to_pm1(img)
+
+
+def load_image_prompt(path: str, side_x: int, side_y: int, *, base_dir: str | None) -> torch.Tensor:
+    """An image prompt: shorter side Lanczos-resized to min(side_x, side_y, w, h), in [-1, 1]."""
+    img = open_rgb(path, base_dir, "prompts.image_prompts")
+    w, h = img.size
+    short = min(side_x, side_y, w, h)
+    # torchvision's resize(int): the shorter side becomes `short`, the longer keeps the aspect (truncated)
+    if w <= h:
+        size = (short, int(short * h / w))
+    else:
+        size = (int(short * w / h), short)
+    return pil_to_pm1(img.resize(size, Image.LANCZOS))
+
+
+def write_png_atomic(img: Image.Image, dest: str | Path, text: Mapping[str, str] | None = None) -> Path:
+    """Write a PNG via a temp file in the same folder and an atomic rename; never a half-written file."""
+    dest = Path(dest)
+    info = PngImagePlugin.PngInfo()
+    for k, v in (text or {}).items():
+        info.add_itxt(k, v, zip=True)
+    with atomic_output(dest) as f:
+        img.save(f, format="PNG", pnginfo=info)
+    return dest

@@ -1,0 +1,156 @@
+"""`render --resume`: choose the run to continue and refuse it when the spec, the plan or an input changed.
+
+What was recorded is read from the run's journal (run.journal); the render then continues from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import SpecError
+from .journal import RUN_STATE, spec_sha256
+
+
+def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
+    base = Path(out) / batch_name
+    runs = sorted((int(p.name[4:]), p) for p in base.glob("run-*") if p.name[4:].isdigit() and p.is_dir())
+    if not runs:
+        raise SpecError(
+            f"--resume: no run of batch {batch_name!r} under {base}",
+            [("--resume", f"no run of batch {batch_name!r} to resume under {base} (render it first, or pass --run-dir)")],
+        )
+    return runs[-1][1]
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"--resume: {path} is unreadable: {exc}", [("--resume", f"{path} is unreadable ({exc})")])
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def document_differences(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field path, 'old → new') for every value that differs between two spec documents."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, str]] = []
+        for k in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in old:
+                out.append((sub, f"added ({_short(new[k])})"))
+            elif k not in new:
+                out.append((sub, f"removed (was {_short(old[k])})"))
+            else:
+                out += document_differences(old[k], new[k], sub)
+        return out
+    if old != new or type(old) is not type(new):
+        return [(path or "spec", f"{_short(old)} → {_short(new)}")]
+    return []
+
+
+@dataclass
+class ResumeInfo:
+    """What prepare_resume found in the run folder; consumed by Journal.begin."""
+
+    run_dir: Path
+    recorded_state: dict[str, Any] | None
+    items: list[int] | None  # the recorded selection (None: every item)
+
+
+def recorded_seed(run_dir: Path) -> int | None:
+    doc = _read_json(run_dir / "spec.json")
+    try:
+        seed = doc["run"]["set_seed"] if doc else None
+    except (KeyError, TypeError):
+        return None
+    return seed if isinstance(seed, int) else None
+
+
+def prepare_resume(
+    spec_or_path: Any,
+    out: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike | None,
+    seed: int | None,
+    items: Sequence[int] | None,
+    spec_dir: str | None,
+) -> tuple[Any, dict[str, Any], Any, str | None, bool, Path, ResumeInfo]:
+    """Load the spec as the interrupted run saw it and check it against the run folder.
+
+    Returns (spec, document, plan, spec_dir, seed_drawn, run_dir, info). A 'random_seed' spec reuses the
+    seed recorded in the run's spec.json; Video Input re-uses (after checking) the frames the run extracted.
+    """
+    from ..plan.resolve import with_concrete_seed
+    from .prepare import prepare
+    from ..spec.load import load_spec, spec_to_document
+    from ..spec.models import JobSpec
+
+    if isinstance(spec_or_path, JobSpec):
+        spec, found_dir = spec_or_path, None
+    else:
+        spec, found_dir = load_spec(spec_or_path), str(Path(spec_or_path).resolve().parent)
+    spec_dir = spec_dir or found_dir
+    if run_dir is not None:
+        rd = Path(run_dir)
+        if not rd.is_dir():
+            raise SpecError(f"--run-dir: {rd} is not a folder", [("--run-dir", f"{rd} is not a run folder")])
+    else:
+        rd = latest_run_dir(out, spec.run.batch_name)
+
+    drawn = False
+    if seed is None and spec.run.set_seed == "random_seed":
+        rec = recorded_seed(rd)
+        if rec is not None:  # the run drew this seed; resuming must use it
+            spec, drawn = with_concrete_seed(spec, draw=rec)
+    spec, doc, plan, _, drawn2 = prepare(spec, seed=seed)
+    drawn = drawn or drawn2
+    state = _read_json(rd / RUN_STATE)
+    recorded_doc = _read_json(rd / "spec.json")
+    if plan.animation_mode == "Video Input":
+        if recorded_doc is not None:  # refuse other changes before touching the run's extracted frames
+            masked = copy.deepcopy(recorded_doc)
+            masked.setdefault("animation", {})["max_frames"] = doc["animation"]["max_frames"]
+            _refuse(rd, document_differences(masked, doc))
+        from .video_input import prepare_video_input
+
+        spec, plan = prepare_video_input(spec, rd, spec_dir, resume=True)
+        doc = spec_to_document(spec)
+
+    problems: list[tuple[str, str]] = []
+    if recorded_doc is not None and (state is None or state.get("spec_sha256") != spec_sha256(doc) or recorded_doc != doc):
+        diffs = document_differences(recorded_doc, doc)
+        problems += diffs or [("spec", f"the spec hash changed ({(state or {}).get('spec_sha256')} → {spec_sha256(doc)})")]
+    elif state is not None and state.get("spec_sha256") != spec_sha256(doc):
+        problems.append(("spec", f"the spec hash changed ({state.get('spec_sha256')} → {spec_sha256(doc)})"))
+    if not problems and state is not None and state.get("plan_sha256") != plan.sha256():
+        problems.append((
+            "plan",
+            f"the plan hash changed ({state.get('plan_sha256')} → {plan.sha256()}): this disco-spec resolves the "
+            "spec differently from the one that started the run",
+        ))
+    recorded_items = state.get("items") if state is not None else None
+    if not problems and items is not None and recorded_items is not None and sorted(set(items)) != recorded_items:
+        problems.append(("items", f"the run rendered items {recorded_items}, not {sorted(set(items))}"))
+    _refuse(rd, problems)
+    info = ResumeInfo(run_dir=rd, recorded_state=state, items=recorded_items if recorded_items is not None else (
+        None if items is None else sorted(set(items))))
+    return spec, doc, plan, spec_dir, drawn, rd, info
+
+
+def _refuse(rd: Path, problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise SpecError(
+            f"--resume: {rd} was rendered from a different spec; refusing to mix outputs",
+            [(loc, f"changed since {rd.name} started: {msg} (resume refused; render a new run instead)") for loc, msg in problems],
+        )

@@ -1,0 +1,102 @@
+"""Video Input: the input video's frames extracted once into the run folder, checked by SHA-256 on resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import RenderError, SpecError
+from .folders import write_text_atomic
+from .images import resolve_path
+from .records import sha256_or_none
+
+
+VIDEO_FRAMES_DIR = "video_frames"
+
+
+INPUTS_FILE = "inputs.json"
+
+
+def video_module():
+    from ..animation import video
+
+    return video
+
+
+def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resume: bool = False) -> tuple[Any, Any]:
+    """Extract the input video's frames into run_dir/video_frames and re-resolve the plan with
+    max_frames = the extracted count (as DD sets max_frames from the frame count, §7.4).
+
+    Writes run_dir/inputs.json: {"video_init_path", "sha256", "extract_nth_frame", "frames": [{path, sha256}]}.
+    On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one
+    is missing or damaged (they must come out identical). Returns (spec, plan).
+    """
+    from ..plan.resolve import resolve_plan
+
+    video = video_module()
+    vi = spec.video_input
+    src = Path(resolve_path(vi.video_init_path, spec_dir))
+    if not src.is_file():
+        raise SpecError(
+            f"video_input.video_init_path: no such file {vi.video_init_path!r}",
+            [("video_input.video_init_path", f"no such file: {vi.video_init_path!r} (looked at {src})")],
+        )
+    sha = video.video_sha256(src)
+    if vi.video_init_sha256 and vi.video_init_sha256.lower() != sha:
+        raise SpecError(
+            "video_input.video_init_sha256: the video's SHA-256 differs",
+            [("video_input.video_init_sha256", f"expected {vi.video_init_sha256}, {src} has {sha}")],
+        )
+    run_dir = Path(run_dir)
+    dest = run_dir / VIDEO_FRAMES_DIR
+    recorded = None
+    if resume:
+        try:
+            recorded = json.loads((run_dir / INPUTS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+    if recorded is not None:
+        if recorded.get("sha256") != sha:
+            raise SpecError(
+                "video_input.video_init_path: the input video changed",
+                [("video_input.video_init_path", f"changed since {run_dir.name} started: input video sha256 "
+                  f"{recorded.get('sha256')} → {sha} (resume refused; render a new run instead)")],
+            )
+        want = [(f["path"], f["sha256"]) for f in recorded.get("frames", [])]
+        if not want or any(sha256_or_none(run_dir / p) != s for p, s in want):
+            paths = _extract(video, src, dest, vi.extract_nth_frame)
+            got = [(p.relative_to(run_dir).as_posix(), sha256_or_none(p)) for p in paths]
+            if got != want:
+                raise RenderError(
+                    f"--resume: re-extracting {src} gave different frames than when {run_dir.name} started "
+                    "(a different ffmpeg?); render a new run instead"
+                )
+        count = len(want)
+    else:
+        paths = _extract(video, src, dest, vi.extract_nth_frame)
+        count = len(paths)
+        inputs = {
+            "video_init_path": vi.video_init_path,
+            "sha256": sha,
+            "extract_nth_frame": vi.extract_nth_frame,
+            "frames": [{"path": p.relative_to(run_dir).as_posix(), "sha256": sha256_or_none(p)} for p in paths],
+        }
+        write_text_atomic(run_dir / INPUTS_FILE, json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    if count == 0:
+        raise SpecError(
+            "video_input.video_init_path: no frames extracted",
+            [("video_input.video_init_path", f"no frames could be extracted from {src}")],
+        )
+    animation = spec.animation.model_copy(update={"max_frames": count})
+    spec = spec.model_copy(update={"animation": animation})
+    return spec, resolve_plan(spec)
+
+
+def _extract(video: Any, src: Path, dest: Path, nth: int) -> list[Path]:
+    paths = [Path(p) for p in video.extract_frames(src, dest, nth)]
+    return sorted(paths)
+
+
+def video_frame_path(run_dir: Path, number: int) -> Path:
+    return Path(run_dir) / VIDEO_FRAMES_DIR / f"{number:04d}.jpg"
