@@ -32,47 +32,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import rfc8785
-
-from . import environment
-from . import pngmeta
 from ..errors import SpecError
+from . import environment, pngmeta
+from .ids import canonical_bytes, manifest_id, sha256_canonical, spec_sha256  # noqa: F401 - the manifest's ids
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 META_FILES = ("spec.json", "plan.json")  # written by render beside the outputs; listed in `files`
-
-
-# ---------------------------------------------------------------------------------------------
-# Canonical JSON and hashes
-# ---------------------------------------------------------------------------------------------
-
-
-def canonical_bytes(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical JSON."""
-    return rfc8785.dumps(obj)
-
-
-def sha256_canonical(obj: Any) -> str:
-    return hashlib.sha256(canonical_bytes(obj)).hexdigest()
-
-
-def spec_sha256(spec_document: Mapping[str, Any]) -> str:
-    """SHA-256 of a spec document's canonical JSON."""
-    return sha256_canonical(dict(spec_document))
-
-
-def manifest_id(manifest_or_hashed: Mapping[str, Any]) -> str:
-    """The id: SHA-256 of the canonical hashed part (pass a manifest or its hashed part)."""
-    hashed = manifest_or_hashed.get("hashed", manifest_or_hashed)
-    return sha256_canonical(hashed)
 
 
 # ---------------------------------------------------------------------------------------------

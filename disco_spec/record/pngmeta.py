@@ -267,7 +267,7 @@ def png_info(path: str | os.PathLike) -> dict[str, Any]:
         "other_text": {k: v for k, v in text.items() if not k.startswith(PREFIX)},
     }
     if isinstance(spec, dict):
-        from .manifest import spec_sha256
+        from .ids import spec_sha256
 
         info["spec_sha256"] = spec_sha256(spec)
     return info
