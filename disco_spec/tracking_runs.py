@@ -108,7 +108,7 @@ def _download_outputs(client: Any, rid: str, manifest_path: Path, dest: Path) ->
 
 
 def mlflow_run_resolver(tracking_uri: str | None = None, *, dest_root: str | os.PathLike | None = None) -> Any:
-    """A source resolver for disco_spec.record.manifest.register_source_resolver: MLflow run id -> local manifest.
+    """A source resolver for disco_spec.repro.sources.register_source_resolver: MLflow run id -> local manifest.
 
     `fn(source)` returns None unless `source` looks like a run id (32 hex digits or `runs:/<id>`, and
     not an existing file); then it downloads the run (resolve_run_source) into a new folder under
@@ -128,7 +128,7 @@ def mlflow_run_resolver(tracking_uri: str | None = None, *, dest_root: str | os.
 
 def register_run_resolver(tracking_uri: str | None = None) -> Any:
     """Teach `rebuild`/`diff` MLflow run ids (idempotent per URI); returns the registered resolver."""
-    from .record.manifest import register_source_resolver, unregister_source_resolver
+    from .repro.sources import register_source_resolver, unregister_source_resolver
 
     global _REGISTERED
     if _REGISTERED is not None:

@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray")
 from disco_spec import errors  # noqa: E402
 from disco_spec.record import manifest  # noqa: E402
 from disco_spec.record import pngmeta  # noqa: E402
+from disco_spec.repro.verify import verify_run  # noqa: E402
 from disco_spec.backends import Job, render_on_backend, run_jobs  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
 from disco_spec.sweep import plan_sweep, run_sweep  # noqa: E402
@@ -135,7 +136,7 @@ def test_batch_of_stills_one_task_per_image_equals_local(tmp_path):
     assert_same_run(local.run_dir, on_ray.run_dir)
     assert not (on_ray.run_dir / ".parts").exists()
     # the merged folder is a normal run folder: verify and resume read it
-    assert manifest.verify_run(on_ray.run_dir).ok
+    assert verify_run(on_ray.run_dir).ok
     state = json.loads((on_ray.run_dir / "run_state.json").read_text())
     assert state["items"] == [0, 1, 2]
 

@@ -14,7 +14,7 @@ import pytest
 from disco_spec import errors
 from disco_spec.record import manifest
 from disco_spec.record import pngmeta
-from disco_spec.rebuild import rebuild
+from disco_spec.repro.rebuild import rebuild
 from disco_spec.run.renderer import render
 from cli_helpers import run_cli, write_spec
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from disco_spec.record import manifest
-from disco_spec.regress import compare_with_golden, regress
+from disco_spec.repro.regress import compare_with_golden, regress
 from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent

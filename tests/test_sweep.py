@@ -15,6 +15,7 @@ import pytest
 from disco_spec import cli_scale
 from disco_spec.record import manifest
 from disco_spec.record import pngmeta
+from disco_spec.repro.verify import verify_run
 from disco_spec.errors import SpecError
 from disco_spec.sweep import (
     Axis,
@@ -227,7 +228,7 @@ def test_sweep_writes_cells_with_manifests(swept):
         files = {f["path"]: f["sha256"] for f in m["files"]}
         assert c["outputs"] and all(files[o["path"]] == o["sha256"] == pngmeta.file_sha256(rd / o["path"])
                                     for o in c["outputs"])
-        assert manifest.verify_run(rd).ok
+        assert verify_run(rd).ok
     assert len(ids) == 6
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from disco_spec.record import manifest
 from disco_spec.record import pngmeta
+from disco_spec.repro.verify import verify_run
 from disco_spec.run.renderer import render
 from cli_helpers import run_cli
 
@@ -28,7 +29,7 @@ def test_an_untouched_run_verifies(run_dir: Path) -> None:
     code, out, err = run_cli("verify", str(run_dir))
     assert code == 0, out + err
     assert "ok (3 files match" in out
-    report = manifest.verify_run(run_dir)
+    report = verify_run(run_dir)
     assert report.ok and report.checked == 3
 
 

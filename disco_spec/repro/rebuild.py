@@ -1,6 +1,6 @@
 """`disco-spec rebuild SOURCE`: render a manifest, run folder or PNG again and check the bytes agree.
 
-1. Read the source (manifest.load_source; a registered resolver may map other strings, e.g. an MLflow
+1. Read the source (sources.load_source; a registered resolver may map other strings, e.g. an MLflow
    run id, to a local path).
 2. Check that the same weights are available: every model the manifest records is resolved and its
    SHA-256 compared; a different file is refused (ModelError, exit 1) naming the model and both hashes.
@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import errors
+from .. import errors
 from .compare import Change, OutputComparison, compare_images, context_differences, model_differences
-from .record.environment import fingerprint_differences
-from .record.manifest import MANIFEST_NAME, Source, finalize_run, load_source, register_source_resolver
+from ..record.environment import fingerprint_differences
+from ..record.manifest import MANIFEST_NAME, finalize_run
+from .sources import Source, load_source, register_source_resolver
 
 __all__ = ["RebuildReport", "check_weights", "rebuild", "rebuild_source", "register_source_resolver"]
 
@@ -90,7 +91,7 @@ class RebuildReport:
 
 
 def _spec_custom_path(spec: Any, role: str, spec_dir: str | None) -> Path | None:
-    from .models.resolve import custom_path
+    from ..models.resolve import custom_path
 
     fields = {"diffusion": "diffusion_model", "secondary": "secondary_model", "lpips": "lpips_model"}
     name = fields.get(role)
@@ -116,9 +117,9 @@ def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = 
     (generated or downloaded when missing, with `fetch`); other files are looked for where the spec says,
     then where the original render found them.
     """
-    from .models.registry import REGISTRY
-    from .models.resolve import resolve_entry
-    from .models.weights import sha256_file
+    from ..models.registry import REGISTRY
+    from ..models.resolve import resolve_entry
+    from ..models.weights import sha256_file
 
     hashed = source.hashed or {}
     models = hashed.get("models") or []
@@ -202,7 +203,7 @@ def rebuild_source(
     spec_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> RebuildReport:
-    from .run.renderer import render
+    from ..run.renderer import render
 
     if src.kind == "spec":
         raise errors.SpecError(

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .record import pngmeta
-from .record.environment import differences
-from .record.manifest import Source, load_source
+from ..record import pngmeta
+from ..record.environment import differences
+from .sources import Source, load_source
 
 PER_FRAME_SPEC_FIELDS: dict[str, str] = {
     **{f"animation.{m}": m for m in (

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import errors
+from .. import errors
 from .compare import compare_images, fmt, model_differences, spec_differences
-from .record.environment import fingerprint_differences
-from .record.manifest import finalize_run, load_manifest, write_manifest
+from ..record.environment import fingerprint_differences
+from ..record.manifest import finalize_run, load_manifest, write_manifest
 
 DEFAULT_PSNR_DB = 40.0
 MAX_GOLDEN_IMAGE_BYTES = 256 * 1024  # golden images above this size are not stored (the manifest still is)
@@ -89,7 +89,7 @@ def golden_image_dir(golden_dir: str | os.PathLike, spec: str | os.PathLike) -> 
 
 
 def _render(spec: Path, run_dir: Path, progress: bool) -> dict[str, Any]:
-    from .run.renderer import render
+    from ..run.renderer import render
 
     result = render(spec, run_dir=run_dir, progress=progress)
     return getattr(result, "manifest", None) or finalize_run(result, spec_dir=str(spec.resolve().parent))
@@ -213,7 +213,7 @@ def regress(
 
     `out`: keep the renders (and difference images) under this folder instead of a temporary one.
     """
-    from .spec.load import load_spec
+    from ..spec.load import load_spec
 
     if not specs:
         raise errors.SpecError("SPECS", [("SPECS", "give at least one spec file")])
@@ -275,7 +275,7 @@ def write_junit(report: RegressReport, path: str | os.PathLike) -> Path:
     suite = ET.SubElement(suites, "testsuite", name="disco-spec regress", tests=str(len(report.cases)),
                           failures=str(failures), errors=str(errs), skipped="0", time=f"{total:.3f}")
     for c in report.cases:
-        tc = ET.SubElement(suite, "testcase", classname="disco_spec.regress", name=c.name, file=c.spec,
+        tc = ET.SubElement(suite, "testcase", classname="disco_spec.repro.regress", name=c.name, file=c.spec,
                            time=f"{c.seconds:.3f}")
         if c.status in ("failed", "error"):
             el = ET.SubElement(tc, "failure" if c.status == "failed" else "error",
