@@ -47,7 +47,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .backends_job import BackendError, Job, JobResult, StepStat, run_job
+from .backends_job import BackendError, Job, JobResult, run_job
+from .run.replay import StepStat, replay_observers
 from .backends_merge import PARTS_DIR, _merge_on_ray, merge_parts, part_dir
 from .backends_ray import CPU_ONLY_MIRRORED_ENV, MIRRORED_ENV, RAY_INSTALL_HINT, _run_ray, ensure_ray, import_ray
 from .errors import SpecError
@@ -189,24 +190,3 @@ def _spec_dir_of(spec_or_path: Any) -> str | None:
         return str(Path(spec_or_path).resolve().parent)
     return None
 
-
-def replay_observers(result: Any, steps: Sequence[StepStat], observers: Iterable[Any]) -> None:
-    """Show a finished render to observers as if they had watched it (no previews): start, steps,
-    outputs, end. Used for MLflow tracking of renders that ran elsewhere."""
-    from .run.records import StepEvent
-
-    observers = list(observers)
-    if not observers:
-        return
-    items = {it.index: it for it in result.plan.items}
-    for o in observers:
-        o.on_start(result)
-    for s in steps:
-        event = StepEvent(item=items[s.item], j=s.j, k=s.k, total=s.total, stats=dict(s.stats), preview=None)
-        for o in observers:
-            o.on_step(event)
-    for rec in result.outputs:
-        for o in observers:
-            o.on_output(result, rec)
-    for o in observers:
-        o.on_end(result)

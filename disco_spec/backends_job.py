@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import DiscoSpecError
+from .run.replay import StepStat
 
 
 class BackendError(DiscoSpecError):
@@ -28,15 +29,6 @@ class Job:
     finalize: bool = True  # False: a part of a batch (its manifest is replaced when the parts are merged)
     fetch: bool = True
     seed_drawn: bool = False  # the driver drew the seed ('random_seed'): recorded in the manifest's volatile part
-
-
-@dataclass(frozen=True)
-class StepStat:
-    item: int
-    j: int
-    k: int
-    total: int
-    stats: dict[str, float]
 
 
 @dataclass

@@ -130,7 +130,7 @@ def render(
 ) -> None:
     """Render a spec."""
     from .run.renderer import render as render_spec
-    from .tracking import make_tracker
+    from .tracking.tracker import make_tracker
 
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
     observers = [tracker] if tracker is not None else []

@@ -47,7 +47,7 @@ def rebuild(
 ) -> None:
     """Render a recorded run again and check every output is identical. Exit 0 identical, 1 not."""
     from .repro.rebuild import rebuild as do_rebuild
-    from .tracking import register_run_resolver
+    from .tracking.tracker import register_run_resolver
 
     register_run_resolver(tracking_uri)
 
@@ -71,7 +71,7 @@ def diff(
 ) -> None:
     """What differs between A and B: parameters (per frame), models, environment, outputs. Exit 0 same, 1 differ."""
     from .repro.compare import diff as do_diff
-    from .tracking import register_run_resolver
+    from .tracking.tracker import register_run_resolver
 
     register_run_resolver(tracking_uri)
 

@@ -62,7 +62,7 @@ def sweep(
             _err(f"{len(plan.cells)} cell(s), {plan.mode} {'x'.join(map(str, plan.shape()))}; nothing rendered (--dry-run)")
         return
 
-    from .sweep_tracking import make_sweep_tracker
+    from .tracking.sweeps import make_sweep_tracker
 
     tracker = make_sweep_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
 

@@ -81,7 +81,7 @@ def run_sweep(
 ) -> SweepResult:
     """Render every cell (backends.run_jobs), then write the contact sheet and sweep.json.
 
-    `tracker`: a disco_spec.sweep_tracking.SweepTracker (None: no MLflow): a parent run for the sweep,
+    `tracker`: a disco_spec.tracking.sweeps.SweepTracker (None: no MLflow): a parent run for the sweep,
     a child run per cell (logged in this process from the cell's results), the contact sheet and the
     cells table on the parent.
     """

@@ -79,7 +79,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     """The same 3×2 sweep on the local backend (untracked) and on Ray (tracked in sqlite)."""
-    from disco_spec.sweep_tracking import SweepTracker
+    from disco_spec.tracking.sweeps import SweepTracker
 
     base = tmp_path_factory.mktemp("ray-sweep")
     plan = plan_sweep(small_smoke(), SETS)

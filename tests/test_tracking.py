@@ -22,20 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from disco_spec import tracking
+from disco_spec.tracking import tracker as tracking
 from disco_spec.errors import SpecError
 from disco_spec.run.records import BaseObserver, RenderResult, StepEvent
 from disco_spec.run.prepare import prepare
 from disco_spec.spec.load import load_spec
-from disco_spec.tracking import (
-    TRUNCATED_MARKER,
-    MlflowTracker,
-    TrackingError,
-    make_tracker,
-    resolve_run_source,
-    sanitize_key,
-    spec_params,
-)
+from disco_spec.tracking.tracker import TRUNCATED_MARKER, MlflowTracker, TrackingError, make_tracker, resolve_run_source, sanitize_key, spec_params
 
 SMOKE = Path(__file__).resolve().parent.parent / "specs" / "smoke.toml"
 WARNING = "warning: MLflow tracking disabled"

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import DiscoSpecError, SpecError
-from .tracking_client import _http_env, _resolve_uri, _short
-from .tracking_params import _dig
+from ..errors import DiscoSpecError, SpecError
+from .client import _http_env, _resolve_uri, _short
+from .params import _dig
 
 _RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
 
@@ -128,7 +128,7 @@ def mlflow_run_resolver(tracking_uri: str | None = None, *, dest_root: str | os.
 
 def register_run_resolver(tracking_uri: str | None = None) -> Any:
     """Teach `rebuild`/`diff` MLflow run ids (idempotent per URI); returns the registered resolver."""
-    from .repro.sources import register_source_resolver, unregister_source_resolver
+    from ..repro.sources import register_source_resolver, unregister_source_resolver
 
     global _REGISTERED
     if _REGISTERED is not None:

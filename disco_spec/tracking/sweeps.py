@@ -3,7 +3,7 @@
 Everything is logged by the process that runs the sweep (the driver), also on the Ray backend: a cell's
 child run is recorded from the cell's result (its run folder and the step statistics the job returned)
 by a `tracking.MlflowTracker` with `parent_run_id`, so workers need no access to the tracking store.
-mlflow is imported lazily, as in disco_spec.tracking.
+mlflow is imported lazily, as in disco_spec.tracking.tracker.
 
 Parent run (experiment: `--experiment`, else the spec's `name`, else its batch_name, as for `render`):
 - name `{batch_name}/sweep-NNNN`; tags `disco_spec.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
@@ -31,17 +31,8 @@ import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
-from .tracking import (
-    MAX_TAG_VAL_LENGTH,
-    TAG_PREFIX,
-    MlflowTracker,
-    _http_env,
-    _resolve_uri,
-    _short,
-    sanitize_key,
-    truncate_value,
-)
+from .. import __version__
+from .tracker import MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, _http_env, _resolve_uri, _short, sanitize_key, truncate_value
 
 __all__ = ["SweepTracker", "make_sweep_tracker"]
 
@@ -94,7 +85,7 @@ class SweepTracker:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
-        from .record.manifest import spec_sha256
+        from ..record.manifest import spec_sha256
 
         self.tracking_uri = _resolve_uri(self._uri_arg)
         self._client = client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -122,7 +113,7 @@ class SweepTracker:
 
     def log_cell(self, cell: Any, job_result: Any) -> str | None:
         """Record a finished cell as a child run (from its result); returns the child's run id."""
-        from .backends import replay_observers
+        from ..run.replay import replay_observers
 
         if not self.active:
             return None

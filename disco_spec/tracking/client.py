@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Iterator
 
-from .tracking_params import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+from .params import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
 # MLflow settings for the tracking modules' calls, applied only while they call MLflow (then restored)
 # and only for variables the user has not set: short HTTP time-outs and few retries (a dead server costs

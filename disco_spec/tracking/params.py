@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from .run.records import canonical_json
+from ..run.records import canonical_json
 
 # MLflow's limits (mlflow.utils.validation), copied so that importing the tracking modules does not import mlflow.
 # The installed MLflow's values are used when it is imported (see tracking_client._limits()).
