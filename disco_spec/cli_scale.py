@@ -1,5 +1,5 @@
 """Scale commands: `disco-spec sweep` (added to the main app by `register`) and the `render --backend`
-helper (`render_with_backend`), thin wrappers over disco_spec.sweep / backends / sweep_tracking.
+helper (`render_with_backend`), thin wrappers over disco_spec.scale.sweep / backends / sweep_tracking.
 
 Exit codes as everywhere: 0 ok, 1 a render failed (or Ray is missing), 2 bad input (SpecError naming the
 option or `--set KEY`, mapped by cli.main).
@@ -47,8 +47,8 @@ def sweep(
     experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (default: the spec's name)."),
 ) -> None:
     """Render a grid (or zip) of variants of a spec: a run folder and MLflow child run per cell, a contact sheet."""
-    from .backends import check_backend
-    from .sweep import cells_table, plan_sweep, run_sweep
+    from .scale.backends import check_backend
+    from .scale.sweep import cells_table, plan_sweep, run_sweep
 
     check_backend(backend, address)
     plan = plan_sweep(spec_file, sets or [], mode="zip" if zip_mode else None, sweep_file=sweep_file, seed=seed)
@@ -96,7 +96,7 @@ def render_with_backend(
     progress: bool = True,
 ) -> Any:
     """`render --backend ray`: what cli.render calls instead of render() when --backend is not local."""
-    from .backends import check_backend, render_on_backend
+    from .scale.backends import check_backend, render_on_backend
     from .errors import SpecError
 
     check_backend(backend, address)

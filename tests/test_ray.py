@@ -22,9 +22,9 @@ from disco_spec import errors  # noqa: E402
 from disco_spec.record import manifest  # noqa: E402
 from disco_spec.record import pngmeta  # noqa: E402
 from disco_spec.repro.verify import verify_run  # noqa: E402
-from disco_spec.backends import Job, render_on_backend, run_jobs  # noqa: E402
+from disco_spec.scale.backends import Job, render_on_backend, run_jobs  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
-from disco_spec.sweep import plan_sweep, run_sweep  # noqa: E402
+from disco_spec.scale.sweep import plan_sweep, run_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ["clip_guidance_scale=1500,5000,10000", "steps=4,5"]
@@ -228,7 +228,7 @@ def test_a_fresh_driver_gets_the_local_manifest(tmp_path):
         "os.environ.pop('CUBLAS_WORKSPACE_CONFIG', None)\n"
         "torch.set_num_threads(1)\n"
         f"ray.init(address={ray.get_runtime_context().gcs_address!r}, logging_level='ERROR', log_to_driver=False)\n"
-        "from disco_spec.backends import render_on_backend\n"
+        "from disco_spec.scale.backends import render_on_backend\n"
         f"r = render_on_backend({str(spec)!r}, {str(tmp_path / 'ray')!r}, backend='ray', progress=False)\n"
         "print(json.dumps({'id': r.manifest['id'], 'dir': str(r.run_dir)}))\n"
     )

@@ -17,14 +17,7 @@ from disco_spec.record import manifest
 from disco_spec.record import pngmeta
 from disco_spec.repro.verify import verify_run
 from disco_spec.errors import SpecError
-from disco_spec.sweep import (
-    Axis,
-    load_sweep_file,
-    parse_set,
-    plan_sweep,
-    resolve_key,
-    split_values,
-)
+from disco_spec.scale.sweep import Axis, load_sweep_file, parse_set, plan_sweep, resolve_key, split_values
 from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,7 +228,7 @@ def test_sweep_writes_cells_with_manifests(swept):
 def test_contact_sheet_places_each_cell_at_its_row_and_column(swept):
     from PIL import Image
 
-    from disco_spec.contact_sheet import sweep_contact_sheet
+    from disco_spec.scale.contact_sheet import sweep_contact_sheet
 
     sd = swept["dir"]
     plan = plan_sweep(swept["spec"], SETS)
@@ -267,7 +260,7 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
     parent_id = doc["mlflow"]["parent_run_id"]
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "smoke/sweep-0001"
-    assert parent.data.tags["disco_spec.sweep"] == "true" and parent.data.tags["disco_spec.sweep_shape"] == "3x2"
+    assert parent.data.tags["disco_spec.scale.sweep"] == "true" and parent.data.tags["disco_spec.sweep_shape"] == "3x2"
     assert json.loads(parent.data.params["sweep.guidance.clip_guidance_scale"]) == [1500, 5000, 10000]
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
     assert {"contact_sheet.png", "sweep.json", "cells.json", "base_spec.json"} <= artifacts
@@ -278,7 +271,7 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
         kid = by_cell[c["name"]]
         assert kid.info.run_id == c["mlflow_run_id"] and kid.info.status == "FINISHED"
         assert kid.data.tags["disco_spec.manifest_id"] == c["manifest_id"]
-        assert kid.data.tags["disco_spec.sweep.clip_guidance_scale"] == c["labels"]["clip_guidance_scale"]
+        assert kid.data.tags["disco_spec.scale.sweep.clip_guidance_scale"] == c["labels"]["clip_guidance_scale"]
         assert float(kid.data.params["guidance.clip_guidance_scale"]) == c["overrides"]["guidance.clip_guidance_scale"]
         assert kid.data.params["diffusion.steps"] == str(c["overrides"]["diffusion.steps"])
         assert kid.info.run_name.startswith(f"{c['name']}: clip_guidance_scale=")
@@ -300,7 +293,7 @@ def test_any_cell_rebuilds_alone(swept, tmp_path):
 
 
 def test_a_second_sweep_gets_the_next_folder(swept, tmp_path):
-    from disco_spec.sweep import allocate_sweep_dir
+    from disco_spec.scale.sweep import allocate_sweep_dir
 
     out = tmp_path / "o"
     shutil.copytree(swept["dir"].parent, out / "smoke")
@@ -315,7 +308,7 @@ def test_axis_dataclass_roundtrip():
 
 
 def test_backend_options_are_checked_before_anything_runs(tmp_path):
-    from disco_spec.backends import check_backend
+    from disco_spec.scale.backends import check_backend
 
     with pytest.raises(SpecError) as exc:
         check_backend("local", "ray://head:10001")

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 MODES = ("grid", "zip")
 
@@ -38,7 +38,7 @@ def _leaves() -> dict[str, Any]:
     """Every leaf field of the spec: dotted path -> pydantic FieldInfo."""
     from pydantic import BaseModel
 
-    from .spec.models import JobSpec
+    from ..spec.models import JobSpec
 
     out: dict[str, Any] = {}
 
@@ -227,7 +227,7 @@ def parse_set(arg: str) -> Axis:
 
 def load_sweep_file(path: str | os.PathLike) -> tuple[str | None, list[Axis]]:
     """(mode or None, axes) from a TOML/JSON sweep file: {mode = "grid"|"zip", set = {KEY = [values]}}."""
-    from .spec.load import read_document
+    from ..spec.load import read_document
 
     p = Path(path)
     doc = read_document(p)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import DiscoSpecError
-from .run.replay import StepStat
+from ..errors import DiscoSpecError
+from ..run.replay import StepStat
 
 
 class BackendError(DiscoSpecError):
@@ -81,9 +81,9 @@ class _StepRecorder:
 
 def run_job(job: Job, *, progress: bool = False, observers: Iterable[Any] = ()) -> JobResult:
     """Render one job here: validate the document, render into job.run_dir, finalise (job.finalize)."""
-    from .record.manifest import MANIFEST_NAME, finalize_run, write_manifest
-    from .run.renderer import render
-    from .spec.load import validate_document
+    from ..record.manifest import MANIFEST_NAME, finalize_run, write_manifest
+    from ..run.renderer import render
+    from ..spec.load import validate_document
 
     spec = validate_document(dict(job.spec_document))
     recorder = _StepRecorder()

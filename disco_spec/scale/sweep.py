@@ -39,20 +39,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .sweep_keys import MODES, Axis, load_sweep_file, parse_set, parse_value, resolve_key, split_values
-from .sweep_layout import (
-    CONTACT_SHEET,
-    SWEEP_JSON,
-    SWEEP_VERSION,
-    CellResult,
-    SweepResult,
-    allocate_sweep_dir,
-    iter_cell_dirs,
-    sheet_output,
-    sweep_document,
-    write_sweep_json,
-)
-from .sweep_plan import MAX_CELLS, Cell, SweepPlan, cells_table, plan_sweep
+from .keys import MODES, Axis, load_sweep_file, parse_set, parse_value, resolve_key, split_values
+from .layout import CONTACT_SHEET, SWEEP_JSON, SWEEP_VERSION, CellResult, SweepResult, allocate_sweep_dir, iter_cell_dirs, sheet_output, sweep_document, write_sweep_json
+from .plan import MAX_CELLS, Cell, SweepPlan, cells_table, plan_sweep
 
 __all__ = [
     "Axis", "Cell", "CellResult", "SweepPlan", "SweepResult", "allocate_sweep_dir", "load_sweep_file",

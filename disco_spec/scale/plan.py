@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import SpecError
-from .sweep_keys import MODES, Axis, _bad_key, _leaves, load_sweep_file, parse_set
+from ..errors import SpecError
+from .keys import MODES, Axis, _bad_key, _leaves, load_sweep_file, parse_set
 
 MAX_CELLS = 10000
 
@@ -122,9 +122,9 @@ def plan_sweep(
     seed: int | None = None,
 ) -> SweepPlan:
     """Expand a spec (a path, a JobSpec or a document) and `--set` arguments into validated cells."""
-    from .plan.resolve import with_concrete_seed
-    from .spec.load import load_spec, spec_to_document, validate_document
-    from .spec.models import JobSpec
+    from ..plan.resolve import with_concrete_seed
+    from ..spec.load import load_spec, spec_to_document, validate_document
+    from ..spec.models import JobSpec
 
     spec_path = spec_dir = None
     if isinstance(spec, JobSpec):
@@ -194,7 +194,7 @@ def plan_sweep(
 def cells_table(plan: SweepPlan) -> str:
     """A text table of the cells (for --dry-run)."""
     rows = [["cell"] + [a.key for a in plan.axes] + ["spec sha256"]]
-    from .record.manifest import spec_sha256
+    from ..record.manifest import spec_sha256
 
     for c in plan.cells:
         rows.append([c.name] + [c.labels[a.key] for a in plan.axes] + [spec_sha256(c.document)[:16]])

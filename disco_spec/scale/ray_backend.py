@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .backends_job import BackendError, Job, JobResult, run_job
-from .errors import DiscoSpecError
+from .jobs import BackendError, Job, JobResult, run_job
+from ..errors import DiscoSpecError
 
 RAY_INSTALL_HINT = "the Ray backend needs Ray: pip install 'disco-spec[ray]'"
-# Driver settings a worker takes over for the length of a task (see disco_spec.backends' docstring).
+# Driver settings a worker takes over for the length of a task (see disco_spec.scale.backends' docstring).
 MIRRORED_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG")
 CPU_ONLY_MIRRORED_ENV = ("CUDA_VISIBLE_DEVICES",)
 
@@ -172,7 +172,7 @@ def _read_tree(root: Path) -> dict[str, bytes]:
 
 
 def _write_tree(root: Path, files: dict[str, bytes]) -> None:
-    from .record.pngmeta import atomic_write
+    from ..record.pngmeta import atomic_write
 
     for rel, data in files.items():
         target = (root / rel).resolve()
@@ -183,7 +183,7 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> None:
 
 def _retarget(r: JobResult, run_dir: Path) -> None:
     """Point a result rendered elsewhere at the driver's run folder (manifest: volatile part only)."""
-    from .record.manifest import MANIFEST_NAME, write_manifest
+    from ..record.manifest import MANIFEST_NAME, write_manifest
 
     r.result.run_dir = run_dir
     if r.manifest is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .sweep_plan import Cell, SweepPlan
+from .plan import Cell, SweepPlan
 
 SWEEP_VERSION = 1
 SWEEP_JSON = "sweep.json"
@@ -45,7 +45,7 @@ class SweepResult:
 
 def allocate_sweep_dir(out: str | os.PathLike, batch_name: str) -> Path:
     """Reserve the next free `sweep-NNNN` folder under {out}/{batch_name} (mkdir, so never shared)."""
-    from .run.folders import allocate_numbered_dir
+    from ..run.folders import allocate_numbered_dir
 
     return allocate_numbered_dir(Path(out) / batch_name, "sweep-")
 
@@ -62,7 +62,7 @@ def sheet_output(result: Any) -> str | None:
 
 def sweep_document(plan: SweepPlan, sweep_dir: Path, cells: Mapping[int, CellResult], *, status: str,
                    backend: str, parent_run_id: str | None, tracking_uri: str | None) -> dict[str, Any]:
-    from .record.manifest import spec_sha256
+    from ..record.manifest import spec_sha256
 
     layout = plan.layout()
     out_cells = []
@@ -96,7 +96,7 @@ def sweep_document(plan: SweepPlan, sweep_dir: Path, cells: Mapping[int, CellRes
 
 
 def write_sweep_json(path: Path, doc: dict[str, Any]) -> None:
-    from .run.folders import write_text_atomic
+    from ..run.folders import write_text_atomic
 
     write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
 

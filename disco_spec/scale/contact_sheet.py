@@ -142,7 +142,7 @@ def make_contact_sheet(
 
 
 def sweep_contact_sheet(plan: Any, images: Mapping[int, str | os.PathLike | None], **kwargs: Any) -> Any:
-    """The contact sheet of a sweep (disco_spec.sweep.SweepPlan): rows = the first key's values,
+    """The contact sheet of a sweep (disco_spec.scale.sweep.SweepPlan): rows = the first key's values,
     columns = the product of the other keys' values (one row of cells for one key, or in zip mode)."""
     layout = plan.layout()
     grid = {layout["positions"][i]: p for i, p in images.items()}
@@ -156,7 +156,7 @@ def sweep_contact_sheet(plan: Any, images: Mapping[int, str | os.PathLike | None
 
 def save_png(image: Any, path: str | os.PathLike) -> Path:
     """Write a PIL image as PNG, atomically (no time stamps: same pixels, same bytes)."""
-    from .record.pngmeta import atomic_write
+    from ..record.pngmeta import atomic_write
 
     buf = io.BytesIO()
     image.save(buf, format="PNG")

@@ -47,11 +47,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .backends_job import BackendError, Job, JobResult, run_job
-from .run.replay import StepStat, replay_observers
-from .backends_merge import PARTS_DIR, _merge_on_ray, merge_parts, part_dir
-from .backends_ray import CPU_ONLY_MIRRORED_ENV, MIRRORED_ENV, RAY_INSTALL_HINT, _run_ray, ensure_ray, import_ray
-from .errors import SpecError
+from .jobs import BackendError, Job, JobResult, run_job
+from ..run.replay import StepStat, replay_observers
+from .merge import PARTS_DIR, _merge_on_ray, merge_parts, part_dir
+from .ray_backend import CPU_ONLY_MIRRORED_ENV, MIRRORED_ENV, RAY_INSTALL_HINT, _run_ray, ensure_ray, import_ray
+from ..errors import SpecError
 
 BACKENDS = ("local", "ray")
 
@@ -144,8 +144,8 @@ def render_on_backend(
     check_backend(backend, address)
     observers = list(observers)
     if backend == "local":
-        from .record.manifest import finalize_run
-        from .run.renderer import render
+        from ..record.manifest import finalize_run
+        from ..run.renderer import render
 
         result = render(spec_or_path, out, run_dir=run_dir, seed=seed, items=items, observers=observers,
                         progress=progress, spec_dir=spec_dir, fetch=fetch)
@@ -153,8 +153,8 @@ def render_on_backend(
             finalize_run(result, spec_dir=spec_dir or _spec_dir_of(spec_or_path))
         return result
 
-    from .run.folders import allocate_run_dir
-    from .run.prepare import prepare
+    from ..run.folders import allocate_run_dir
+    from ..run.prepare import prepare
 
     spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
     sd = str(Path(spec_dir or found_dir).resolve()) if (spec_dir or found_dir) else None

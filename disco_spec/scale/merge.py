@@ -13,19 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .backends_job import Job, JobResult
-from .backends_ray import (
-    _driver_environment,
-    _driver_settings,
-    _read_tree,
-    _retarget,
-    _several_nodes,
-    _task_options,
-    _unwrap,
-    _uses_cuda,
-    _write_tree,
-    ensure_ray,
-)
+from .jobs import Job, JobResult
+from .ray_backend import _driver_environment, _driver_settings, _read_tree, _retarget, _several_nodes, _task_options, _unwrap, _uses_cuda, _write_tree, ensure_ray
 
 PARTS_DIR = ".parts"
 
@@ -42,10 +31,10 @@ def merge_parts(run_dir: Path, parts: list[JobResult], *, seconds: float, seed_d
     """
     import json
 
-    from .run.journal import FRAMES_LOG, RUN_STATE, read_entries
-    from .record.manifest import finalize_run
-    from .run.records import RenderResult
-    from .run.folders import write_text_atomic
+    from ..run.journal import FRAMES_LOG, RUN_STATE, read_entries
+    from ..record.manifest import finalize_run
+    from ..run.records import RenderResult
+    from ..run.folders import write_text_atomic
 
     parts = sorted(parts, key=lambda p: min(p.job.items or (0,)))
     first = parts[0].result
@@ -82,7 +71,7 @@ def _ray_merge_task(run_dir: str, parts: list[JobResult], part_files: dict[str, 
                     settings: dict[str, Any], seconds: float, seed_drawn: bool,
                     spec_dir: str | None) -> tuple[Any, dict[str, bytes] | None]:
     """Ray task: merge_parts on a worker (the manifest records the worker's environment)."""
-    from .engine.item import configure_determinism
+    from ..engine.item import configure_determinism
 
     with _driver_environment(settings, _uses_cuda(parts[0].result.spec_document)):
         # The settings a render leaves in its process (CUBLAS_WORKSPACE_CONFIG, deterministic kernels) are
