@@ -9,7 +9,7 @@ from pathlib import Path
 
 import tomli_w
 
-from disco_spec import cli
+from disco_spec.cli import app as cli
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

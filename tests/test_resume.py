@@ -58,7 +58,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def cli_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    from disco_spec import cli as cli_mod
+    from disco_spec.cli import app as cli_mod
 
     monkeypatch.setattr(sys, "argv", ["disco-spec", *args, "--no-track"])
     with pytest.raises(SystemExit) as exc:

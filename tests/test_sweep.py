@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from disco_spec import cli_scale
+from disco_spec.cli import scale as cli_scale
 from disco_spec.record import manifest
 from disco_spec.record import pngmeta
 from disco_spec.repro.verify import verify_run

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from .errors import DiscoSpecError, SpecError
+from ..errors import DiscoSpecError, SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative, reproducible Disco Diffusion renders.")
 models_app = typer.Typer(no_args_is_help=True, help="List, fetch, verify and generate model weights.")
@@ -28,7 +28,7 @@ def _err(line: str) -> None:
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or .json).")) -> None:
     """Check specs; print one line per problem. Exit 0 when all are valid, 2 otherwise."""
-    from .spec.load import load_spec
+    from ..spec.load import load_spec
 
     bad = 0
     for f in files:
@@ -47,7 +47,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of spec version 1."""
-    from .spec.schema import schema_text
+    from ..spec.schema import schema_text
 
     sys.stdout.write(schema_text())
 
@@ -60,7 +60,7 @@ def plan(
     frames: Optional[str] = typer.Option(None, help="Only these items, e.g. '0:20' (table only)."),
 ) -> None:
     """Show exactly what each image/frame will use."""
-    from .plan.table import plan_for_display, plan_table
+    from ..plan.table import plan_for_display, plan_table
 
     p, seed_note = plan_for_display(spec_file, seed)
     if as_json:
@@ -82,7 +82,7 @@ def import_dd(
     ),
 ) -> None:
     """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed)."""
-    from .spec.dd_import import import_dd_report, report_to_toml
+    from ..spec.dd_import import import_dd_report, report_to_toml
 
     if animation_mode is not None and animation_mode not in ("None", "2D", "3D", "Video Input"):
         raise SpecError("--animation-mode", [("--animation-mode", f"must be None, 2D, 3D or 'Video Input' (got {animation_mode!r})")])
@@ -96,7 +96,7 @@ def import_dd(
     if output is None:
         sys.stdout.write(text)
     else:
-        from .run.folders import write_text_atomic
+        from ..run.folders import write_text_atomic
 
         write_text_atomic(output, text)
         _err(f"wrote {output}")
@@ -129,13 +129,13 @@ def render(
     ),
 ) -> None:
     """Render a spec."""
-    from .run.renderer import render as render_spec
-    from .tracking.tracker import make_tracker
+    from ..run.renderer import render as render_spec
+    from ..tracking.tracker import make_tracker
 
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
     observers = [tracker] if tracker is not None else []
     if backend != "local" or address:
-        from .cli_scale import render_with_backend
+        from .scale import render_with_backend
 
         result = render_with_backend(spec_file, out, backend=backend, address=address, seed=seed, items=item,
                                      run_dir=run_dir, resume=resume, observers=observers, progress=not quiet)
@@ -156,7 +156,7 @@ def render(
 @models_app.command("list")
 def models_list() -> None:
     """Every model the registry knows: name, role, size, cached or not."""
-    from .models_cli import list_table
+    from .models import list_table
 
     typer.echo(list_table())
 
@@ -164,7 +164,7 @@ def models_list() -> None:
 @models_app.command("fetch")
 def models_fetch(names: list[str] = typer.Argument(..., help="Registry names, e.g. ViTB32 secondary_model_imagenet_2.")) -> None:
     """Download (or generate, for tiny models) and verify weights into the cache."""
-    from .models_cli import fetch
+    from .models import fetch
 
     for line in fetch(names):
         typer.echo(line)
@@ -173,7 +173,7 @@ def models_fetch(names: list[str] = typer.Argument(..., help="Registry names, e.
 @models_app.command("verify")
 def models_verify(names: Optional[list[str]] = typer.Argument(None, help="Names to check (default: every cached one).")) -> None:
     """Check cached weight files against their SHA-256. Exit 1 if any is missing or wrong."""
-    from .models_cli import verify
+    from .models import verify
 
     ok, lines = verify(names or [])
     for line in lines:
@@ -184,7 +184,7 @@ def models_verify(names: Optional[list[str]] = typer.Argument(None, help="Names 
 @models_app.command("make-tiny")
 def models_make_tiny(dest: Optional[Path] = typer.Option(None, help="Folder (default: the cache).")) -> None:
     """Generate the tiny random-weight checkpoints (deterministic bytes, pinned SHA-256)."""
-    from .models.tiny import make_tiny
+    from ..models.tiny import make_tiny
 
     for w in make_tiny(dest):
         typer.echo(f"{w.name}  {w.sha256}  {w.size} bytes  {w.path}")
@@ -249,11 +249,11 @@ def _debug() -> bool:
     return os.environ.get("DISCO_SPEC_DEBUG") == "1"
 
 
-from . import cli_repro  # noqa: E402 - registers inspect, rebuild, diff, verify, regress
+from . import repro as cli_repro  # noqa: E402 - registers inspect, rebuild, diff, verify, regress
 
 cli_repro.register(app)
 
-from . import cli_scale  # noqa: E402 - registers sweep
+from . import scale as cli_scale  # noqa: E402 - registers sweep
 
 cli_scale.register(app)
 

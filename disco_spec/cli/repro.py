@@ -23,7 +23,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ) -> None:
     """Show what a PNG carries: spec, manifest id, item, seed, frame, models and environment."""
-    from .record.pngmeta import format_info, png_info
+    from ..record.pngmeta import format_info, png_info
 
     info = png_info(image)
     if as_json:
@@ -46,8 +46,8 @@ def rebuild(
     ),
 ) -> None:
     """Render a recorded run again and check every output is identical. Exit 0 identical, 1 not."""
-    from .repro.rebuild import rebuild as do_rebuild
-    from .tracking.tracker import register_run_resolver
+    from ..repro.rebuild import rebuild as do_rebuild
+    from ..tracking.tracker import register_run_resolver
 
     register_run_resolver(tracking_uri)
 
@@ -70,8 +70,8 @@ def diff(
     ),
 ) -> None:
     """What differs between A and B: parameters (per frame), models, environment, outputs. Exit 0 same, 1 differ."""
-    from .repro.compare import diff as do_diff
-    from .tracking.tracker import register_run_resolver
+    from ..repro.compare import diff as do_diff
+    from ..tracking.tracker import register_run_resolver
 
     register_run_resolver(tracking_uri)
 
@@ -88,7 +88,7 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check the files of a run against its manifest; name every changed or missing one. Exit 0 ok, 1 not."""
-    from .repro.verify import verify_run
+    from ..repro.verify import verify_run
 
     report = verify_run(run_dir)
     if as_json:
@@ -110,7 +110,7 @@ def regress(
     quiet: bool = typer.Option(True, "--quiet/--progress", help="Progress bars off (default) or on."),
 ) -> None:
     """Render specs and compare with golden manifests: byte-exact in the same environment, else within PSNR."""
-    from .repro.regress import regress as do_regress
+    from ..repro.regress import regress as do_regress
 
     report = do_regress(specs, golden, update=update, junit=junit, psnr_threshold=psnr_threshold, out=out,
                         progress=not quiet)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .models.manage import fetch_model, list_models, verify_model
-from .models.resolve import entry_path
+from ..models.manage import fetch_model, list_models, verify_model
+from ..models.resolve import entry_path
 
 
 def _size(n: int | None) -> str:

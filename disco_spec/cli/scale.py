@@ -47,8 +47,8 @@ def sweep(
     experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (default: the spec's name)."),
 ) -> None:
     """Render a grid (or zip) of variants of a spec: a run folder and MLflow child run per cell, a contact sheet."""
-    from .scale.backends import check_backend
-    from .scale.sweep import cells_table, plan_sweep, run_sweep
+    from ..scale.backends import check_backend
+    from ..scale.sweep import cells_table, plan_sweep, run_sweep
 
     check_backend(backend, address)
     plan = plan_sweep(spec_file, sets or [], mode="zip" if zip_mode else None, sweep_file=sweep_file, seed=seed)
@@ -62,7 +62,7 @@ def sweep(
             _err(f"{len(plan.cells)} cell(s), {plan.mode} {'x'.join(map(str, plan.shape()))}; nothing rendered (--dry-run)")
         return
 
-    from .tracking.sweeps import make_sweep_tracker
+    from ..tracking.sweeps import make_sweep_tracker
 
     tracker = make_sweep_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
 
@@ -96,8 +96,8 @@ def render_with_backend(
     progress: bool = True,
 ) -> Any:
     """`render --backend ray`: what cli.render calls instead of render() when --backend is not local."""
-    from .scale.backends import check_backend, render_on_backend
-    from .errors import SpecError
+    from ..scale.backends import check_backend, render_on_backend
+    from ..errors import SpecError
 
     check_backend(backend, address)
     if resume and backend != "local":

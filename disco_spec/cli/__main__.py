@@ -1,0 +1,5 @@
+"""`python -m disco_spec.cli ...` runs the same app as the `disco-spec` command."""
+
+from .app import main
+
+main()
