@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from disco_spec.record import manifest
-from disco_spec.repro.compare import compare_images, diff, plan_differences
+from disco_spec.repro.compare import diff, plan_differences
+from disco_spec.repro.outputs import compare_images
 from disco_spec.plan.resolve import resolve_plan
 from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document

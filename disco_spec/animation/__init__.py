@@ -1,7 +1,5 @@
-"""Animation building blocks for DD 5.2's 2D / 3D / Video Input / turbo / VR modes (reference §7).
+"""The animation stage's pure building blocks for DD 5.2's 2D / 3D / Video Input / turbo / VR modes (§7):
+2D and 3D warps, turbo blending, VR eye views, ffmpeg video in/out, over uint8 RGB arrays [H, W, 3].
 
-Small pure functions, no hidden state and no random draws: the 2D OpenCV warp (`warp2d`), the 3D
-depth-and-camera warp (`warp3d`), turbo blending (`turbo`), VR eye views (`vr`) and ffmpeg video
-extraction/encoding (`video`).  Images cross these functions as uint8 RGB arrays [H, W, 3] — what DD
-round-trips through its PNG files.  The frame loop that strings them together lives in `frames`.
+May import: engine, models, plan, spec (and the foundation modules errors, atomic). The frame loop is run.frames.
 """

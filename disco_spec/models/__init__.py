@@ -1,7 +1,7 @@
-"""Model registry, weight files and loaders.
+"""The models stage: registry (official URLs, SHA-256), weight files (download, cache), loaders, tiny models.
 
-Importing this package is cheap; the management functions are imported on first use so that
-`disco_spec.models.types` (which the engine needs) does not pull in guided-diffusion or open_clip.
+May import: spec (and the foundation modules errors, atomic). Importing this package is cheap: the
+management functions load on first use, so `models.types` (which the engine needs) pulls in nothing heavy.
 """
 
 from __future__ import annotations

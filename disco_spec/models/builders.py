@@ -80,3 +80,16 @@ def lpips_net(net: str, version: str = "0.1") -> torch.nn.Module:
         # torchvision warns about lpips' legacy `pretrained=` argument; harmless here.
         warnings.simplefilter("ignore")
         return lpips.LPIPS(net=net, version=version, pretrained=False, pnet_rand=True, verbose=False)
+
+
+def build_depth_module(config: Mapping[str, Any]) -> torch.nn.Module:
+    """The depth architecture a registry config describes (random init; used by tiny.py and loaders)."""
+    from .depth_adabins import build_adabins
+    from .depth_midas import build_dpt
+
+    arch = config.get("arch")
+    if arch == "dpt":
+        return build_dpt(config)
+    if arch == "adabins":
+        return build_adabins(config)
+    raise errors.ModelError(f"unknown depth architecture {arch!r}")

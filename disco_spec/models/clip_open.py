@@ -19,7 +19,7 @@ import torch
 
 from .. import errors
 from .checkpoint_io import is_torchscript_archive, read_torchscript_state_dict, untouched_global_rng
-from .clip_loader import OPENAI_MEAN, OPENAI_STD, _bundle, _openai_model, strict_tokenize
+from .clip_common import OPENAI_MEAN, OPENAI_STD, _bundle, _openai_model, strict_tokenize
 from .resolve import custom_path, resolve_weights
 from .types import ClipBundle, ResolvedWeights
 from .weights import cache_dir, sha256_file

@@ -28,9 +28,10 @@ from torch import nn
 
 from .. import errors
 from .checkpoint_io import assert_materialised, check_keys, untouched_global_rng
-from .depth_adabins import AdaBinsDepth, build_adabins, normalise_adabins_keys
+from .builders import build_depth_module
+from .depth_adabins import AdaBinsDepth, normalise_adabins_keys
 from .depth_io import read_depth_state_dict
-from .depth_midas import MidasDepth, build_dpt
+from .depth_midas import MidasDepth
 from .registry import REGISTRY, get_entry
 from .resolve import resolve_weights
 from .types import ResolvedWeights
@@ -52,16 +53,6 @@ class DepthModels:
     midas_weights: ResolvedWeights | None  # None for "hf:" models (not pinned by us)
     adabins_weights: ResolvedWeights | None
     midas_source: str  # registry name, or "hf:<id>[@<revision>]"
-
-
-def build_depth_module(config: Mapping[str, Any]) -> nn.Module:
-    """The depth architecture a registry config describes (random init; used by tiny.py and loaders)."""
-    arch = config.get("arch")
-    if arch == "dpt":
-        return build_dpt(config)
-    if arch == "adabins":
-        return build_adabins(config)
-    raise errors.ModelError(f"unknown depth architecture {arch!r}")
 
 
 def _config_for(weights: ResolvedWeights, config: Mapping[str, Any] | None, arch: str) -> Mapping[str, Any]:

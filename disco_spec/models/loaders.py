@@ -7,7 +7,8 @@ without unpickling arbitrary objects, builds the module and only then moves it t
 from __future__ import annotations
 
 from .. import errors  # re-exported: callers catch loaders.errors.ModelError
-from .clip_loader import load_clip, strict_tokenize
+from .clip_loader import load_clip
+from .clip_common import strict_tokenize
 from .diffusion_loader import diffusion_entry_config, load_diffusion
 from .resolve import resolve_weights
 from .small_loaders import LpipsDistance, load_lpips, load_secondary

@@ -96,7 +96,7 @@ def _build(entry: ModelEntry) -> torch.nn.Module:
     if role == "lpips":
         return builders.lpips_net(cfg["net"], cfg.get("version", "0.1"))
     if role == "depth":
-        from .depth import build_depth_module
+        from .builders import build_depth_module
 
         return build_depth_module(cfg)
     raise errors.ModelError(f"no tiny generator for role {role!r}")

@@ -133,7 +133,7 @@ def _run(cmd: list[str], timeout: float, cwd: str | os.PathLike | None = None) -
 
 def code_version() -> dict[str, Any]:
     """disco-spec's version, and the git commit + dirty flag when it runs from a source checkout."""
-    from .. import __version__
+    from .._version import __version__
 
     pkg = Path(__file__).resolve().parent
     root = pkg.parent

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
-from .compare import Change, OutputComparison, compare_images, context_differences, model_differences
+from .compare import Change, context_differences, model_differences
+from .outputs import OutputComparison, compare_images
 from ..record.environment import fingerprint_differences
 from ..record.manifest import MANIFEST_NAME, finalize_run
 from .sources import Source, load_source, register_source_resolver

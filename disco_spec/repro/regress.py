@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import errors
-from .compare import compare_images, fmt, model_differences, spec_differences
+from .outputs import compare_images
+from .compare import fmt, model_differences, spec_differences
 from ..record.environment import fingerprint_differences
 from ..record.manifest import finalize_run, load_manifest, write_manifest
 

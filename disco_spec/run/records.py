@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..plan.resolve import Plan, PlanItem
 from ..spec.models import JobSpec
 

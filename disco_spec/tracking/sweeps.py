@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import __version__
+from .._version import __version__
 from .tracker import MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, _http_env, _resolve_uri, _short, sanitize_key, truncate_value
 
 __all__ = ["SweepTracker", "make_sweep_tracker"]

@@ -57,7 +57,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import __version__
+from .._version import __version__
 from ..run.records import BaseObserver, OutputRecord, RenderResult, StepEvent
 from .client import ENV_DEFAULTS, _http_env, _limits, _resolve_uri, _short
 from .params import MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, _BAD_IMAGE_KEY_CHARS, _dig, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value

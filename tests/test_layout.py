@@ -1,0 +1,211 @@
+"""The house rules: one package per stage, imports that only point down, no import cycles, small modules.
+
+The table below is the only statement of which package may import which; README's Layout section
+describes it in words. Imports are read from the source (AST), lazy ones inside functions included:
+an import inside a function is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import disco_spec
+
+PACKAGE_DIR = Path(disco_spec.__file__).parent
+
+# Foundation modules every stage may use: the version, the error types and atomic file writes.
+FOUNDATION = {"_version", "errors", "atomic"}
+
+# package -> the packages it may import (besides itself and the foundation).
+ALLOWED: dict[str, set[str]] = {
+    "spec": set(),
+    "plan": {"spec"},
+    "models": {"spec"},
+    "record": {"spec", "plan"},
+    "engine": {"spec", "plan", "models"},
+    "animation": {"spec", "plan", "models", "engine"},
+    "run": {"spec", "plan", "models", "engine", "animation", "record"},
+    "repro": {"spec", "plan", "models", "engine", "animation", "record", "run"},
+    "tracking": {"spec", "plan", "models", "engine", "animation", "record", "run", "repro"},
+    "scale": {"spec", "plan", "models", "engine", "animation", "record", "run", "repro", "tracking"},
+    "cli": {"spec", "plan", "models", "engine", "animation", "record", "run", "repro", "tracking", "scale"},
+    # The package root is the Python API (`disco_spec.render`): it may reach the run stage.
+    "": {"run"},
+}
+
+# The engine is tensor work: it writes no files (so no atomic writes) and never imports mlflow.
+FOUNDATION_EXCEPT = {"engine": {"atomic"}}
+
+MAX_LINES = 400
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE_DIR).with_suffix("")
+    parts = [p for p in rel.parts if p != "__init__"]
+    return ".".join(parts)
+
+
+def imported_modules(path: Path, name: str) -> set[str]:
+    """disco_spec modules imported by the file at `path` (names relative to disco_spec, '' for the root)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_package = path.name == "__init__.py"
+    here = name.split(".") if name else []
+    if not is_package:
+        here = here[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "disco_spec" or alias.name.startswith("disco_spec."):
+                    found.add(alias.name[len("disco_spec."):] if "." in alias.name else "")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and (node.module == "disco_spec" or node.module.startswith("disco_spec.")):
+                target = node.module[len("disco_spec."):] if "." in node.module else ""
+            else:
+                continue
+            # `from pkg import mod` imports the module pkg.mod when one exists
+            for alias in node.names:
+                sub = f"{target}.{alias.name}" if target else alias.name
+                found.add(sub if _exists(sub) else target)
+    found.discard(name)
+    return found
+
+
+def _exists(module: str) -> bool:
+    p = PACKAGE_DIR.joinpath(*module.split("."))
+    return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
+
+
+def package_of(module: str) -> str:
+    """'spec.models' -> 'spec'; a foundation module is its own package; '' is the package root."""
+    return module.split(".")[0]
+
+
+def import_graph(root: Path = PACKAGE_DIR) -> dict[str, set[str]]:
+    return {module_name(p): imported_modules(p, module_name(p)) for p in sorted(root.rglob("*.py"))}
+
+
+def rule_violations(graph: dict[str, set[str]]) -> list[str]:
+    problems = []
+    for mod, deps in sorted(graph.items()):
+        pkg = package_of(mod)
+        if pkg in FOUNDATION:
+            allowed_pkgs, allowed_foundation = set(), FOUNDATION - {pkg}
+        else:
+            allowed_pkgs = ALLOWED.get(pkg)
+            if allowed_pkgs is None:
+                problems.append(f"{mod}: package {pkg!r} is not in the layout table")
+                continue
+            allowed_foundation = FOUNDATION - FOUNDATION_EXCEPT.get(pkg, set())
+        for dep in sorted(deps):
+            dep_pkg = package_of(dep)
+            if dep_pkg == pkg and pkg not in FOUNDATION:
+                continue
+            if dep_pkg in FOUNDATION:
+                if dep_pkg not in allowed_foundation:
+                    problems.append(f"{mod} imports {dep}: {pkg} may not use {dep_pkg}")
+            elif dep_pkg not in allowed_pkgs:
+                problems.append(f"{mod} imports {dep}: {pkg or 'the package root'} may import only "
+                                f"{sorted(allowed_pkgs) or 'nothing'} (and {sorted(allowed_foundation)})")
+    return problems
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle between modules, as a path, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if d not in graph:
+                continue
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state and (c := visit(d)):
+                return c
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (c := visit(m)):
+            return c
+    return None
+
+
+def test_every_import_points_down_the_layout_table() -> None:
+    assert rule_violations(import_graph()) == []
+
+
+def test_no_import_cycle_between_modules() -> None:
+    assert find_cycle(import_graph()) is None
+
+
+def test_a_planted_upward_import_is_caught(tmp_path: Path) -> None:
+    graph = import_graph()
+    planted = {**graph, "engine.sampler": graph["engine.sampler"] | {"run.records"}}
+    problems = rule_violations(planted)
+    assert any(p.startswith("engine.sampler imports run.records") for p in problems), problems
+    # and read from real source: an engine module importing the run stage lazily, inside a function
+    src = tmp_path / "planted.py"
+    src.write_text("def f():\n    from ..run.records import OutputRecord\n    return OutputRecord\n")
+    assert imported_modules(src, "engine.planted") == {"run.records"}
+
+
+def test_a_planted_cycle_is_caught() -> None:
+    graph = import_graph()
+    planted = {**graph, "spec.schedules": graph["spec.schedules"] | {"spec.load"},
+               "spec.load": graph["spec.load"] | {"spec.schedules"}}
+    cycle = find_cycle(planted)
+    assert cycle is not None and cycle[0] == cycle[-1]
+
+
+def test_the_engine_writes_no_files() -> None:
+    """engine/ takes tensors and yields step states: no open(), no atomic writes, no PNG saves."""
+    offenders = []
+    for p in sorted((PACKAGE_DIR / "engine").rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                if name in {"open", "write_text", "write_bytes", "save", "urlopen", "mkdir"}:
+                    offenders.append(f"{p.name}:{node.lineno} {name}()")
+    assert offenders == []
+
+
+def test_each_package_says_its_job_and_what_it_may_import() -> None:
+    for pkg in ALLOWED:
+        if not pkg:
+            continue
+        doc = ast.get_docstring(ast.parse((PACKAGE_DIR / pkg / "__init__.py").read_text(encoding="utf-8")))
+        assert doc and "May import" in doc, pkg
+        assert 2 <= len(doc.strip().splitlines()) <= 6, pkg
+
+
+def test_no_module_over_400_lines() -> None:
+    long = {module_name(p): n for p in PACKAGE_DIR.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_the_package_has_no_loose_modules_but_the_foundation() -> None:
+    loose = {p.stem for p in PACKAGE_DIR.glob("*.py")} - {"__init__"}
+    assert loose <= FOUNDATION
+
+
+@pytest.mark.parametrize("name", sorted(m.name for m in pkgutil.walk_packages(disco_spec.__path__, "disco_spec.")
+                                        if not m.name.endswith("__main__")))
+def test_importing_any_module_leaves_the_render_function_in_place(name: str) -> None:
+    """`disco_spec.render` is the API function; no submodule may shadow it, whatever was imported."""
+    importlib.import_module(name)
+    assert callable(disco_spec.render) and disco_spec.render.__module__ == "disco_spec"
