@@ -40,7 +40,7 @@ def _random_real_models(spec, device: torch.device) -> LoadedModels:
     import open_clip
 
     from disco_spec.models import builders, registry
-    from disco_spec.models.clip_loader import _bundle
+    from disco_spec.models.clip_common import _bundle
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # bench-only: weights' values do not affect speed

@@ -260,7 +260,7 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
     parent_id = doc["mlflow"]["parent_run_id"]
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "smoke/sweep-0001"
-    assert parent.data.tags["disco_spec.scale.sweep"] == "true" and parent.data.tags["disco_spec.sweep_shape"] == "3x2"
+    assert parent.data.tags["disco_spec.sweep"] == "true" and parent.data.tags["disco_spec.sweep_shape"] == "3x2"
     assert json.loads(parent.data.params["sweep.guidance.clip_guidance_scale"]) == [1500, 5000, 10000]
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
     assert {"contact_sheet.png", "sweep.json", "cells.json", "base_spec.json"} <= artifacts
@@ -271,7 +271,7 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
         kid = by_cell[c["name"]]
         assert kid.info.run_id == c["mlflow_run_id"] and kid.info.status == "FINISHED"
         assert kid.data.tags["disco_spec.manifest_id"] == c["manifest_id"]
-        assert kid.data.tags["disco_spec.scale.sweep.clip_guidance_scale"] == c["labels"]["clip_guidance_scale"]
+        assert kid.data.tags["disco_spec.sweep.clip_guidance_scale"] == c["labels"]["clip_guidance_scale"]
         assert float(kid.data.params["guidance.clip_guidance_scale"]) == c["overrides"]["guidance.clip_guidance_scale"]
         assert kid.data.params["diffusion.steps"] == str(c["overrides"]["diffusion.steps"])
         assert kid.info.run_name.startswith(f"{c['name']}: clip_guidance_scale=")

@@ -276,7 +276,7 @@ def write_junit(report: RegressReport, path: str | os.PathLike) -> Path:
     suite = ET.SubElement(suites, "testsuite", name="disco-spec regress", tests=str(len(report.cases)),
                           failures=str(failures), errors=str(errs), skipped="0", time=f"{total:.3f}")
     for c in report.cases:
-        tc = ET.SubElement(suite, "testcase", classname="disco_spec.repro.regress", name=c.name, file=c.spec,
+        tc = ET.SubElement(suite, "testcase", classname="disco_spec.regress", name=c.name, file=c.spec,
                            time=f"{c.seconds:.3f}")
         if c.status in ("failed", "error"):
             el = ET.SubElement(tc, "failure" if c.status == "failed" else "error",

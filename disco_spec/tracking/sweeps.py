@@ -6,7 +6,7 @@ by a `tracking.MlflowTracker` with `parent_run_id`, so workers need no access to
 mlflow is imported lazily, as in disco_spec.tracking.tracker.
 
 Parent run (experiment: `--experiment`, else the spec's `name`, else its batch_name, as for `render`):
-- name `{batch_name}/sweep-NNNN`; tags `disco_spec.scale.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
+- name `{batch_name}/sweep-NNNN`; tags `disco_spec.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
   `disco_spec.sweep_shape` (e.g. `3x2`), `disco_spec.n_cells`, `disco_spec.sweep_dir`,
   `disco_spec.backend`, `disco_spec.batch_name`, `disco_spec.version`, `disco_spec.base_spec_sha256`;
   a note naming the swept keys;
@@ -17,7 +17,7 @@ Parent run (experiment: `--experiment`, else the spec's `name`, else its batch_n
 
 Child runs: what `render` records for a run (tracking.py), previews excepted, plus the tag
 `mlflow.parentRunId`, the name `cell-03: key=value, ...`, and tags `disco_spec.sweep_cell`,
-`disco_spec.sweep_parent_dir` and `disco_spec.scale.sweep.<key>` = the cell's label for that key.
+`disco_spec.sweep_parent_dir` and `disco_spec.sweep.<key>` = the cell's label for that key.
 
 As for renders, tracking failures never fail a sweep: the first one prints one warning and tracking
 stops for the rest of the sweep.
