@@ -209,3 +209,16 @@ def test_importing_any_module_leaves_the_render_function_in_place(name: str) -> 
     """`disco_spec.render` is the API function; no submodule may shadow it, whatever was imported."""
     importlib.import_module(name)
     assert callable(disco_spec.render) and disco_spec.render.__module__ == "disco_spec"
+
+
+def test_the_python_api_renders_twice_in_one_process(tmp_path: Path, smoke_doc: dict) -> None:
+    """A newcomer's notebook: `disco_spec.render(a); disco_spec.render(b)` (the module behind it cannot shadow it)."""
+    from disco_spec.spec.load import validate_document
+
+    smoke_doc["diffusion"]["steps"] = 4
+    smoke_doc["init"]["skip_steps"] = 1
+    spec = validate_document(smoke_doc)
+    first = disco_spec.render(spec, tmp_path / "a", progress=False)
+    second = disco_spec.render(spec, tmp_path / "b", progress=False)
+    assert callable(disco_spec.render)
+    assert [o.sha256 for o in first.outputs] == [o.sha256 for o in second.outputs] != []
