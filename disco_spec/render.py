@@ -150,6 +150,9 @@ def prepare(
             raise SpecError("--seed", [("--seed", f"must be between 0 and 4294967295 (got {seed})")])
         spec = spec.model_copy(update={"run": spec.run.model_copy(update={"set_seed": seed})})
     spec, drawn = with_concrete_seed(spec)
+    from .spec.prompt_tokens import check_prompt_lengths
+
+    check_prompt_lengths(spec)  # before any model loads
     return spec, spec_to_document(spec), resolve_plan(spec), spec_dir, drawn
 
 
