@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped, so that one problem stays one line of a terminal.
+
+    Keys and values come from untrusted files: a key holding a newline (or a terminal escape) must
+    not split an error message or restyle the terminal.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)
+
 
 class DiscoSpecError(Exception):
     """Base class for every error disco-spec reports to users without a traceback."""
@@ -15,8 +36,8 @@ class SpecError(DiscoSpecError):
     exit_code = 2
 
     def __init__(self, message: str, problems: list[tuple[str, str]] | None = None):
-        super().__init__(message)
-        self.problems = problems or []
+        super().__init__(one_line(str(message)))
+        self.problems = [(one_line(str(loc)), one_line(str(msg))) for loc, msg in problems or []]
 
 
 class ModelError(DiscoSpecError):

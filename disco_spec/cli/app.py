@@ -29,11 +29,12 @@ def _err(line: str) -> None:
 def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or .json).")) -> None:
     """Check specs; print one line per problem. Exit 0 when all are valid, 2 otherwise."""
     from ..spec.load import load_spec
+    from ..spec.prompt_tokens import check_prompt_lengths
 
     bad = 0
     for f in files:
         try:
-            load_spec(f)
+            check_prompt_lengths(load_spec(f))
         except SpecError as exc:
             bad += 1
             for loc, msg in exc.problems or [("", str(exc))]:

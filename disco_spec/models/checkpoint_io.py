@@ -2,7 +2,8 @@
 
 Three formats are accepted: safetensors (our tiny checkpoints), torch zip/legacy files read with
 `weights_only=True` (guided-diffusion, secondary model, torchvision backbones), and TorchScript
-archives (OpenAI's CLIP .pt files), which torch.jit.load reads without running Python pickles.
+archives (OpenAI's CLIP .pt files), whose tensors `torchscript_read` takes out without running the
+archive's code (torch.jit.load would run it: never call it on a file a spec names).
 """
 
 from __future__ import annotations
@@ -79,11 +80,12 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
 
 def read_torchscript_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """The weights of a TorchScript archive (e.g. OpenAI's CLIP .pt) as a plain state dict."""
+    from .torchscript_read import read_torchscript_tensors
+
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as e:  # noqa: BLE001
+        sd = read_torchscript_tensors(path)
+    except errors.ModelError as e:
         raise errors.ModelError(f"{what}: cannot read TorchScript archive {path}: {e}") from None
-    sd = {k: v.detach().clone() for k, v in module.state_dict().items()}
     for key in _OPENAI_JIT_EXTRA_KEYS:
         sd.pop(key, None)
     return sd

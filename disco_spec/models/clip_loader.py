@@ -25,7 +25,7 @@ def _load_registered(weights: ResolvedWeights, device: torch.device) -> ClipBund
     entry = REGISTRY.get(weights.name)
     cfg = entry.config if entry is not None and entry.role == "clip" else {}
     what = f"CLIP model {weights.name}"
-    sd = read_state_dict(weights.path, what)  # TorchScript archives are read with torch.jit.load
+    sd = read_state_dict(weights.path, what)  # TorchScript archives: tensors only, no code run
     model = _openai_model(sd, device, what)
     bundle = _bundle(weights.name, model, device, weights)
     want = cfg.get("input_resolution")

@@ -1,8 +1,9 @@
 """Weight files on disk: where they live, their SHA-256 (with a persistent cache), and downloads.
 
 Every byte we load is checked against a pinned SHA-256 first. Hashing a 2 GB checkpoint takes
-seconds, so the hash of a file is remembered per (absolute path, size, mtime_ns); a file that is
-rewritten changes at least one of these and is hashed again. `check_model_SHA` in a spec bypasses
+seconds, so the hash of a file is remembered per (absolute path, size, mtime_ns, ctime_ns, device,
+inode). mtime can be set back with `os.utime`, but ctime cannot (any write or utime moves it) and a
+replaced file has a new inode, so a rewritten file is hashed again. `check_model_SHA` in a spec bypasses
 the cache entirely.
 """
 
@@ -25,7 +26,7 @@ from ..atomic import atomic_write_bytes as _atomic_write_bytes
 
 _CHUNK = 1 << 20
 _HASH_CACHE_NAME = "sha256-cache.json"
-_HASH_CACHE_VERSION = 1
+_HASH_CACHE_VERSION = 2  # 2: entries also key on ctime_ns, device and inode
 _DOWNLOAD_TIMEOUT_S = 60
 # Kernels stamp mtimes from a coarse clock (a few ms), so a same-size rewrite right after a write can
 # keep the same mtime_ns. Like git's "racily clean" rule, a hash is only remembered for a file whose
@@ -97,13 +98,19 @@ def _read_hash_cache() -> dict[str, dict]:
     return entries if isinstance(entries, dict) else {}
 
 
+def _identity(st: os.stat_result) -> dict[str, int]:
+    """What must be unchanged for a remembered hash to still describe the file."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "dev": st.st_dev,
+            "ino": st.st_ino}
+
+
 def _remember_hash(path: Path, st: os.stat_result, sha: str) -> None:
     if time.time_ns() - st.st_mtime_ns < _RACY_WINDOW_NS:
         return
     # Re-read just before writing so that concurrent processes lose at most each other's newest
     # entry (which only costs a rehash), never the whole cache.
     entries = {k: v for k, v in _read_hash_cache().items() if os.path.exists(k)}  # forget deleted files
-    entries[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
+    entries[str(path)] = {**_identity(st), "sha256": sha}
     data = json.dumps({"version": _HASH_CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True)
     try:
         atomic_write_bytes(_hash_cache_path(), data.encode("utf-8"))
@@ -122,15 +129,14 @@ def sha256_file(path: str | os.PathLike, use_cache: bool = True) -> str:
         hit = _read_hash_cache().get(str(p))
         if (
             isinstance(hit, dict)
-            and hit.get("size") == st.st_size
-            and hit.get("mtime_ns") == st.st_mtime_ns
+            and all(hit.get(k) == v for k, v in _identity(st).items())
             and isinstance(hit.get("sha256"), str)
         ):
             return hit["sha256"]
     sha = hash_file_uncached(p)
     # Only remember the hash if the file did not change while we read it.
     st2 = p.stat()
-    if (st2.st_size, st2.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+    if _identity(st2) == _identity(st):
         _remember_hash(p, st2, sha)
     return sha
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import seeds
 from ..spec import schedules
@@ -129,8 +129,8 @@ def resolve_plan(spec: JobSpec) -> Plan:
 
     motion_series = _motion_series(spec, frames) if mode in ("2D", "3D") else None
     frames_skip = schedules.calc_frames_skip_steps(steps, schedules.parse_percent(spec.animation.frames_skip_steps))
-    text_by_frame = spec.prompts.by_frame("text_prompts")
-    image_by_frame = spec.prompts.by_frame("image_prompts")
+    text_by_frame = schedules.prompt_schedule_lookup(spec.prompts.by_frame("text_prompts"))
+    image_by_frame = schedules.prompt_schedule_lookup(spec.prompts.by_frame("image_prompts"))
 
     items: list[PlanItem] = []
     for batch_index in range(n_batches):
@@ -230,11 +230,11 @@ def _intermediates(spec: JobSpec, steps: int, skip: int) -> list[int]:
 
 
 def _targets(
-    spec: JobSpec, text_by_frame: dict[int, list[str]], image_by_frame: dict[int, list[str]], frame: int
+    spec: JobSpec, text_by_frame: Callable[[int], list[str]], image_by_frame: Callable[[int], list[str]], frame: int
 ) -> tuple[list[PromptTarget], list[PromptTarget]]:
     """Prompts for a frame with DD's weight normalisation over all embeddings (§3.1)."""
-    texts = [(p, *schedules.parse_prompt(p)) for p in schedules.prompts_for_frame(text_by_frame, frame)]
-    images = [(p, *schedules.parse_prompt(p)) for p in schedules.prompts_for_frame(image_by_frame, frame)]
+    texts = [(p, *schedules.parse_prompt(p)) for p in text_by_frame(frame)]
+    images = [(p, *schedules.parse_prompt(p)) for p in image_by_frame(frame)]
     total = prompt_weight_total([w for *_, w in texts], [w for *_, w in images], spec.guidance.fuzzy_prompt)
     if abs(total) < 1e-3:  # validation catches this for every key frame; kept as a guard for direct callers
         raise SpecError(f"prompts: frame {frame}: weights sum to 0", [("prompts", f"frame {frame}: weights sum to 0")])

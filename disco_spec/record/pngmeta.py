@@ -44,6 +44,18 @@ KEY_PROVENANCE = PREFIX + "provenance"
 
 _TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
 _COMPRESS_OVER = 512  # iTXt values longer than this are stored compressed
+# A PNG travels between people: an 8 MB text chunk can inflate to gigabytes. Our own chunks (the
+# spec and provenance JSON) are far smaller than these caps.
+MAX_TEXT_CHUNK_BYTES = 32 << 20  # decompressed size of one zTXt/iTXt chunk
+MAX_TEXT_TOTAL_BYTES = 64 << 20  # decompressed size of all text chunks of one file
+# The largest image disco-spec writes is 8192x8192 (diffusion.width_height); decoding more is refused.
+MAX_PIXELS = 8192 * 8192
+
+
+class _TextTooLarge(Exception):
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
 
 
 class PngFormatError(SpecError):
@@ -103,24 +115,49 @@ def build_png(chunks: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(out)
 
 
-def _decode_text_chunk(ctype: bytes, data: bytes) -> tuple[str, str] | None:
+def _inflate(data: bytes, keyword: str, limit: int) -> bytes:
+    """zlib-decompress at most `limit` bytes; more is refused without inflating it."""
+    d = zlib.decompressobj()
+    out = d.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise _TextTooLarge(
+            f"text chunk {_printable(keyword)} inflates to more than {limit} bytes "
+            f"(limit MAX_TEXT_CHUNK_BYTES = {MAX_TEXT_CHUNK_BYTES})"
+        )
+    if not d.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
+
+
+def _printable(keyword: str) -> str:
+    return ascii(keyword[:79])
+
+
+def _decode_text_chunk(ctype: bytes, data: bytes, limit: int = MAX_TEXT_CHUNK_BYTES) -> tuple[str, str] | None:
     try:
         key, rest = data.split(b"\0", 1)
         keyword = key.decode("latin-1")
         if ctype == b"tEXt":
             return keyword, rest.decode("latin-1")
         if ctype == b"zTXt":
-            return keyword, zlib.decompress(rest[1:]).decode("latin-1")
+            return keyword, _inflate(rest[1:], keyword, limit).decode("latin-1")
         # iTXt: compression flag, method, language\0, translated keyword\0, text
         flag = rest[0]
         rest = rest[2:]
         _lang, rest = rest.split(b"\0", 1)
         _translated, text = rest.split(b"\0", 1)
         if flag:
-            text = zlib.decompress(text)
+            text = _inflate(text, keyword, limit)
         return keyword, text.decode("utf-8")
     except (ValueError, IndexError, zlib.error, UnicodeDecodeError):
         return None  # a malformed text chunk is ignored, as PNG readers do
+
+
+def _keyword(ctype: bytes, data: bytes) -> str | None:
+    """A text chunk's keyword, without inflating its text."""
+    if b"\0" not in data:
+        return None
+    return data.split(b"\0", 1)[0].decode("latin-1")
 
 
 def _encode_itxt(keyword: str, text: str) -> bytes:
@@ -133,29 +170,35 @@ def _encode_itxt(keyword: str, text: str) -> bytes:
     return key + b"\0\x00\x00\0\0" + body
 
 
-def text_chunks(chunks: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def text_chunks(chunks: list[tuple[bytes, bytes]], where: str | os.PathLike = "<bytes>") -> dict[str, str]:
+    """{keyword: text} of every readable text chunk; a chunk that inflates past the caps is a PngFormatError."""
     out: dict[str, str] = {}
+    budget = MAX_TEXT_TOTAL_BYTES
     for ctype, data in chunks:
         if ctype in _TEXT_TYPES:
-            kv = _decode_text_chunk(ctype, data)
+            try:
+                kv = _decode_text_chunk(ctype, data, min(MAX_TEXT_CHUNK_BYTES, budget))
+            except _TextTooLarge as exc:
+                why = exc.why
+                if budget < MAX_TEXT_CHUNK_BYTES:
+                    why += f"; all text chunks together may inflate to {MAX_TEXT_TOTAL_BYTES} bytes (MAX_TEXT_TOTAL_BYTES)"
+                raise PngFormatError(where, why) from None
             if kv is not None:
                 out[kv[0]] = kv[1]
+                budget -= len(kv[1]) if ctype == b"tEXt" else len(kv[1].encode("utf-8", "surrogatepass"))
     return out
 
 
 def read_text(path: str | os.PathLike) -> dict[str, str]:
     """Every text chunk (tEXt, zTXt, iTXt) of a PNG as {keyword: text}."""
-    return text_chunks(read_chunks(path))
+    return text_chunks(read_chunks(path), path)
 
 
 def with_text(raw: bytes, updates: Mapping[str, str], where: str | os.PathLike = "<bytes>") -> bytes:
     """PNG bytes with `updates` set as iTXt chunks (replacing chunks of the same keywords)."""
     chunks = parse_chunks(raw, where)
     keys = set(updates)
-    kept = [
-        (t, d) for t, d in chunks
-        if not (t in _TEXT_TYPES and (_decode_text_chunk(t, d) or ("", ""))[0] in keys)
-    ]
+    kept = [(t, d) for t, d in chunks if not (t in _TEXT_TYPES and _keyword(t, d) in keys)]
     new = [(b"iTXt", _encode_itxt(k, v)) for k, v in updates.items()]
     at = next(i for i, (t, _) in enumerate(kept) if t in (b"IDAT", b"IEND"))
     return build_png(kept[:at] + new + kept[at:])
@@ -195,12 +238,18 @@ def pixels_sha256(path: str | os.PathLike) -> str:
 
     try:
         with Image.open(path) as img:
+            _check_pixels(path, img.width, img.height)
             img.load()
             h = hashlib.sha256(f"{img.mode} {img.width}x{img.height}\n".encode("ascii"))
             h.update(img.tobytes())
-    except OSError as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # PIL's own text and size limits
         raise PngFormatError(path, f"cannot decode image: {exc}") from None
     return h.hexdigest()
+
+
+def _check_pixels(path: str | os.PathLike, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise PngFormatError(path, f"{width}x{height} image has more than {MAX_PIXELS} pixels (MAX_PIXELS)")
 
 
 def content_sha256(path: str | os.PathLike) -> str:
@@ -244,9 +293,12 @@ def png_info(path: str | os.PathLike) -> dict[str, Any]:
     from PIL import Image
 
     chunks = read_chunks(path)
-    text = text_chunks(chunks)
-    with Image.open(path) as img:
-        size, mode = [img.width, img.height], img.mode
+    text = text_chunks(chunks, path)
+    try:
+        with Image.open(path) as img:
+            size, mode = [img.width, img.height], img.mode
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise PngFormatError(path, f"cannot decode image: {exc}") from None
     spec = _json_or_none(text.get(KEY_SPEC))
     info: dict[str, Any] = {
         "path": str(path),

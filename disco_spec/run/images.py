@@ -16,6 +16,10 @@ from ..atomic import atomic_output
 from ..engine.images import pil_to_pm1
 from ..errors import SpecError
 
+# Init images and image prompts are resized to at most 8192x8192; decoding a 20000x20000 file would
+# take gigabytes first. 100 megapixels is 300 MB of RGB.
+MAX_INPUT_PIXELS = 100_000_000
+
 
 def resolve_path(path: str, base_dir: str | None) -> str:
     """Relative paths in a spec resolve against the spec's folder."""
@@ -34,7 +38,13 @@ def open_rgb(path: str, base_dir: str | None, field: str) -> Image.Image:
             img = Image.open(io.BytesIO(data))
         else:
             img = Image.open(where)
+        if img.width * img.height > MAX_INPUT_PIXELS:  # checked from the header, before decoding
+            why = f"image {path!r} is {img.width}x{img.height}, more than MAX_INPUT_PIXELS = {MAX_INPUT_PIXELS} pixels"
+            raise SpecError(f"{field}: {why}", [(field, why)])
         return img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        why = f"image {path!r} is too large to decode ({exc}); the limit is MAX_INPUT_PIXELS = {MAX_INPUT_PIXELS} pixels"
+        raise SpecError(f"{field}: {why}", [(field, why)]) from None
     except (OSError, ValueError) as exc:
         raise SpecError(f"{field}: cannot read image {path!r}: {exc}", [(field, f"cannot read image {path!r} ({exc})")])
 

@@ -10,6 +10,7 @@ from ..errors import SpecError
 from ..plan.resolve import Plan, resolve_plan, with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
+from ..spec.prompt_tokens import check_prompt_lengths
 
 
 def prepare(
@@ -27,4 +28,5 @@ def prepare(
             raise SpecError("--seed", [("--seed", f"must be between 0 and 4294967295 (got {seed})")])
         spec = spec.model_copy(update={"run": spec.run.model_copy(update={"set_seed": seed})})
     spec, drawn = with_concrete_seed(spec)
+    check_prompt_lengths(spec)  # before any model loads
     return spec, spec_to_document(spec), resolve_plan(spec), spec_dir, drawn

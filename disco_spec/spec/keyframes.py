@@ -48,19 +48,53 @@ def parse_keyframes(text: str) -> dict[int, float]:
     if not text.strip():
         raise ScheduleError("key-frame string is empty", 0)
     source, offset = text, 0
-    matches = list(_KEYFRAME.finditer(source))
+    matches = _keyframe_matches(source)
     if not matches:
         source, offset = _WRAP_PREFIX + text + ")", -len(_WRAP_PREFIX)
-        matches = list(_KEYFRAME.finditer(source))
+        matches = _keyframe_matches(source)
     frames: dict[int, float] = {}
-    for match in matches:
-        frame_pos = max(match.start(1) + offset, 0)
+    for digits_start, digits_end, value_start, value_end in matches:
+        frame_pos = max(digits_start + offset, 0)
         try:
-            frame = int(match.group(1))
+            frame = int(source[digits_start:digits_end])
         except ValueError:  # more digits than int() accepts
             raise ScheduleError("key-frame number is too long", frame_pos) from None
-        frames[frame] = _keyframe_value(match.group(2), match.start(2) + offset)
+        frames[frame] = _keyframe_value(source[value_start:value_end], value_start + offset)
     return frames
+
+
+def _keyframe_matches(text: str) -> list[tuple[int, int, int, int]]:
+    """What ``_KEYFRAME.finditer(text)`` finds, as (digits start, end, value start, end), in linear time.
+
+    The regular expression backtracks: every start inside a long digit run, or before an unclosed
+    "(", rescans to the end of the text, so a 60 kB spec string took 30 s. The pattern is
+    unambiguous (digits cannot be ':' and whitespace cannot be '('), so one left-to-right scan gives
+    the same matches: a failed candidate fails for every start in its digit run, and one whose '('
+    has no ')' after it means no later candidate can close either.
+    """
+    found: list[tuple[int, int, int, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        if not "0" <= text[i] <= "9":
+            i += 1
+            continue
+        digits_end = i
+        while digits_end < n and "0" <= text[digits_end] <= "9":
+            digits_end += 1
+        j = digits_end
+        if j < n and text[j] == ":":
+            j += 1
+            while j < n and text[j].isspace():  # the regex's \s on str: str.isspace()
+                j += 1
+            if j < n and text[j] == "(":
+                close = text.find(")", j + 1)
+                if close < 0:
+                    break
+                found.append((i, digits_end, j + 1, close))
+                i = close + 1
+                continue
+        i = digits_end
+    return found
 
 
 def keyframes_from_table(table: Mapping[int, float]) -> dict[int, float]:

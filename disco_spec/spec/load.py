@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,21 +20,59 @@ from ..errors import SpecError
 from . import models
 from .models import SUPPORTED_SCHEMA_VERSIONS, JobSpec
 
+# A spec is a small text file; these bound what reading one can cost (documented in docs/security.md).
+MAX_SPEC_BYTES = 16 << 20
+MAX_NESTING = 64  # tables/arrays inside each other; the deepest real spec nests 4
+
 
 def read_document(path: str | Path) -> dict[str, Any]:
     """Parse a TOML or JSON file into a plain dict; syntax errors carry FILE:LINE:COL."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}", [(str(path), f"cannot read: {exc.strerror or exc}")])
+    if len(raw) > MAX_SPEC_BYTES:
+        why = f"spec file is larger than {MAX_SPEC_BYTES} bytes (MAX_SPEC_BYTES)"
+        raise SpecError(f"{path}: {why}", [(str(path), why)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not UTF-8 text", [(f"{path}:1:{exc.start + 1}", "file is not UTF-8 text")])
-    if path.suffix.lower() == ".json":
-        return _parse_json(text, str(path))
-    return _parse_toml(text, str(path))
+    parse = _parse_json if path.suffix.lower() == ".json" else _parse_toml
+    kind = "JSON" if parse is _parse_json else "TOML"
+    try:
+        doc = parse(text, str(path))
+    except RecursionError:
+        why = f"invalid {kind}: nested deeper than this reader allows (at most {MAX_NESTING} levels)"
+        raise SpecError(f"{path}: {why}", [(str(path), why)]) from None
+    except ValueError as exc:  # e.g. an integer past Python's int-to-text digit limit
+        if isinstance(exc, SpecError):
+            raise
+        why = f"invalid {kind}: {exc}"
+        if "digits" in str(exc) and "integer string conversion" in str(exc):
+            why = f"invalid {kind}: an integer has more than {sys.get_int_max_str_digits()} digits"
+        raise SpecError(f"{path}: {why}", [(str(path), why)]) from None
+    check_nesting(doc, str(path))
+    return doc
+
+
+def check_nesting(doc: Any, where: str) -> None:
+    """Refuse documents nested deeper than MAX_NESTING (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING:
+            why = f"tables/arrays nested {depth} deep; at most {MAX_NESTING} levels (MAX_NESTING)"
+            raise SpecError(f"{where}: {why}", [(where, why)])
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _parse_json(text: str, where: str) -> dict[str, Any]:
@@ -92,6 +131,7 @@ def check_version(doc: dict[str, Any]) -> None:
 
 def validate_document(doc: dict[str, Any]) -> JobSpec:
     """Validate a parsed document; raise SpecError listing every problem by field path."""
+    check_nesting(doc, "spec")  # documents also come from PNGs and manifests, not only read_document
     check_version(doc)
     try:
         return JobSpec.model_validate(doc)

@@ -39,6 +39,13 @@ DEFAULT_TEXT_PROMPTS: dict[int, list[str]] = {
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
+# Hard bounds on work a spec can ask for before anything renders (documented in docs/security.md).
+# DD's default is 10,000 frames; a plan holds one item per frame (~3 KB each).
+MAX_FRAMES = 100_000
+# Keys of one prompt or key-frame schedule (one per frame of the longest animation).
+MAX_SCHEDULE_KEYS = MAX_FRAMES
+MAX_BATCH_NAME_LENGTH = 120
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
@@ -133,7 +140,10 @@ class ModelsSection(_Section):
 class RunSection(_Section):
     """Batch naming, counts, seed, previews, DD's resume settings (DD 'Do the Run!' cell)."""
 
-    batch_name: str = Field(default="TimeToDisco", min_length=1, max_length=120, description="Output folder and file stem.")
+    batch_name: str = Field(
+        default="TimeToDisco", min_length=1, max_length=MAX_BATCH_NAME_LENGTH,
+        description="Output folder and file stem: one path component (no '/', '\\', '..').",
+    )
     n_batches: int = Field(default=50, ge=1, le=100000, description="Still images to render (forced to 1 in animation modes).")
     set_seed: Seed | Literal["random_seed"] = Field(
         default="random_seed",
@@ -145,6 +155,18 @@ class RunSection(_Section):
     run_to_resume: Literal["latest"] | NonNegInt = "latest"
     resume_from_frame: Literal["latest"] | NonNegInt = "latest"
     retain_overwritten_frames: bool = False
+
+    @field_validator("batch_name")
+    @classmethod
+    def _one_path_component(cls, v: str) -> str:
+        # The name becomes {out}/{batch_name}/ and file stems: it must not lead out of --out.
+        if v.strip() in (".", "..") or v != v.strip() or not v:
+            raise ValueError("must be a plain name (not '.', '..', nor with leading/trailing spaces)")
+        bad = sorted({ch for ch in v if ch in '/\\:' or ord(ch) < 32 or ord(ch) == 127})
+        if bad:
+            shown = ", ".join(repr(ch) for ch in bad)
+            raise ValueError(f"must be one path component: no path separators, ':' or control characters ({shown})")
+        return v
 
 
 class DiffusionSection(_Section):
@@ -257,6 +279,8 @@ class PromptsSection(_Section):
     def _frames(cls, v: PromptSchedule) -> PromptSchedule:
         if isinstance(v, list):
             v = {"0": v}
+        if len(v) > MAX_SCHEDULE_KEYS:
+            raise ValueError(f"has {len(v)} frame keys; at most {MAX_SCHEDULE_KEYS} are allowed")
         for key, prompts in v.items():
             if not re.fullmatch(r"\d{1,7}", key.strip()):
                 raise ValueError(f"frame key {key!r} must be a non-negative integer")
@@ -277,16 +301,21 @@ KeyFrames = Union[str, Finite, dict[str, Finite]]
 def keyframe_values(v: KeyFrames) -> dict[int, float]:
     if isinstance(v, (int, float)):
         return {0: float(v)}
-    if isinstance(v, str):
-        return schedules.parse_keyframes(v)
-    return schedules.keyframes_from_table({int(k): float(x) for k, x in v.items()})
+    if isinstance(v, dict) and len(v) > MAX_SCHEDULE_KEYS:
+        raise ValueError(f"has {len(v)} key frames; at most {MAX_SCHEDULE_KEYS} are allowed")
+    keys = schedules.parse_keyframes(v) if isinstance(v, str) else schedules.keyframes_from_table(
+        {int(k): float(x) for k, x in v.items()}
+    )
+    if len(keys) > MAX_SCHEDULE_KEYS:
+        raise ValueError(f"has {len(keys)} key frames; at most {MAX_SCHEDULE_KEYS} are allowed")
+    return keys
 
 
 class AnimationSection(_Section):
     """Animation mode, frame count, coherency and the key-frame motion schedules (2D and 3D)."""
 
     animation_mode: Literal["None", "2D", "3D", "Video Input"] = "None"
-    max_frames: int = Field(default=10000, ge=1, le=1_000_000)
+    max_frames: int = Field(default=10000, ge=1, le=MAX_FRAMES, description=f"Frames of an animation (at most {MAX_FRAMES}).")
     key_frames: bool = True
     interp_spline: Literal["Linear"] = "Linear"
     frames_scale: Finite = Field(default=1500, ge=0)
@@ -454,11 +483,12 @@ class JobSpec(_Section):
         if not texts and not images:
             raise _FieldError(("prompts",), "needs at least one text or image prompt", None)
         frames = self.animation.max_frames if self.animation.animation_mode != "None" else 1
+        texts_at, images_at = schedules.prompt_schedule_lookup(texts), schedules.prompt_schedule_lookup(images)
         for frame in sorted({0, *texts, *images}):
             if frame >= frames:
-                continue
-            t = [schedules.parse_prompt(p)[1] for p in schedules.prompts_for_frame(texts, frame)]
-            i = [schedules.parse_prompt(p)[1] for p in schedules.prompts_for_frame(images, frame)]
+                break
+            t = [schedules.parse_prompt(p)[1] for p in texts_at(frame)]
+            i = [schedules.parse_prompt(p)[1] for p in images_at(frame)]
             total = prompt_weight_total(t, i, self.guidance.fuzzy_prompt)
             if abs(total) < 1e-3:
                 raise _FieldError(

@@ -6,12 +6,13 @@ a ``{frame: [prompts]}`` schedule. Pure functions, standard library only; import
 :mod:`disco_spec.spec.schedules`.
 """
 
+import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .schedule_error import ScheduleError, _check_frame_key
 
-__all__ = ["normalize_weights", "parse_prompt", "prompts_for_frame"]
+__all__ = ["normalize_weights", "parse_prompt", "prompt_schedule_lookup", "prompts_for_frame"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,3 +114,26 @@ def prompts_for_frame(prompts: Mapping[int, Sequence[str]], frame: int) -> list[
     if isinstance(chosen, str):
         raise ScheduleError(f"prompts for frame {best} must be a list of strings, not a single string")
     return list(chosen)
+
+
+def prompt_schedule_lookup(prompts: Mapping[int, Sequence[str]]) -> Callable[[int], list[str]]:
+    """``frame -> prompts_for_frame(prompts, frame)``, with the keys checked and sorted once.
+
+    A plan asks for every frame of a long animation; checking all keys per frame made a 20,000-key
+    schedule quadratic. Each look-up here is a bisection: O(log keys).
+    """
+    keys = sorted(_check_frame_key(key, "prompt schedule") for key in prompts)
+    for key in keys:
+        if isinstance(prompts[key], str):
+            raise ScheduleError(f"prompts for frame {key} must be a list of strings, not a single string")
+    lists = [list(prompts[key]) for key in keys]
+
+    def at(frame: int) -> list[str]:
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+            raise ValueError(f"frame must be a non-negative integer, not {frame!r}")
+        if not keys:
+            return []
+        i = bisect.bisect_right(keys, frame) - 1
+        return list(lists[max(i, 0)])  # before the first key: the first key's list (back-fill)
+
+    return at

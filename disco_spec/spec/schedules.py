@@ -17,7 +17,7 @@ re-exported here, so import from ``disco_spec.spec.schedules``.
 
 from .cut_schedules import CUT_SCHEDULE_LENGTH, cut_schedule_from_segments, parse_cut_schedule, schedule_index
 from .keyframes import keyframe_series, keyframes_from_table, parse_keyframes
-from .prompt_parse import normalize_weights, parse_prompt, prompts_for_frame
+from .prompt_parse import normalize_weights, parse_prompt, prompt_schedule_lookup, prompts_for_frame
 from .schedule_error import ScheduleError
 from .step_numbers import calc_frames_skip_steps, is_intermediate_step, parse_percent, steps_per_checkpoint
 
@@ -34,6 +34,7 @@ __all__ = [
     "parse_keyframes",
     "parse_percent",
     "parse_prompt",
+    "prompt_schedule_lookup",
     "prompts_for_frame",
     "schedule_index",
     "steps_per_checkpoint",

@@ -1,0 +1,52 @@
+"""Text prompts must fit CLIP's 77-token context: checked before any model loads.
+
+DD's `clip.tokenize` raises on a longer prompt, and so does disco-spec's encoder, but only once the
+models are loaded (minutes into a render). This check runs the same BPE tokenizer (open_clip's
+`SimpleTokenizer`, the one OpenAI's CLIP models use) right after validation. open_clip imports
+torch, so the import is lazy and the check is skipped where open_clip is not installed (a
+validate-only install); the encoder still refuses the prompt later.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import SpecError
+
+CLIP_CONTEXT_LENGTH = 77  # tokens, including the start and end tokens
+
+
+def _default_count_tokens() -> Callable[[str], int] | None:
+    try:
+        from open_clip.tokenizer import SimpleTokenizer
+    except ImportError:
+        return None
+    tok = SimpleTokenizer()
+    return lambda text: len(tok.encode(text)) + 2
+
+
+def check_prompt_lengths(spec: Any, count_tokens: Callable[[str], int] | None = None) -> None:
+    """Raise SpecError for every text prompt longer than CLIP's context, naming its frame key."""
+    count = count_tokens or _default_count_tokens()
+    if count is None:
+        return
+    keep_suffix = spec.guidance.text_prompt_weight_suffix_in_text
+    from . import schedules
+
+    problems: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for frame, prompts in spec.prompts.by_frame("text_prompts").items():
+        for i, source in enumerate(prompts):
+            text = source if keep_suffix else schedules.parse_prompt(source)[0]
+            if text not in seen:
+                seen[text] = count(text)
+            n = seen[text]
+            if n > CLIP_CONTEXT_LENGTH:
+                shown = text[:60] + ("..." if len(text) > 60 else "")
+                problems.append((
+                    f"prompts.text_prompts.{frame}[{i}]",
+                    f"prompt is {n} CLIP tokens (with start/end); the limit is {CLIP_CONTEXT_LENGTH} "
+                    f"(DD does not truncate either): {shown!r}",
+                ))
+    if problems:
+        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems[:20]), problems[:20])
