@@ -29,6 +29,14 @@ class ModelEntry:
     config: Mapping[str, Any] = field(default_factory=dict)
     tiny: bool = False
     description: str = ""
+    # Only for entries whose full SHA-256 nobody publishes (sha256 == ""): the hash prefix upstream
+    # publishes in the file name, which the file's SHA-256 must start with (models/resolve.py).
+    sha256_prefix: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the registry pins the file's full SHA-256 (else only `sha256_prefix` is checked)."""
+        return bool(self.sha256)
 
 
 # DD's UNet overrides on top of guided-diffusion's model_and_diffusion_defaults() (§5.1).
@@ -77,6 +85,9 @@ TINY_PINS = {
     "tiny-lpips": ("8d370dca3d497ddaf4c8d7b1333717145cd9e0482b5bcfa4971d6c5f9534ffde", 2_904_360),
     "tiny-midas": ("683d38d6b7136955d0e3a162e4ededb9e3325e6b4983a231e1621e075a4e2882", 1_428_548),
     "tiny-adabins": ("92c8b3404cdb1a4e56bf0084213e85b360cea85b5b882e53ba59d85413004e3c", 1_154_888),
+    "tiny-dpt-hybrid": ("b66cb6bb173bfd837fef535150efe5c9b0a1bb623be18c4eddcfb36f52600da7", 1_692_628),
+    "tiny-midas-v21": ("d34b7b97c6bb87542dfe5f15427f7473e46cfd0e012fe877a0611fa6db07eb9e", 921_924),
+    "tiny-midas-v21-small": ("c473ca90b3cffb7f874407db5fe808fdef6c110657873b75b6dc6d620d8ca771", 1_407_500),
 }
 
 # Depth models (dd52-behaviour §5.6, §7.3; models/depth*.py, docs/depth-models.md). MiDaS' DPT-Large
@@ -100,6 +111,77 @@ _DPT_LARGE = {
     "mean": (0.5, 0.5, 0.5),
     "std": (0.5, 0.5, 0.5),
 }
+
+# DPT-Hybrid as DD builds it (DPTDepthModel(backbone="vitb_rn50_384", non_negative=True)): ViT-B/16
+# on timm's R50 v2 trunk (3 stages: 3, 4, 9 blocks); hooks = ResNet stages 0, 1 and ViT blocks 8, 11.
+_DPT_HYBRID = {
+    **_DPT_LARGE,
+    "vit_embed_dim": 768,
+    "vit_depth": 12,
+    "vit_num_heads": 12,
+    "hooks": (0, 1, 8, 11),
+    "reassemble": (256, 512, 768, 768),
+    "resnet_layers": (3, 4, 9),
+    "resnet_channels": (256, 512, 1024),
+    "resnet_stem": 64,
+}
+
+_IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+# MidasNet(non_negative=True): ResNeXt-101 32x8d (WSL) encoder, 256 features; 384 "upper_bound".
+_MIDAS_V21 = {
+    "arch": "midas_v21",
+    "resnet_layers": (3, 4, 23, 3),
+    "resnet_channels": (64, 128, 256, 512),
+    "cardinality": 32,
+    "base_width": 8,
+    "stem_width": 64,
+    "features": 256,
+    "head_features_1": 128,
+    "non_negative": True,
+    "net_size": 384,
+    "resize_mode": "upper_bound",
+    "multiple_of": 32,
+    **_IMAGENET,
+}
+
+# MidasNet_small(features=64, backbone="efficientnet_lite3", exportable=True, non_negative=True,
+# blocks={'expand': True}): TF EfficientNet-Lite3 (channel x1.2, depth x1.4); 256 "upper_bound".
+_MIDAS_V21_SMALL = {
+    "arch": "midas_v21_small",
+    "channel_multiplier": 1.2,
+    "depth_multiplier": 1.4,
+    "features": 64,
+    "non_negative": True,
+    "net_size": 256,
+    "resize_mode": "upper_bound",
+    "multiple_of": 32,
+    **_IMAGENET,
+}
+
+# DD's other MiDaS choices. DD 5.2 downloads none of them (the user puts them in model_path) and
+# publishes no URL or checksum for them: the URLs are MiDaS' / DPT's READMEs' (at the MiDaS commit
+# DD cloned, f82ee7a, and at tag v3), and the only hash anyone publishes is the 8-hex SHA-256 prefix
+# in each file name, which MiDaS' own torch.hub loader checks (check_hash=True). So these entries
+# are *unpinned*: sha256 = "" and the prefix is checked instead; the file's full SHA-256 is still
+# computed and recorded in every manifest that uses it.
+_MIDAS_OTHERS = (
+    ("dpt_hybrid", "dpt_hybrid-midas-501f0c75.pt", _DPT_HYBRID, (
+        "https://github.com/intel-isl/DPT/releases/download/1_0/dpt_hybrid-midas-501f0c75.pt",
+        "https://github.com/isl-org/MiDaS/releases/download/v3/dpt_hybrid-midas-501f0c75.pt"),
+     "MiDaS v3 DPT-Hybrid (ViT-B/16 on a ResNet-50 trunk, 384)."),
+    ("dpt_hybrid_nyu", "dpt_hybrid_nyu-2ce69ec7.pt", _DPT_HYBRID, (
+        "https://github.com/intel-isl/DPT/releases/download/1_0/dpt_hybrid_nyu-2ce69ec7.pt",),
+     "DPT-Hybrid fine-tuned on NYUv2 (DPT's release), used by DD exactly like dpt_hybrid."),
+    ("midas_v21", "midas_v21-f6b98070.pt", _MIDAS_V21, (
+        "https://github.com/AlexeyAB/MiDaS/releases/download/midas_dpt/midas_v21-f6b98070.pt",
+        "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21-f6b98070.pt"),
+     "MiDaS v2.1 (ResNeXt-101 32x8d WSL encoder, 384, ImageNet normalisation)."),
+    ("midas_v21_small", "midas_v21_small-70d6b9c8.pt", _MIDAS_V21_SMALL, (
+        "https://github.com/AlexeyAB/MiDaS/releases/download/midas_dpt/midas_v21_small-70d6b9c8.pt",
+        "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small-70d6b9c8.pt"),
+     "MiDaS v2.1 small (EfficientNet-Lite3 encoder, 256, ImageNet normalisation)."),
+)
 
 # AdaBins as InferenceHelper(dataset='nyu') builds it: UnetAdaptiveBins.build(n_bins=256, min_val=0.001,
 # max_val=10) on tf_efficientnet_b5_ap (channel x1.6, depth x2.2).
@@ -211,6 +293,15 @@ def _entries() -> list[ModelEntry]:
             "the hash is the third-party one matching MiDaS' 2f21e586 file-name prefix.",
         )
     )
+    for name, filename, config, urls, text in _MIDAS_OTHERS:
+        out.append(
+            ModelEntry(
+                name=name, role="depth", filename=filename, urls=urls, sha256="",
+                sha256_prefix=filename.rsplit("-", 1)[1].split(".")[0], config=config,
+                description=f"{text} Unpinned: DD lists no checksum and nobody publishes the full SHA-256; "
+                "the file name's prefix is checked (as MiDaS' hub loader does) and the full hash recorded.",
+            )
+        )
     out.append(
         ModelEntry(
             name="adabins_nyu",
@@ -292,6 +383,43 @@ def _entries() -> list[ModelEntry]:
                     "head_features_2": 8, "net_size": 64},
             tiny=True,
             description="MiDaS DPT code with a toy ViT (64px, patch 16, width 64, 4 blocks), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-dpt-hybrid",
+            role="depth",
+            filename="tiny-dpt-hybrid.safetensors",
+            urls=(),
+            sha256="",
+            # GroupNorm keeps its 32 groups, so the trunk's bottlenecks need at least 32 channels.
+            config={**_DPT_HYBRID, "vit_img_size": 64, "vit_embed_dim": 64, "vit_depth": 4, "vit_num_heads": 2,
+                    "vit_num_classes": 10, "hooks": (0, 1, 2, 3), "reassemble": (128, 128, 32, 32),
+                    "resnet_layers": (1, 1, 1), "resnet_channels": (128, 128, 128), "resnet_stem": 32,
+                    "features": 16, "head_features_2": 8, "net_size": 64},
+            tiny=True,
+            description="MiDaS DPT-Hybrid code with a toy R50 trunk (1 block per stage) and ViT (64px, width 64, "
+            "4 blocks), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-midas-v21",
+            role="depth",
+            filename="tiny-midas-v21.safetensors",
+            urls=(),
+            sha256="",
+            config={**_MIDAS_V21, "resnet_layers": (1, 1, 1, 1), "resnet_channels": (8, 16, 32, 64), "cardinality": 2,
+                    "base_width": 32, "stem_width": 8, "features": 16, "head_features_1": 8, "net_size": 64},
+            tiny=True,
+            description="MiDaS v2.1 code with a toy ResNeXt (1 block per stage, 2 groups), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-midas-v21-small",
+            role="depth",
+            filename="tiny-midas-v21-small.safetensors",
+            urls=(),
+            sha256="",
+            config={**_MIDAS_V21_SMALL, "channel_multiplier": 0.25, "depth_multiplier": 0.25, "features": 8,
+                    "net_size": 64},
+            tiny=True,
+            description="MiDaS v2.1 small code with a TF EfficientNet-Lite at channel/depth x0.25, random weights.",
         ),
         ModelEntry(
             name="tiny-adabins",
