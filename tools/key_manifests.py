@@ -13,6 +13,7 @@ command line (fetch them at the commits below; nothing here downloads anything):
         --dd-secondary /tmp/dd_sec.py    # DD 5.2's secondary-model classes, cut from its disco.py
         --clip /tmp/clip                 # openai/CLIP (holds model.py)
         --midas /tmp/midas_repo          # isl-org/MiDaS (holds midas/)
+        --dpt /tmp/dpt_repo              # isl-org/DPT (holds dpt/): cross-checks the NYU hybrid's layout
         --gen-efficientnet /tmp/geneff   # rwightman/gen-efficientnet-pytorch (holds hubconf.py)
         --wsl /tmp/wsl                   # facebookresearch/WSL-Images (holds hubconf.py)
         --adabins /tmp/adabins           # shariqfarooq123/AdaBins (holds models/)
@@ -43,6 +44,7 @@ UPSTREAMS = {
     "disco-diffusion": "github.com/alembics/disco-diffusion",
     "clip": "github.com/openai/CLIP",
     "midas": "github.com/isl-org/MiDaS",
+    "dpt": "github.com/isl-org/DPT",
     "gen-efficientnet": "github.com/rwightman/gen-efficientnet-pytorch",
     "wsl": "github.com/facebookresearch/WSL-Images",
     "adabins": "github.com/shariqfarooq123/AdaBins",
@@ -273,9 +275,22 @@ def midas(up: Upstream, out: Path) -> None:
         for name, (build, definition, extra) in builds.items():
             # timm's hybrid embedding runs its backbone once at construction, so these build on CPU.
             model = build()
-            _write(out, name, model.state_dict(), [up.ref("midas", "midas/"), *extra], definition,
-                   "DD 5.2 clones MiDaS unpinned (April-May 2022: commit f82ee7a); its midas/ code is identical "
-                   "at tag v3 (f28885a), which DD pinned later. timm is the version `pip install timm` gave then.")
+            notes = ("DD 5.2 clones MiDaS unpinned (April-May 2022: commit f82ee7a); its midas/ code is identical "
+                     "at tag v3 (f28885a), which DD pinned later. timm is the version `pip install timm` gave then.")
+            if name == "dpt_hybrid_nyu":
+                extra, notes = extra + [_dpt_repo_cross_check(up, model)], notes + (
+                    " The NYU file was trained with DPT's own DPTDepthModel (github.com/isl-org/DPT); built as "
+                    "DPT's run_monodepth.py builds it, it has exactly these keys and shapes too.")
+            _write(out, name, model.state_dict(), [up.ref("midas", "midas/"), *extra], definition, notes)
+
+
+def _dpt_repo_cross_check(up: Upstream, midas_model: torch.nn.Module) -> dict:
+    sys.path.insert(0, str(up.args.dpt))
+    dpt_models = importlib.import_module("dpt.models")
+    theirs = dpt_models.DPTDepthModel(path=None, scale=0.000305, shift=0.1378, invert=True,
+                                      backbone="vitb_rn50_384", non_negative=True, enable_attention_hooks=False)
+    assert _tensors(theirs.state_dict()) == _tensors(midas_model.state_dict()), "DPT and MiDaS hybrids differ"
+    return up.ref("dpt", "dpt/models.py DPTDepthModel (cross-check: identical layout)")
 
 
 def adabins(up: Upstream, out: Path) -> None:
@@ -294,7 +309,8 @@ def adabins(up: Upstream, out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out", type=Path)
-    for opt in ("guided-diffusion", "dd-secondary", "clip", "midas", "gen-efficientnet", "wsl", "adabins", "timm"):
+    for opt in ("guided-diffusion", "dd-secondary", "clip", "midas", "dpt", "gen-efficientnet", "wsl", "adabins",
+                "timm"):
         p.add_argument(f"--{opt}", type=Path, required=True)
     p.add_argument("--commit", action="append", default=[], help="NAME=SHA for each upstream repository")
     p.add_argument("--only", nargs="*", default=None)
