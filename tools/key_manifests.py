@@ -253,8 +253,6 @@ def midas(up: Upstream, out: Path) -> None:
     small = importlib.import_module("midas.midas_net_custom")
     timm_ref = up.ref("timm", version=timm.__version__)
     with _local_hub(up):
-        import geffnet  # noqa: F401  (from the gen-efficientnet folder)
-
         builds = {
             "dpt_large": (lambda: dpt.DPTDepthModel(path=None, backbone="vitl16_384", non_negative=True),
                           "DPTDepthModel(path=None, backbone='vitl16_384', non_negative=True)", [timm_ref]),
