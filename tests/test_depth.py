@@ -234,7 +234,7 @@ def test_dpt_backbone_taps_equal_timm_intermediates(tiny_models):
     model = tiny_models.midas.model
     vit = model.pretrained.model
     x = torch.from_numpy(_image(64, 64, 1).transpose(2, 0, 1).astype(np.float32) / 127.5 - 1)[None]
-    ours = model._tokens_at_hooks(x)
+    _, ours = model._tokens_at_hooks(x)  # (no ResNet stage maps: dpt_large is a plain ViT)
     theirs = vit.forward_intermediates(x, indices=list(model.hooks), output_fmt="NLC", intermediates_only=True,
                                        return_prefix_tokens=True)
     for a, (patches, prefix) in zip(ours, theirs):
@@ -458,14 +458,15 @@ def test_adabins_output_is_within_the_bins_range(tiny_models):
 
 
 # ---------------------------------------------------------------------------------------------
-# Choices we do not (yet) support, and the transformers path
+# Other MiDaS choices, wrong kinds, and the transformers path
 # ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small"])
-def test_other_midas_variants_not_supported_yet(name):
-    with pytest.raises(errors.ModelError, match="not supported yet"):
-        load_depth_models({"midas_depth_model": name, "midas_weight": 1.0}, "cpu")
+def test_other_midas_variants_are_accepted_and_resolved_from_the_registry(cache, name):
+    # No longer refused: offline, without the file, the error says where to get it and what hash to expect.
+    with pytest.raises(errors.ModelError, match=f"(?s)not in the cache.*starting with {get_entry(name).sha256_prefix}"):
+        load_depth_models({"midas_depth_model": name, "midas_weight": 1.0}, "cpu", fetch=False)
 
 
 def test_wrong_model_kinds_are_refused():

@@ -134,4 +134,6 @@ def test_make_tiny_refuses_irreproducible_bytes(tmp_path, monkeypatch):
 def test_list_models_lists_everything():
     names = [e.name for e in manage.list_models()]
     assert names[0] == "512x512_diffusion_uncond_finetune_008100"
-    assert set(names) == set(REGISTRY) and len(names) == 3 + 8 + 1 + 5 + 4  # + dpt_large, adabins_nyu, tiny-midas, tiny-adabins
+    # 3 diffusion/secondary + 8 CLIP + LPIPS + 5 tiny (UNet, secondary, 2 CLIP, LPIPS) + 6 depth (DD's five
+    # MiDaS models and AdaBins) + 5 tiny depth (tiny-midas, -dpt-hybrid, -midas-v21, -midas-v21-small, -adabins)
+    assert set(names) == set(REGISTRY) and len(names) == 3 + 8 + 1 + 5 + 6 + 5

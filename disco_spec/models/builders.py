@@ -86,10 +86,15 @@ def build_depth_module(config: Mapping[str, Any]) -> torch.nn.Module:
     """The depth architecture a registry config describes (random init; used by tiny.py and loaders)."""
     from .depth_adabins import build_adabins
     from .depth_midas import build_dpt
+    from .depth_midas_conv import build_midas_v21, build_midas_v21_small
 
     arch = config.get("arch")
     if arch == "dpt":
         return build_dpt(config)
+    if arch == "midas_v21":
+        return build_midas_v21(config)
+    if arch == "midas_v21_small":
+        return build_midas_v21_small(config)
     if arch == "adabins":
         return build_adabins(config)
     raise errors.ModelError(f"unknown depth architecture {arch!r}")

@@ -5,8 +5,8 @@
 
 Both models come from the registry (role "depth") like every other model: their files are
 SHA-256-checked before a byte is parsed, read with weights-only loading and assigned into modules
-built on the meta device (depth_midas.py, depth_adabins.py hold the architectures). `tiny-midas`
-and `tiny-adabins` are the same code at toy sizes for CPU tests.
+built on the meta device (depth_midas.py, depth_midas_conv.py, depth_adabins.py hold the
+architectures). The `tiny-*` depth entries are the same code at toy sizes for CPU tests.
 
 Upgrade path: `midas_depth_model = "hf:<model id>[@<revision>]"` loads a transformers
 depth-estimation model (AutoModelForDepthEstimation + its own image processor) in place of MiDaS.
@@ -36,8 +36,10 @@ from .registry import REGISTRY, get_entry
 from .resolve import resolve_weights
 from .types import ResolvedWeights
 
-# DD's other MiDaS choices (§2.6, §5.6): not implemented yet (their backbones differ from dpt_large).
-MIDAS_NOT_SUPPORTED_YET = ("dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small")
+# Every MiDaS choice DD 5.2 offers (§2.6, §5.6) is implemented; this tuple stays for callers that import it.
+MIDAS_NOT_SUPPORTED_YET: tuple[str, ...] = ()
+# The MiDaS architectures ("dpt": dpt_large and the hybrids; the v2.1 CNNs) and their builders.
+MIDAS_ARCHS = ("dpt", "midas_v21", "midas_v21_small")
 HF_PREFIX = "hf:"
 # DD's constants turning MiDaS' relative inverse depth into a depth roughly in AdaBins' range (§7.3).
 MIDAS_OFFSET = 50.0
@@ -61,8 +63,9 @@ def _config_for(weights: ResolvedWeights, config: Mapping[str, Any] | None, arch
         if entry is None or entry.role != "depth":
             raise errors.ModelError(f"depth model {weights.name}: no registry config; pass config=")
         config = entry.config
-    if config.get("arch") != arch:
-        kind = {"dpt": "a MiDaS (DPT)", "adabins": "an AdaBins"}[arch]
+    family = MIDAS_ARCHS if arch == "midas" else (arch,)
+    if config.get("arch") not in family:
+        kind = {"midas": "a MiDaS", "adabins": "an AdaBins"}[arch]
         raise errors.ModelError(f"{weights.name} is not {kind} model (its architecture is {config.get('arch')!r})")
     return config
 
@@ -84,8 +87,8 @@ def _load_module(weights: ResolvedWeights, cfg: Mapping[str, Any], what: str, de
 
 def load_midas(weights: ResolvedWeights, device: torch.device | str, *,
                config: Mapping[str, Any] | None = None) -> MidasDepth:
-    """MiDaS (DPT) from verified weights, fp32, eval, frozen."""
-    cfg = _config_for(weights, config, "dpt")
+    """MiDaS (any of DD's five) from verified weights, fp32, eval, frozen."""
+    cfg = _config_for(weights, config, "midas")
     return MidasDepth(_load_module(weights, cfg, f"MiDaS model {weights.name}", device), cfg, weights.name)
 
 
@@ -175,13 +178,8 @@ def _check_weight(midas_weight: Any) -> float:
 
 
 def _midas_entry_name(name: str) -> str:
-    if name in MIDAS_NOT_SUPPORTED_YET:
-        raise errors.ModelError(
-            f"midas_depth_model {name!r} is not supported yet: only 'dpt_large' (DD's default) is implemented, "
-            "or use 'hf:<model id>' with transformers installed"
-        )
     entry = get_entry(name)
-    if entry.role != "depth" or entry.config.get("arch") != "dpt":
+    if entry.role != "depth" or entry.config.get("arch") not in MIDAS_ARCHS:
         raise errors.ModelError(f"midas_depth_model {name!r} is not a MiDaS model")
     return name
 

@@ -27,6 +27,11 @@ def verify_model(name: str) -> tuple[bool, str]:
         how = "disco-spec models make-tiny" if entry.tiny else f"disco-spec models fetch {name}"
         return False, f"{name}: not in the cache (expected at {path}); run `{how}`"
     actual = sha256_file(path, use_cache=False)
+    if not entry.pinned:
+        if not actual.startswith(entry.sha256_prefix.lower()):
+            return False, (f"{name}: SHA-256 mismatch at {path}\n  expected {entry.sha256_prefix}... (published "
+                           f"prefix; no full hash is published)\n  actual   {actual}")
+        return True, f"{name}: OK, unpinned ({path}, {path.stat().st_size} bytes, sha256 {actual})"
     if actual != entry.sha256:
         return False, f"{name}: SHA-256 mismatch at {path}\n  expected {entry.sha256}\n  actual   {actual}"
     return True, f"{name}: OK ({path}, {path.stat().st_size} bytes, sha256 {actual})"

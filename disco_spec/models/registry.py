@@ -14,6 +14,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .. import errors
+# Depth models' configs (dd52-behaviour §5.6, §7.3; models/depth*.py, docs/depth-models.md).
+from .registry_depth import (_ADABINS_NYU, _DPT_HYBRID, _DPT_LARGE, _MIDAS_OTHERS, _MIDAS_V21,
+                             _MIDAS_V21_SMALL)
 
 ROLES = ("diffusion", "secondary", "clip", "lpips", "depth")
 
@@ -29,6 +32,14 @@ class ModelEntry:
     config: Mapping[str, Any] = field(default_factory=dict)
     tiny: bool = False
     description: str = ""
+    # Only for entries whose full SHA-256 nobody publishes (sha256 == ""): the hash prefix upstream
+    # publishes in the file name, which the file's SHA-256 must start with (models/resolve.py).
+    sha256_prefix: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the registry pins the file's full SHA-256 (else only `sha256_prefix` is checked)."""
+        return bool(self.sha256)
 
 
 # DD's UNet overrides on top of guided-diffusion's model_and_diffusion_defaults() (§5.1).
@@ -77,51 +88,10 @@ TINY_PINS = {
     "tiny-lpips": ("8d370dca3d497ddaf4c8d7b1333717145cd9e0482b5bcfa4971d6c5f9534ffde", 2_904_360),
     "tiny-midas": ("683d38d6b7136955d0e3a162e4ededb9e3325e6b4983a231e1621e075a4e2882", 1_428_548),
     "tiny-adabins": ("92c8b3404cdb1a4e56bf0084213e85b360cea85b5b882e53ba59d85413004e3c", 1_154_888),
+    "tiny-dpt-hybrid": ("b66cb6bb173bfd837fef535150efe5c9b0a1bb623be18c4eddcfb36f52600da7", 1_692_628),
+    "tiny-midas-v21": ("d34b7b97c6bb87542dfe5f15427f7473e46cfd0e012fe877a0611fa6db07eb9e", 921_924),
+    "tiny-midas-v21-small": ("c473ca90b3cffb7f874407db5fe808fdef6c110657873b75b6dc6d620d8ca771", 1_407_500),
 }
-
-# Depth models (dd52-behaviour §5.6, §7.3; models/depth*.py, docs/depth-models.md). MiDaS' DPT-Large
-# exactly as DD builds it: DPTDepthModel(backbone="vitl16_384", non_negative=True), net 384 "minimal".
-_DPT_LARGE = {
-    "arch": "dpt",
-    "vit_img_size": 384,
-    "vit_patch_size": 16,
-    "vit_embed_dim": 1024,
-    "vit_depth": 24,
-    "vit_num_heads": 16,
-    "vit_num_classes": 1000,
-    "hooks": (5, 11, 17, 23),
-    "reassemble": (256, 512, 1024, 1024),
-    "features": 256,
-    "head_features_2": 32,
-    "non_negative": True,
-    "net_size": 384,
-    "resize_mode": "minimal",
-    "multiple_of": 32,
-    "mean": (0.5, 0.5, 0.5),
-    "std": (0.5, 0.5, 0.5),
-}
-
-# AdaBins as InferenceHelper(dataset='nyu') builds it: UnetAdaptiveBins.build(n_bins=256, min_val=0.001,
-# max_val=10) on tf_efficientnet_b5_ap (channel x1.6, depth x2.2).
-_ADABINS_NYU = {
-    "arch": "adabins",
-    "channel_multiplier": 1.6,
-    "depth_multiplier": 2.2,
-    "decoder_features": 2048,
-    "decoder_out": 128,
-    "embedding_dim": 128,
-    "n_query_channels": 128,
-    "patch_size": 16,
-    "num_heads": 4,
-    "dim_feedforward": 1024,
-    "num_layers": 4,
-    "regressor_hidden": 256,
-    "n_positions": 500,
-    "n_bins": 256,
-    "min_depth": 0.001,
-    "max_depth": 10.0,
-}
-
 
 def _entries() -> list[ModelEntry]:
     out = [
@@ -211,6 +181,15 @@ def _entries() -> list[ModelEntry]:
             "the hash is the third-party one matching MiDaS' 2f21e586 file-name prefix.",
         )
     )
+    for name, filename, config, urls, text in _MIDAS_OTHERS:
+        out.append(
+            ModelEntry(
+                name=name, role="depth", filename=filename, urls=urls, sha256="",
+                sha256_prefix=filename.rsplit("-", 1)[1].split(".")[0], config=config,
+                description=f"{text} Unpinned: DD lists no checksum and nobody publishes the full SHA-256; "
+                "the file name's prefix is checked (as MiDaS' hub loader does) and the full hash recorded.",
+            )
+        )
     out.append(
         ModelEntry(
             name="adabins_nyu",
@@ -292,6 +271,43 @@ def _entries() -> list[ModelEntry]:
                     "head_features_2": 8, "net_size": 64},
             tiny=True,
             description="MiDaS DPT code with a toy ViT (64px, patch 16, width 64, 4 blocks), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-dpt-hybrid",
+            role="depth",
+            filename="tiny-dpt-hybrid.safetensors",
+            urls=(),
+            sha256="",
+            # GroupNorm keeps its 32 groups, so the trunk's bottlenecks need at least 32 channels.
+            config={**_DPT_HYBRID, "vit_img_size": 64, "vit_embed_dim": 64, "vit_depth": 4, "vit_num_heads": 2,
+                    "vit_num_classes": 10, "hooks": (0, 1, 2, 3), "reassemble": (128, 128, 32, 32),
+                    "resnet_layers": (1, 1, 1), "resnet_channels": (128, 128, 128), "resnet_stem": 32,
+                    "features": 16, "head_features_2": 8, "net_size": 64},
+            tiny=True,
+            description="MiDaS DPT-Hybrid code with a toy R50 trunk (1 block per stage) and ViT (64px, width 64, "
+            "4 blocks), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-midas-v21",
+            role="depth",
+            filename="tiny-midas-v21.safetensors",
+            urls=(),
+            sha256="",
+            config={**_MIDAS_V21, "resnet_layers": (1, 1, 1, 1), "resnet_channels": (8, 16, 32, 64), "cardinality": 2,
+                    "base_width": 32, "stem_width": 8, "features": 16, "head_features_1": 8, "net_size": 64},
+            tiny=True,
+            description="MiDaS v2.1 code with a toy ResNeXt (1 block per stage, 2 groups), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-midas-v21-small",
+            role="depth",
+            filename="tiny-midas-v21-small.safetensors",
+            urls=(),
+            sha256="",
+            config={**_MIDAS_V21_SMALL, "channel_multiplier": 0.25, "depth_multiplier": 0.25, "features": 8,
+                    "net_size": 64},
+            tiny=True,
+            description="MiDaS v2.1 small code with a TF EfficientNet-Lite at channel/depth x0.25, random weights.",
         ),
         ModelEntry(
             name="tiny-adabins",

@@ -37,12 +37,36 @@ def _verify(path: Path, expected: str, what: str, *, role: str, name: str, use_c
                            size=path.stat().st_size, source_url=source_url)
 
 
+def expected_hash_text(entry: ModelEntry) -> str:
+    """What the registry expects of the file's SHA-256, in words."""
+    if entry.pinned:
+        return entry.sha256
+    return f"starting with {entry.sha256_prefix} (unpinned: no full hash is published)"
+
+
 def _missing_message(entry: ModelEntry, path: Path) -> str:
     urls = "\n".join(f"  {u}" for u in entry.urls)
     return (
         f"{_what(entry)} is not in the cache and fetching is off. Download it from one of:\n{urls}\n"
-        f"and place it at:\n  {path}\n(SHA-256 {entry.sha256}), or run `disco-spec models fetch {entry.name}`."
+        f"and place it at:\n  {path}\n(SHA-256 {expected_hash_text(entry)}), or run "
+        f"`disco-spec models fetch {entry.name}`."
     )
+
+
+def _verify_prefix(path: Path, entry: ModelEntry, what: str, *, use_cache: bool,
+                   source_url: str | None) -> ResolvedWeights:
+    """An unpinned entry: the file's SHA-256 must start with the published prefix (MiDaS' own check).
+
+    The full hash is returned, so manifests pin the exact bytes that were used.
+    """
+    prefix = entry.sha256_prefix.lower()
+    if len(prefix) < 8:
+        raise errors.ModelError(f"{what}: the registry has neither a SHA-256 nor a hash prefix for it")
+    actual = sha256_file(path, use_cache=use_cache)
+    if not actual.startswith(prefix):
+        raise errors.WeightsHashMismatch(what, str(path), f"{prefix}... (published prefix)", actual)
+    return ResolvedWeights(role=entry.role, name=entry.name, path=str(path.resolve()), sha256=actual,
+                           size=path.stat().st_size, source_url=source_url)
 
 
 def resolve_entry(entry: ModelEntry, *, verify_each_time: bool = False, fetch: bool = True) -> ResolvedWeights:
@@ -59,6 +83,13 @@ def resolve_entry(entry: ModelEntry, *, verify_each_time: bool = False, fetch: b
             return generate(entry.name, path.parent)
         if not fetch:
             raise errors.ModelError(_missing_message(entry, path))
+        if not entry.pinned:
+            download(entry.urls, path, None, what)
+            try:
+                return _verify_prefix(path, entry, what, use_cache=False, source_url=source_url)
+            except errors.WeightsHashMismatch:
+                path.unlink(missing_ok=True)  # never keep bytes that failed their check
+                raise
         # download() hashed the bytes while streaming and only kept them if they matched.
         download(entry.urls, path, entry.sha256, what)
         return ResolvedWeights(role=entry.role, name=entry.name, path=str(path.resolve()),
@@ -66,9 +97,11 @@ def resolve_entry(entry: ModelEntry, *, verify_each_time: bool = False, fetch: b
     if entry.size is not None and path.stat().st_size != entry.size:
         # A truncated download is caught without reading gigabytes.
         raise errors.WeightsHashMismatch(
-            what, f"{path} (size {path.stat().st_size} bytes, expected {entry.size})", entry.sha256,
+            what, f"{path} (size {path.stat().st_size} bytes, expected {entry.size})", expected_hash_text(entry),
             "(not computed: the size already differs)",
         )
+    if not entry.pinned:
+        return _verify_prefix(path, entry, what, use_cache=not verify_each_time, source_url=source_url)
     return _verify(path, entry.sha256, what, role=entry.role, name=entry.name,
                    use_cache=not verify_each_time, source_url=source_url)
 
