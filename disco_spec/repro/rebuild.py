@@ -132,12 +132,14 @@ def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = 
         role, name, want = str(m.get("role")), str(m.get("name")), str(m.get("sha256"))
         entry = REGISTRY.get(name)
         if entry is not None and entry.role == role:
-            if entry.sha256 != want:
+            if entry.pinned and entry.sha256 != want:
                 raise _refuse(role, name, "registry entry", want, entry.sha256)
             try:
                 w = resolve_entry(entry, fetch=fetch)
             except errors.WeightsHashMismatch as exc:
                 raise _refuse(role, name, "cache file", want, exc.actual) from None
+            if w.sha256 != want:  # an unpinned entry: the cache file itself must be the recorded one
+                raise _refuse(role, name, "cache file", want, w.sha256)
             checked.append({"role": role, "name": name, "path": w.path, "sha256": w.sha256})
             continue
         candidates: list[Path] = []
