@@ -135,7 +135,7 @@ def code_version() -> dict[str, Any]:
     """disco-spec's version, and the git commit + dirty flag when it runs from a source checkout."""
     from .._version import __version__
 
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]  # disco_spec/
     root = pkg.parent
     out: dict[str, Any] = {"disco_spec": __version__, "git_commit": None, "git_dirty": None}
     if not (root / ".git").exists():

@@ -32,4 +32,4 @@ def schema_text() -> str:
 
 def checked_in_schema_path() -> Path:
     """schemas/ in a source checkout."""
-    return Path(__file__).resolve().parent.parent / "schemas" / SCHEMA_FILE
+    return Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_FILE
