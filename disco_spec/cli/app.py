@@ -268,5 +268,9 @@ from . import scale as cli_scale  # noqa: E402 - registers sweep
 
 cli_scale.register(app)
 
+from . import new as cli_new  # noqa: E402 - registers new
+
+cli_new.register(app)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
