@@ -140,3 +140,45 @@ def test_render_set_twice_is_refused(starter: Path, tmp_path: Path) -> None:
     code, _, err = run_cli("render", str(starter), "--out", str(tmp_path), "--no-track",
                            *_sets("steps=10", "diffusion.steps=20"))
     assert code == 2 and "set twice" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# validate: every problem of every stage
+# ---------------------------------------------------------------------------------------------
+
+
+def _problems(err: str, path: Path) -> dict[str, str]:
+    lines = [line.removeprefix(f"{path}: ") for line in err.strip().splitlines()]
+    return dict(line.split(": ", 1) for line in lines)
+
+
+def test_validate_reports_problems_of_every_stage_at_once(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[run]\nbatch_nam = "x"\n'          # no schema_version; an unknown key
+                   '[animation]\nzoom = "0: (1), 10: (x)"\n'  # a broken key-frame string (a field's grammar)
+                   '[camera_3d]\nfar_plane = 1\n'       # a section's rule (far_plane > near_plane)
+                   '[init]\nskip_steps = 300\n')        # a cross-field rule (skip_steps < steps)
+    code, out, err = run_cli("validate", str(bad))
+    assert code == 2 and out == ""
+    problems = _problems(err, bad)
+    assert set(problems) == {"schema_version", "run.batch_nam", "animation.zoom", "camera_3d", "init.skip_steps"}
+    assert "did you mean 'batch_name'" in problems["run.batch_nam"]
+    assert "'x' is not a number" in problems["animation.zoom"]
+    assert "far_plane must be greater than near_plane" in problems["camera_3d"]
+    assert "must be less than diffusion.steps (250)" in problems["init.skip_steps"]
+
+
+def test_validate_does_not_echo_a_rule_that_saw_a_default(tmp_path: Path) -> None:
+    """steps is wrong, so the skip_steps < steps rule would only have seen the default 250: not reported."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema_version = 1\n[diffusion]\nsteps = "many"\n[init]\nskip_steps = 260\n')
+    code, _, err = run_cli("validate", str(bad))
+    assert code == 2
+    assert set(_problems(err, bad)) == {"diffusion.steps"}
+
+
+def test_validate_stops_at_another_spec_version(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.toml"
+    newer.write_text('schema_version = 2\n[run]\nbatch_nam = "x"\n')
+    code, _, err = run_cli("validate", str(newer))
+    assert code == 2 and set(_problems(err, newer)) == {"schema_version"} and "newer disco-spec" in err
