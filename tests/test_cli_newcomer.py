@@ -182,3 +182,69 @@ def test_validate_stops_at_another_spec_version(tmp_path: Path) -> None:
     newer.write_text('schema_version = 2\n[run]\nbatch_nam = "x"\n')
     code, _, err = run_cli("validate", str(newer))
     assert code == 2 and set(_problems(err, newer)) == {"schema_version"} and "newer disco-spec" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# verify and diff take the --out folder of a render
+# ---------------------------------------------------------------------------------------------
+
+
+def test_verify_an_out_folder_checks_every_run_under_it(rendered: Path, tmp_path: Path) -> None:
+    code, out, err = run_cli("verify", str(rendered))
+    assert code == 0, err
+    assert out.count(": ok (") == 2 and "2 run folder(s) checked, all ok" in out
+    code, out, _ = run_cli("verify", str(rendered / "TimeToDisco"))  # the batch folder works too
+    assert code == 0 and out.count(": ok (") == 2
+
+    copy = tmp_path / "out"
+    shutil.copytree(rendered, copy)
+    png = copy / "TimeToDisco" / "run-0002" / "TimeToDisco_0000.png"
+    png.write_bytes(png.read_bytes() + b"\0")
+    (copy / "TimeToDisco" / "run-0003").mkdir()  # an interrupted render: started, no manifest yet
+    (copy / "TimeToDisco" / "run-0003" / "spec.json").write_text("{}")
+    code, out, _ = run_cli("verify", str(copy), "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert [r["ok"] for r in report["runs"]] == [True, False]
+    assert report["runs"][1]["problems"][0]["path"] == "TimeToDisco_0000.png"
+    assert report["unfinished"] == [str(copy / "TimeToDisco" / "run-0003")]
+    code, out, _ = run_cli("verify", str(copy))
+    assert code == 1 and "1 with problems" in out and "run-0003: unfinished" in out
+
+
+def test_diff_two_out_folders_pairs_runs_by_relative_path(rendered: Path, tmp_path: Path) -> None:
+    same = tmp_path / "same"
+    shutil.copytree(rendered, same)
+    code, out, err = run_cli("diff", str(rendered), str(same))
+    assert code == 0, out + err
+    assert "== TimeToDisco/run-0001: same" in out and "== TimeToDisco/run-0002: same" in out
+    assert out.splitlines()[-1] == "same: 2 run pair(s): 2 same, 0 differ"
+
+    other = tmp_path / "other"  # run-0002 replaced by a copy of run-0001 (clip_guidance_scale 5000, not 1500)
+    shutil.copytree(rendered, other)
+    shutil.rmtree(other / "TimeToDisco" / "run-0002")
+    shutil.copytree(rendered / "TimeToDisco" / "run-0001", other / "TimeToDisco" / "run-0002")
+    shutil.copytree(rendered / "TimeToDisco" / "run-0001", other / "TimeToDisco" / "run-0009")
+    code, out, _ = run_cli("diff", str(rendered), str(other), "--json")
+    assert code == 1
+    report = json.loads(out)
+    pairs = {p["path"]: p for p in report["pairs"]}
+    assert set(pairs) == {"TimeToDisco/run-0001", "TimeToDisco/run-0002"}
+    assert pairs["TimeToDisco/run-0001"]["same"]
+    assert [(c["path"], c["a"], c["b"]) for c in pairs["TimeToDisco/run-0002"]["spec"]] == [
+        ("guidance.clip_guidance_scale", 1500.0, 5000.0)]
+    assert report["only_a"] == [] and report["only_b"] == ["TimeToDisco/run-0009"]
+
+
+def test_diff_an_out_folder_with_one_run(rendered: Path) -> None:
+    run1 = rendered / "TimeToDisco" / "run-0001"
+    code, out, _ = run_cli("diff", str(rendered), str(run1))
+    assert code == 1
+    assert "== TimeToDisco/run-0001: same" in out and "== TimeToDisco/run-0002: " in out
+    assert "guidance.clip_guidance_scale: 1500" in out and "→ 5000" in out  # run-0002 (A) against run-0001 (B)
+
+
+def test_verify_and_diff_refuse_a_folder_without_runs(tmp_path: Path) -> None:
+    for args in (["verify", str(tmp_path)], ["diff", str(tmp_path), str(tmp_path)]):
+        code, _, err = run_cli(*args)
+        assert code == 2 and "no manifest.json" in err and str(tmp_path) in err
