@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -108,6 +108,11 @@ def render(
     spec_file: Path = typer.Argument(..., metavar="SPEC"),
     out: Path = typer.Option(Path("images_out"), "--out", help="Output folder; each render gets {out}/{batch_name}/run-NNNN/."),
     seed: Optional[int] = typer.Option(None, help="Override run.set_seed."),
+    sets: Optional[list[str]] = typer.Option(
+        None, "--set", metavar="KEY=VALUE",
+        help="Override one setting for this render (repeatable), e.g. steps=100 or clip_guidance_scale=1500; "
+             "keys and values as in `sweep --set`, one value each. Recorded in spec.json and the manifest.",
+    ),
     item: Optional[list[int]] = typer.Option(None, "--item", help="Render only these plan items (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     resume: bool = typer.Option(
@@ -133,17 +138,23 @@ def render(
     from ..run.renderer import render as render_spec
     from ..tracking.tracker import make_tracker
 
+    spec: Any = spec_file
+    spec_dir = None
+    if sets:  # checked before tracking starts: a bad --set is exit 2 with nothing recorded
+        from ..scale.overrides import spec_with_overrides
+
+        spec, spec_dir = spec_with_overrides(spec_file, sets), str(spec_file.resolve().parent)
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
     observers = [tracker] if tracker is not None else []
     if backend != "local" or address:
         from .scale import render_with_backend
 
-        result = render_with_backend(spec_file, out, backend=backend, address=address, seed=seed, items=item,
-                                     run_dir=run_dir, resume=resume, observers=observers, progress=not quiet)
+        result = render_with_backend(spec, out, backend=backend, address=address, seed=seed, items=item,
+                                     run_dir=run_dir, resume=resume, observers=observers, progress=not quiet,
+                                     spec_dir=spec_dir)
     else:
-        result = render_spec(
-            spec_file, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir, observers=observers
-        )
+        result = render_spec(spec, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir,
+                             observers=observers, spec_dir=spec_dir)
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         _err(f"MLflow run {tracker.run_id} ({tracker.run_url or tracker.tracking_uri})")
     if result.seed_drawn and not resume:
@@ -257,6 +268,10 @@ cli_repro.register(app)
 from . import scale as cli_scale  # noqa: E402 - registers sweep
 
 cli_scale.register(app)
+
+from . import new as cli_new  # noqa: E402 - registers new
+
+cli_new.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -60,7 +60,9 @@ def rebuild(
 
 
 def diff(
-    a: str = typer.Argument(..., metavar="A", help="A spec, manifest, run folder, PNG or MLflow run id."),
+    a: str = typer.Argument(
+        ..., metavar="A", help="A spec, manifest, run folder, PNG, MLflow run id, or a render's --out folder."
+    ),
     b: str = typer.Argument(..., metavar="B", help="Another one."),
     as_json: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
     diff_dir: Optional[Path] = typer.Option(None, "--diff-dir", help="Write a difference image per differing output here."),
@@ -69,8 +71,12 @@ def diff(
         help="MLflow store for a run-id SOURCE (default: $MLFLOW_TRACKING_URI, else MLflow's default).",
     ),
 ) -> None:
-    """What differs between A and B: parameters (per frame), models, environment, outputs. Exit 0 same, 1 differ."""
-    from ..repro.compare import diff as do_diff
+    """What differs between A and B: parameters (per frame), models, environment, outputs. Exit 0 same, 1 differ.
+
+    With --out folders, their run folders are paired by relative path (batch/run-NNNN) and each pair is
+    reported; runs only one folder has make them differ. A folder and one other source: each run with it.
+    """
+    from ..repro.folder_diff import diff_any as do_diff
     from ..tracking.tracker import register_run_resolver
 
     register_run_resolver(tracking_uri)
@@ -84,13 +90,16 @@ def diff(
 
 
 def verify(
-    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder (with manifest.json)."),
+    run_dir: Path = typer.Argument(
+        ..., metavar="RUN_DIR", help="A run folder (with manifest.json), or a render's --out folder (every run under it)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Check the files of a run against its manifest; name every changed or missing one. Exit 0 ok, 1 not."""
-    from ..repro.verify import verify_run
+    """Check the files of a run (or of every run under an --out folder) against its manifest; name every changed
+    or missing one. Exit 0 ok, 1 not."""
+    from ..repro.verify import verify_folder
 
-    report = verify_run(run_dir)
+    report = verify_folder(run_dir)
     if as_json:
         _print_json(report.to_dict())
     else:

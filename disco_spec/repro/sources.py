@@ -175,3 +175,51 @@ def _from_png(p: Path) -> Source:
     if isinstance(prov, dict):
         src.hashed = {**prov, "spec": info["spec"]}
     return src
+
+
+# ---------------------------------------------------------------------------------------------
+# The --out folder of a render: every run folder under it
+# ---------------------------------------------------------------------------------------------
+
+RUN_MARKERS = ("spec.json", "run_state.json")  # written at the start of a render; manifest.json at its end
+MAX_DEPTH = 4  # {out}/{batch}/run-NNNN, {out}/{batch}/sweep-NNNN/cell-NN, with room for a parent folder
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """A finished run folder: it holds manifest.json."""
+    return (Path(path) / MANIFEST_NAME).is_file()
+
+
+def find_run_folders(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """(finished, unfinished) run folders under `folder` (an --out folder), sorted by relative path.
+
+    A folder with manifest.json is a finished run; one with only what a render writes at its start
+    (spec.json, run_state.json) is an unfinished one (interrupted; `render --resume` continues it). Neither is
+    searched further (partials/, state/ are parts of it); links are not followed."""
+    root = Path(folder)
+    finished: list[Path] = []
+    unfinished: list[Path] = []
+    for here, dirs, files in os.walk(root):
+        depth = len(Path(here).relative_to(root).parts)
+        if MANIFEST_NAME in files:
+            finished.append(Path(here))
+            dirs.clear()
+        elif any(m in files for m in RUN_MARKERS) and depth > 0:
+            unfinished.append(Path(here))
+            dirs.clear()
+        elif depth >= MAX_DEPTH:
+            dirs.clear()
+        dirs.sort()
+    key = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    return sorted(finished, key=key), sorted(unfinished, key=key)
+
+
+def out_folder_runs(folder: str | os.PathLike, *, arg: str) -> tuple[list[Path], list[Path]]:
+    """find_run_folders, refusing a folder with no run folder under it (exit 2 naming `arg`)."""
+    finished, unfinished = find_run_folders(folder)
+    if not finished:
+        why = (f"{arg}: no {MANIFEST_NAME} here or in any run folder under it (neither a run folder nor a render's "
+               "--out folder)"
+               + (f"; {len(unfinished)} unfinished (render --resume continues them)" if unfinished else ""))
+        raise _bad(str(folder), why)
+    return finished, unfinished

@@ -1,4 +1,7 @@
-"""`verify RUN_DIR`: every file a run's manifest lists, checked on disk against its recorded hash."""
+"""`verify RUN_DIR`: every file a run's manifest lists, checked on disk against its recorded hash.
+
+Given the --out folder of a render instead (`verify_folder`), every run folder under it is checked.
+"""
 
 from __future__ import annotations
 
@@ -68,3 +71,41 @@ def verify_run(run_dir: str | os.PathLike) -> VerifyReport:
                 detail += f", {size} bytes (manifest: {f.get('bytes')})"
             report.problems.append((rel, detail))
     return report
+
+
+@dataclass
+class FolderVerifyReport:
+    """`verify OUT`: one VerifyReport per finished run folder under OUT, and the unfinished ones (not failures:
+    an interrupted render has no manifest yet; `render --resume` continues it)."""
+
+    folder: str
+    runs: list[VerifyReport] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folder": self.folder, "ok": self.ok, "runs": [r.to_dict() for r in self.runs],
+                "unfinished": list(self.unfinished)}
+
+    def to_text(self) -> str:
+        lines = [r.to_text() for r in self.runs]
+        lines += [f"{u}: unfinished (no {MANIFEST_NAME}; `render --resume` continues it)" for u in self.unfinished]
+        bad = sum(not r.ok for r in self.runs)
+        lines.append(f"{self.folder}: {len(self.runs)} run folder(s) checked, "
+                     + (f"{bad} with problems" if bad else "all ok"))
+        return "\n".join(lines)
+
+
+def verify_folder(folder: str | os.PathLike) -> VerifyReport | FolderVerifyReport:
+    """A run folder: verify_run. Any other folder (the --out of a render): every run folder under it."""
+    from .sources import is_run_folder, out_folder_runs
+
+    p = Path(folder)
+    if not p.is_dir() or is_run_folder(p):
+        return verify_run(p)
+    finished, unfinished = out_folder_runs(p, arg="RUN_DIR")
+    return FolderVerifyReport(folder=str(p), runs=[verify_run(r) for r in finished],
+                              unfinished=[str(u) for u in unfinished])

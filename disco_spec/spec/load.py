@@ -6,6 +6,7 @@ Every problem becomes a `SpecError` whose `problems` are `(location, message)` p
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
@@ -130,14 +131,28 @@ def check_version(doc: dict[str, Any]) -> None:
 
 
 def validate_document(doc: dict[str, Any]) -> JobSpec:
-    """Validate a parsed document; raise SpecError listing every problem by field path."""
+    """Validate a parsed document; raise SpecError listing every problem by field path.
+
+    Every stage is checked even when an earlier one fails: a missing or non-integer schema_version is
+    reported and the rest checked as version 1, and the rules that pydantic runs only on valid fields (a
+    section's own rules, then the cross-field ones) run again with the wrong fields left at their defaults
+    (`_problems_in_passes`), so one `validate` names an unknown key, a broken key-frame string and a
+    skip_steps >= steps together."""
     check_nesting(doc, "spec")  # documents also come from PNGs and manifests, not only read_document
-    check_version(doc)
+    problems: list[tuple[str, str]] = []
     try:
-        return JobSpec.model_validate(doc)
-    except ValidationError as exc:
-        problems = explain_errors(exc, doc)
-        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems) from None
+        check_version(doc)
+    except SpecError as exc:
+        v = doc.get("schema_version")
+        if isinstance(v, int) and not isinstance(v, bool):  # another version: its fields mean other things
+            raise
+        problems += exc.problems
+        doc = {**doc, "schema_version": SUPPORTED_SCHEMA_VERSIONS[-1]}
+    spec, found = _problems_in_passes(doc)
+    problems += found
+    if problems or spec is None:
+        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems)
+    return spec
 
 
 def load_spec(path: str | Path) -> JobSpec:
@@ -319,3 +334,70 @@ def _unknown_key(loc: tuple[Any, ...], value: Any, index: dict[str, list[str]]) 
         return f"unknown key {key!r}; did you mean {' or '.join(repr(p) for p in index[close_any[0]])}?"
     allowed = ", ".join(siblings[:12]) + (", ..." if len(siblings) > 12 else "")
     return f"unknown key {key!r} (allowed here: {allowed})" if siblings else f"unknown key {key!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Later stages: validate again without the fields already found wrong
+# ---------------------------------------------------------------------------------------------
+
+MAX_PASSES = 5  # fields, section rules, cross-field rules, and slack for rules that uncover each other
+
+
+def _problems_in_passes(doc: dict[str, Any]) -> tuple[JobSpec | None, list[tuple[str, str]]]:
+    """(the spec or None, every problem): after a failed pass, the failing fields are removed (they take their
+    defaults) and the document validated again, so the rules that need valid fields run too. A later
+    problem at a removed field, or one naming a removed field (a cross-field rule that saw its default),
+    is an echo of the first and is left out."""
+    problems: list[tuple[str, str]] = []
+    removed: list[tuple[tuple[Any, ...], bool]] = []  # (location, was an unknown key)
+    current = doc
+    for _ in range(MAX_PASSES):
+        try:
+            spec = JobSpec.model_validate(current)
+        except ValidationError as exc:
+            problems += [p for p in explain_errors(exc, current) if p not in problems and not _echo(p, removed)]
+            locs = [(loc, err["type"] == "extra_forbidden") for loc, err in _locations(exc)]
+            fresh = [(loc, unknown) for loc, unknown in locs if loc and (loc, unknown) not in removed]
+            if not fresh:
+                break
+            removed += fresh
+            current = _without(current, [loc for loc, _ in fresh])
+            continue
+        return (None if problems else spec), problems
+    return None, problems
+
+
+def _locations(exc: ValidationError) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    out = []
+    for err in exc.errors(include_url=False):
+        ctx_err = (err.get("ctx") or {}).get("error")
+        out.append((tuple(getattr(ctx_err, "loc", None) or _clean_loc(tuple(err["loc"]))), err))
+    return out
+
+
+def _without(doc: dict[str, Any], locs: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """A copy of `doc` without the values at `locs` (a location inside a list removes the whole list)."""
+    out = copy.deepcopy(doc)
+    for loc in locs:
+        keys = []
+        for part in loc:
+            if not isinstance(part, str):
+                break
+            keys.append(part)
+        cur: Any = out
+        for k in keys[:-1]:
+            cur = cur.get(k) if isinstance(cur, dict) else None
+        if keys and isinstance(cur, dict):
+            cur.pop(keys[-1], None)
+    return out
+
+
+def _echo(problem: tuple[str, str], removed: list[tuple[tuple[Any, ...], bool]]) -> bool:
+    where, msg = problem
+    for loc, unknown in removed:
+        path = _fmt_loc(loc)
+        if where == path or where.startswith((path + ".", path + "[")) or path.startswith(where + "."):
+            return True
+        if not unknown and re.search(rf"(?<![\w]){re.escape(str(loc[-1]))}(?![\w])", msg):
+            return True
+    return False

@@ -120,14 +120,14 @@ class ModelsSection(_Section):
         description="Re-hash cached weight files on every run instead of trusting the (path, size, mtime) hash cache. "
         "Downloads are always verified.",
     )
-    ViTB32: bool = True
-    ViTB16: bool = True
-    ViTL14: bool = False
-    RN101: bool = False
-    RN50: bool = True
-    RN50x4: bool = False
-    RN50x16: bool = False
-    RN50x64: bool = False
+    ViTB32: bool = Field(default=True, description="Guide with CLIP ViT-B/32 (gradients of all CLIP models add up).")
+    ViTB16: bool = Field(default=True, description="Guide with CLIP ViT-B/16.")
+    ViTL14: bool = Field(default=False, description="Guide with CLIP ViT-L/14.")
+    RN101: bool = Field(default=False, description="Guide with CLIP RN101.")
+    RN50: bool = Field(default=True, description="Guide with CLIP RN50.")
+    RN50x4: bool = Field(default=False, description="Guide with CLIP RN50x4.")
+    RN50x16: bool = Field(default=False, description="Guide with CLIP RN50x16.")
+    RN50x64: bool = Field(default=False, description="Guide with CLIP RN50x64.")
     extra_clip_models: list[ClipModelRef] = Field(
         default_factory=list, description="Further CLIP models (registry names or open_clip arch+pretrained)."
     )
@@ -152,9 +152,13 @@ class RunSection(_Section):
     )
     display_rate: int = Field(default=50, ge=1, description="Write a preview every this many steps (and at the last).")
     resume_run: bool = Field(default=False, description="Same as `render --resume`: continue an interrupted run.")
-    run_to_resume: Literal["latest"] | NonNegInt = "latest"
-    resume_from_frame: Literal["latest"] | NonNegInt = "latest"
-    retain_overwritten_frames: bool = False
+    run_to_resume: Literal["latest"] | NonNegInt = Field(
+        default="latest", description="DD's run to resume ('latest' or a number); recorded only: --resume takes --run-dir."
+    )
+    resume_from_frame: Literal["latest"] | NonNegInt = Field(
+        default="latest", description="DD's frame to resume after; recorded only: --resume starts at the first missing frame."
+    )
+    retain_overwritten_frames: bool = Field(default=False, description="DD: keep frames a resume re-renders; recorded only.")
 
     @field_validator("batch_name")
     @classmethod
@@ -179,9 +183,9 @@ class DiffusionSection(_Section):
         max_length=2,
         description="Requested [width, height]; each is floored to a multiple of 64.",
     )
-    diffusion_sampling_mode: Literal["ddim", "plms"] = "ddim"
+    diffusion_sampling_mode: Literal["ddim", "plms"] = Field(default="ddim", description="Sampler: 'ddim' or 'plms'.")
     eta: Finite = Field(default=0.8, ge=0, le=10, description="DDIM stochasticity (ignored by PLMS).")
-    clip_denoised: bool = False
+    clip_denoised: bool = Field(default=False, description="Clamp the model's x0 prediction to [-1, 1] in the sampler.")
     randomize_class: bool = Field(default=True, description="Accepted for DD compatibility; has no effect (DD passes no class).")
 
 
@@ -189,13 +193,13 @@ class GuidanceSection(_Section):
     """Loss weights and gradient clamping (DD 'Basic settings', 'Advanced', hidden extras)."""
 
     clip_guidance_scale: Finite = Field(default=5000, description="Weight of the CLIP spherical-distance loss.")
-    tv_scale: Finite = Field(default=0, ge=0)
-    range_scale: Finite = Field(default=150, ge=0)
-    sat_scale: Finite = Field(default=0, ge=0)
-    clamp_grad: bool = True
-    clamp_max: Finite = Field(default=0.05, gt=0)
-    fuzzy_prompt: bool = False
-    rand_mag: Finite = Field(default=0.05, ge=0)
+    tv_scale: Finite = Field(default=0, ge=0, description="Weight of the total-variation (smoothness) loss.")
+    range_scale: Finite = Field(default=150, ge=0, description="Weight of the penalty on values outside [-1, 1].")
+    sat_scale: Finite = Field(default=0, ge=0, description="Weight of the saturation penalty.")
+    clamp_grad: bool = Field(default=True, description="Cap the guidance gradient's RMS at clamp_max.")
+    clamp_max: Finite = Field(default=0.05, gt=0, description="RMS cap of the guidance gradient.")
+    fuzzy_prompt: bool = Field(default=False, description="Add 25 noisy copies of each text prompt embedding.")
+    rand_mag: Finite = Field(default=0.05, ge=0, description="Standard deviation of the fuzzy_prompt noise.")
     text_prompt_weight_suffix_in_text: bool = Field(
         default=True,
         description="DD 5.2 quirk Q1: tokenise text prompts with their ':weight' suffix. False encodes the stripped text.",
@@ -215,15 +219,15 @@ CutSchedule = Union[str, list[CutSegment]]
 class CutsSection(_Section):
     """Cutout counts per 1000-unit schedule, cut batches, augmentations (DD 'Cutn scheduling')."""
 
-    cutn_batches: int = Field(default=4, ge=1, le=64)
-    skip_augs: bool = False
+    cutn_batches: int = Field(default=4, ge=1, le=64, description="Cut sets drawn per step; their gradients are averaged.")
+    skip_augs: bool = Field(default=False, description="Turn off the augmentations of CLIP cutouts.")
     cut_overview: CutSchedule = Field(
         default="[12]*400+[4]*600",
         description="Overview cuts per schedule unit: a list expression over exactly 1000 units, or [[value, units], ...].",
     )
-    cut_innercut: CutSchedule = "[4]*400+[12]*600"
-    cut_ic_pow: Finite = Field(default=1, gt=0)
-    cut_icgray_p: CutSchedule = "[0.2]*400+[0]*600"
+    cut_innercut: CutSchedule = Field(default="[4]*400+[12]*600", description="Inner (zoomed-in) cuts per schedule unit.")
+    cut_ic_pow: Finite = Field(default=1, gt=0, description="Exponent shaping inner-cut sizes (higher: smaller cuts).")
+    cut_icgray_p: CutSchedule = Field(default="[0.2]*400+[0]*600", description="Fraction of inner cuts made grey, per schedule unit.")
 
     @field_validator("cut_overview", "cut_innercut", "cut_icgray_p")
     @classmethod
@@ -250,8 +254,8 @@ class InitSection(_Section):
     init_image_sha256: str | None = Field(default=None, description="Optional pin of the init image's SHA-256.")
     init_scale: Finite = Field(default=1000, ge=0, description="LPIPS weight toward the init.")
     skip_steps: int = Field(default=10, ge=0, description="Respaced steps skipped at the start; must be < steps.")
-    perlin_init: bool = False
-    perlin_mode: Literal["mixed", "color", "gray"] = "mixed"
+    perlin_init: bool = Field(default=False, description="Start from Perlin noise instead of the init image or previous frame.")
+    perlin_mode: Literal["mixed", "color", "gray"] = Field(default="mixed", description="Perlin noise: 'mixed', 'color' or 'gray'.")
 
     @field_validator("init_image")
     @classmethod
@@ -314,20 +318,22 @@ def keyframe_values(v: KeyFrames) -> dict[int, float]:
 class AnimationSection(_Section):
     """Animation mode, frame count, coherency and the key-frame motion schedules (2D and 3D)."""
 
-    animation_mode: Literal["None", "2D", "3D", "Video Input"] = "None"
-    max_frames: int = Field(default=10000, ge=1, le=MAX_FRAMES, description=f"Frames of an animation (at most {MAX_FRAMES}).")
-    key_frames: bool = True
-    interp_spline: Literal["Linear"] = "Linear"
-    frames_scale: Finite = Field(default=1500, ge=0)
+    animation_mode: Literal["None", "2D", "3D", "Video Input"] = Field(
+        default="None", description="'None' (still images), '2D', '3D' or 'Video Input'."
+    )
+    max_frames: int = Field(default=10000, ge=1, le=MAX_FRAMES, description=f"Frames rendered in 2D/3D (Video Input: the video's); at most {MAX_FRAMES}.")
+    key_frames: bool = Field(default=True, description="Motion settings are key-frame strings; false: plain numbers.")
+    interp_spline: Literal["Linear"] = Field(default="Linear", description="Key-frame interpolation (only 'Linear').")
+    frames_scale: Finite = Field(default=1500, ge=0, description="LPIPS weight toward the previous (or video) frame.")
     frames_skip_steps: str | int = Field(default="60%", description="Percent of steps skipped for frames >= 1 ('60%').")
-    angle: KeyFrames = "0:(0)"
-    zoom: KeyFrames = "0: (1), 10: (1.05)"
-    translation_x: KeyFrames = "0: (0)"
-    translation_y: KeyFrames = "0: (0)"
-    translation_z: KeyFrames = "0: (10.0)"
-    rotation_3d_x: KeyFrames = "0: (0)"
-    rotation_3d_y: KeyFrames = "0: (0)"
-    rotation_3d_z: KeyFrames = "0: (0)"
+    angle: KeyFrames = Field(default="0:(0)", description="2D: degrees of rotation per frame (counter-clockwise).")
+    zoom: KeyFrames = Field(default="0: (1), 10: (1.05)", description="2D: scale factor per frame (> 1 zooms in).")
+    translation_x: KeyFrames = Field(default="0: (0)", description="2D: pixels per frame to the right; 3D: camera moves right.")
+    translation_y: KeyFrames = Field(default="0: (0)", description="2D: pixels per frame down; 3D: camera moves up.")
+    translation_z: KeyFrames = Field(default="0: (10.0)", description="3D: camera moves forward per frame.")
+    rotation_3d_x: KeyFrames = Field(default="0: (0)", description="3D: camera rotation about x, degrees per frame.")
+    rotation_3d_y: KeyFrames = Field(default="0: (0)", description="3D: camera rotation about y, degrees per frame.")
+    rotation_3d_z: KeyFrames = Field(default="0: (0)", description="3D: camera rotation about z, degrees per frame.")
 
     @field_validator("frames_skip_steps")
     @classmethod
@@ -365,14 +371,16 @@ MOTION_FIELDS = (
 class Camera3DSection(_Section):
     """Depth models and the 3D camera (3D mode only)."""
 
-    midas_depth_model: Literal["dpt_large", "dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small"] | str = "dpt_large"
+    midas_depth_model: Literal["dpt_large", "dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small"] | str = Field(
+        default="dpt_large", description="MiDaS depth model (registry entry)."
+    )
     midas_weight: Finite = Field(default=0.3, gt=0, le=1, description="MiDaS share of the depth mix (0 crashes DD; refused here).")
     adabins_model: str = Field(default="adabins_nyu", description="AdaBins registry entry (used when midas_weight < 1).")
-    near_plane: Finite = Field(default=200, gt=0)
-    far_plane: Finite = Field(default=10000, gt=0)
-    fov: Finite = Field(default=40, gt=0, lt=180)
-    padding_mode: Literal["border", "zeros", "reflection"] = "border"
-    sampling_mode: Literal["bicubic", "bilinear", "nearest"] = "bicubic"
+    near_plane: Finite = Field(default=200, gt=0, description="Near clip distance of the 3D camera.")
+    far_plane: Finite = Field(default=10000, gt=0, description="Far clip distance of the 3D camera.")
+    fov: Finite = Field(default=40, gt=0, lt=180, description="Field of view in degrees (smaller: stronger parallax).")
+    padding_mode: Literal["border", "zeros", "reflection"] = Field(default="border", description="How the warp fills edges.")
+    sampling_mode: Literal["bicubic", "bilinear", "nearest"] = Field(default="bicubic", description="Warp resampling.")
 
     @model_validator(mode="after")
     def _planes(self) -> "Camera3DSection":
@@ -384,26 +392,28 @@ class Camera3DSection(_Section):
 class VideoInputSection(_Section):
     """Video Input mode: frames extracted from a video file."""
 
-    video_init_path: str = "training.mp4"
+    video_init_path: str = Field(default="training.mp4", description="The input video (relative to the spec's folder).")
     video_init_sha256: str | None = Field(default=None, description="Optional pin of the input video's SHA-256.")
-    extract_nth_frame: int = Field(default=2, ge=1)
-    video_init_seed_continuity: bool = True
+    extract_nth_frame: int = Field(default=2, ge=1, description="Keep every n-th frame of the video.")
+    video_init_seed_continuity: bool = Field(default=True, description="Same seed for every video frame; false: seed + 1 per frame.")
 
 
 class TurboSection(_Section):
     """Turbo mode (3D only): diffuse every n-th frame, warp and blend the others."""
 
-    turbo_mode: bool = False
-    turbo_steps: Literal["2", "3", "4", "5", "6"] | Annotated[int, Field(ge=2, le=6)] = "3"
+    turbo_mode: bool = Field(default=False, description="Diffuse only every turbo_steps-th frame, warp the others.")
+    turbo_steps: Literal["2", "3", "4", "5", "6"] | Annotated[int, Field(ge=2, le=6)] = Field(
+        default="3", description="Diffuse frames whose number is a multiple of this (2..6)."
+    )
     turbo_preroll: int = Field(default=10, ge=0, description="Frames always diffused before turbo starts (hard-coded 10 in DD).")
 
 
 class VRSection(_Section):
     """VR mode (3D only): left/right eye views for every frame."""
 
-    vr_mode: bool = False
-    vr_eye_angle: Finite = Field(default=0.5, ge=0, le=45)
-    vr_ipd: Finite = Field(default=5.0, ge=0)
+    vr_mode: bool = Field(default=False, description="Also write left and right eye views of every frame.")
+    vr_eye_angle: Finite = Field(default=0.5, ge=0, le=45, description="Inward yaw of each eye, degrees.")
+    vr_ipd: Finite = Field(default=5.0, ge=0, description="Distance between the eyes, in translation units.")
 
 
 class SavingSection(_Section):
@@ -412,7 +422,7 @@ class SavingSection(_Section):
     intermediate_saves: NonNegInt | list[NonNegInt] = Field(
         default=0, description="n > 0: n evenly spaced partials; a list: loop iterations to save at."
     )
-    intermediates_in_subfolder: bool = True
+    intermediates_in_subfolder: bool = Field(default=True, description="Write intermediate saves into partials/.")
 
 
 class VideoSection(_Section):
@@ -420,10 +430,10 @@ class VideoSection(_Section):
 
     skip_video_for_run_all: bool = Field(default=True, description="True (DD's default): no video is written.")
     init_frame: int = Field(default=1, ge=0, description="First frame number encoded (DD default 1 skips frame 0).")
-    last_frame: int | Literal["final_frame"] = "final_frame"
-    fps: Finite = Field(default=12, gt=0, le=240)
-    crf: int = Field(default=17, ge=0, le=51)
-    vr_layout: Literal["side_by_side", "per_eye"] = "side_by_side"
+    last_frame: int | Literal["final_frame"] = Field(default="final_frame", description="Caps the frames encoded ('final_frame': all).")
+    fps: Finite = Field(default=12, gt=0, le=240, description="Frames per second of the video.")
+    crf: int = Field(default=17, ge=0, le=51, description="x264 quality (lower: better, larger).")
+    vr_layout: Literal["side_by_side", "per_eye"] = Field(default="side_by_side", description="VR video: eyes side by side, or one video per eye.")
 
 
 class EngineSection(_Section):
@@ -444,7 +454,7 @@ class JobSpec(_Section):
     schema_url: str | None = Field(default=None, alias="$schema", description="Optional JSON Schema URL/path for editors.")
     schema_version: Literal[1] = Field(description="Spec format version; this build reads version 1.")
     name: str | None = Field(default=None, description="Human name of the job (MLflow experiment); defaults to batch_name.")
-    description: str | None = None
+    description: str | None = Field(default=None, description="Free text about the job (the MLflow run's description).")
     imported_from: dict[str, Any] | None = Field(
         default=None, description="Provenance written by `import-dd`: source file and which values were assumed."
     )
