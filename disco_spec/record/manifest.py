@@ -157,6 +157,8 @@ def finalize_run(result: Any, *, spec_dir: str | os.PathLike | None = None) -> d
         "model_paths": [{"role": w.role, "name": w.name, "path": str(w.path)} for w in result.weights],
     }
     manifest = {"manifest_version": MANIFEST_VERSION, "id": mid, "hashed": hashed, "files": files, "volatile": volatile}
+    if getattr(result, "branch", None):  # how the run was produced, not what it holds: outside the id
+        manifest["branch"] = result.branch
     write_manifest(run_dir / MANIFEST_NAME, manifest)
     try:
         result.manifest = manifest

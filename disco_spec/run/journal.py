@@ -101,6 +101,8 @@ class Journal:
             "items": list(selected),
             "weights": weight_records(result.weights),
         }
+        if getattr(result, "branch", None):
+            state["branch"] = result.branch
         recorded = resume.recorded_state if resume is not None else None
         if recorded is not None:
             _check_weights(recorded.get("weights") or [], state["weights"], j.run_dir)

@@ -47,6 +47,7 @@ class RenderResult:
     device: str = "cpu"
     seconds: float = 0.0
     seed_drawn: bool = False
+    branch: dict[str, Any] | None = None  # set for a run re-rendered from a frame (run.branch)
     manifest: dict[str, Any] | None = None  # set by disco_spec.record.manifest.finalize_run
 
 

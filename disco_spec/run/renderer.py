@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 
 from ..errors import SpecError
 from ..plan.resolve import Plan
-from ..spec.load import spec_to_document
+from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
 from .folders import allocate_run_dir, write_text_atomic
 from .prepare import prepare
@@ -65,8 +65,18 @@ def render(
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
     from . import loop as runner  # torch is imported only when rendering
 
-    resume_info = None
-    if resume:
+    resume_info = branch = None
+    if not resume and not isinstance(spec_or_path, JobSpec):
+        found_dir = str(Path(spec_or_path).resolve().parent)
+        spec_or_path, spec_dir = load_spec(spec_or_path), spec_dir or found_dir
+    if not resume and spec_or_path.run.resume_run:  # DD's resume fields: re-render a run from a frame
+        from .branch import prepare_branch
+
+        spec, doc, plan, spec_dir, drawn, rd, resume_info, branch = prepare_branch(
+            spec_or_path, out, seed=seed, spec_dir=spec_dir
+        )
+        items = None
+    elif resume:
         from .resume import prepare_resume
 
         spec, doc, plan, spec_dir, drawn, rd, resume_info = prepare_resume(
@@ -97,7 +107,7 @@ def render(
             spec, plan = prepare_video_input(spec, rd, spec_dir)
             doc = spec_to_document(spec)
             selected = select(plan)
-    result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn)
+    result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn, branch=branch)
     write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
 

@@ -1,0 +1,204 @@
+"""DD's resume fields (`[run] resume_run`, `run_to_resume`, `resume_from_frame`, `retain_overwritten_frames`):
+re-render an existing run from frame N with the spec as it is now (reference §4.5).
+
+The workflow DD users know: change a setting (say, the prompt schedule from frame 40), then re-render the run
+from that frame. disco-spec builds it on the exact journal:
+
+* frames before N are kept, after their pixels are verified against the journal; their PNG text chunks are
+  written again for the new spec (the pixels do not change), so every file equals what a fresh render of the
+  new spec would write;
+* the new spec must resolve to the same plan items for those frames (same prompts, motion, seeds...), else
+  the kept frames would not be what the spec says; the first difference is named (exit 2);
+* N and later are rendered with the new spec, each from the kept frame before it (the journal's state files);
+* with `retain_overwritten_frames`, the files of frames N and later move to `retained/` first, as DD does;
+* the journal and the manifest record the branch (the parent's manifest id, N, what changed) outside the
+  manifest's hashed part, so the branched run has the id of a fresh render of the new spec and `rebuild`
+  reproduces it byte for byte.
+
+N is the first frame rendered again: `resume_from_frame = 40` re-renders 40 onward ("latest": the first frame
+the run is missing). DD restarts at `resume_from_frame + 1`; `import-dd` adds the 1 (docs/departures.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from PIL import Image
+
+from ..errors import SpecError
+from ..plan.resolve import with_concrete_seed
+from ..spec.load import load_spec, spec_to_document
+from ..spec.models import JobSpec
+from .folders import write_text_atomic
+from .journal import FRAMES_LOG, RUN_STATE, Journal, read_entries
+from .images import write_png_atomic
+from .prepare import prepare
+from .records import file_sha256, png_metadata
+from .resume import ResumeInfo, document_differences, latest_run_dir, recorded_seed
+
+RETAINED_DIR = "retained"
+RESUME_FIELDS = {"resume_run": False, "run_to_resume": "latest", "resume_from_frame": "latest",
+                 "retain_overwritten_frames": False}
+# Plan values that may differ between the run and the new spec without changing the kept frames.
+PLAN_FIELDS_FREE = {"items", "n_items", "warnings"}
+
+
+def without_resume_fields(spec: JobSpec) -> JobSpec:
+    """The spec as rendered: the resume fields say how a run was produced, not what it renders."""
+    return spec.model_copy(update={"run": spec.run.model_copy(update=RESUME_FIELDS)})
+
+
+def _bad(field: str, why: str) -> SpecError:
+    return SpecError(f"run.{field}: {why}", [(f"run.{field}", why)])
+
+
+def branch_run_dir(out: str | os.PathLike, batch_name: str, run_to_resume: Any) -> Path:
+    """`run_to_resume`: "latest", a run number (7 = run-0007) or a run folder's name."""
+    if run_to_resume == "latest":
+        try:
+            return latest_run_dir(out, batch_name)
+        except SpecError:
+            raise _bad("resume_run", f"no run of batch {batch_name!r} under {Path(out) / batch_name} to resume") from None
+    name = f"run-{run_to_resume:04d}" if isinstance(run_to_resume, int) else str(run_to_resume)
+    rd = Path(out) / batch_name / name
+    if not (rd / "spec.json").is_file():
+        raise _bad("run_to_resume", f"{rd} is not a run of batch {batch_name!r} (no spec.json)")
+    return rd
+
+
+def _read(path: Path, field: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _bad(field, f"{path} is unreadable ({exc})") from None
+
+
+def _parent_result(rd: Path, parent_doc: dict[str, Any]) -> SimpleNamespace:
+    """What the journal's checks need of the run as it was rendered: its folder, spec document and plan."""
+    from ..spec.load import validate_document
+    from ..plan.resolve import resolve_plan
+
+    return SimpleNamespace(run_dir=rd, spec_document=parent_doc, plan=resolve_plan(validate_document(parent_doc)))
+
+
+def _first_plan_difference(old_plan: Any, new_plan: Any, n: int) -> str | None:
+    old, new = old_plan.to_dict(), new_plan.to_dict()
+    for key in sorted(set(old) | set(new)):
+        if key not in PLAN_FIELDS_FREE and old.get(key) != new.get(key):
+            return f"plan value {key!r} changed ({old.get(key)!r} → {new.get(key)!r})"
+    for a, b in zip(old_plan.items[:n], new_plan.items[:n]):
+        da, db = asdict(a), asdict(b)
+        for key in sorted(da):
+            if da[key] != db.get(key):
+                return f"frame {a.frame} would render differently ({key} changed)"
+    return None
+
+
+def _move_to_retained(rd: Path, rel: str) -> str | None:
+    src = rd / rel
+    if not src.is_file():
+        return None
+    dest = rd / RETAINED_DIR / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while dest.exists():  # an earlier branch retained the same frame: keep both
+        dest = dest.with_name(f"{Path(rel).stem}.{k}{Path(rel).suffix}")
+        k += 1
+    shutil.move(str(src), dest)
+    return dest.relative_to(rd).as_posix()
+
+
+def prepare_branch(
+    spec_or_path: JobSpec | str | os.PathLike, out: str | os.PathLike, *, seed: int | None, spec_dir: str | None,
+) -> tuple[JobSpec, dict[str, Any], Any, str | None, bool, Path, ResumeInfo, dict[str, Any]]:
+    """Make run `run_to_resume` continue from frame N with the spec as it is now.
+
+    Returns what render() needs to continue like `--resume` does: (spec, document, plan, spec_dir, seed_drawn,
+    run_dir, resume info, branch record).
+    """
+    from .video_input import prepare_video_input
+
+    if isinstance(spec_or_path, JobSpec):
+        spec, found_dir = spec_or_path, None
+    else:
+        spec, found_dir = load_spec(spec_or_path), str(Path(spec_or_path).resolve().parent)
+    spec_dir = spec_dir or found_dir
+    r = spec.run
+    rd = branch_run_dir(out, r.batch_name, r.run_to_resume)
+    parent_doc = _read(rd / "spec.json", "run_to_resume")
+    parent_state = _read(rd / RUN_STATE, "run_to_resume") if (rd / RUN_STATE).is_file() else None
+    parent_manifest = _read(rd / "manifest.json", "run_to_resume") if (rd / "manifest.json").is_file() else None
+
+    drawn = False
+    if seed is None and r.set_seed == "random_seed":
+        rec = recorded_seed(rd)
+        if rec is not None:  # the run drew this seed; its kept frames were rendered with it
+            spec, drawn = with_concrete_seed(spec, draw=rec)
+    spec, doc, plan, _, drawn2 = prepare(without_resume_fields(spec), seed=seed)
+    if plan.animation_mode == "Video Input":
+        spec, plan = prepare_video_input(spec, rd, spec_dir, resume=True)
+        doc = spec_to_document(spec)
+
+    parent = _parent_result(rd, parent_doc)
+    journal = Journal(result=parent, selected=list(range(parent.plan.n_items)),
+                      entries={e["item"]: e for e in read_entries(rd)}, resumed=True)
+    first_missing = 0
+    while first_missing < min(parent.plan.n_items, plan.n_items):
+        if journal.verified_records(parent.plan.items[first_missing]) is None:
+            break
+        first_missing += 1
+    n = first_missing if r.resume_from_frame == "latest" else int(r.resume_from_frame)
+    if n > first_missing:
+        raise _bad("resume_from_frame", f"{n} is past what {rd.name} holds intact: frames 0–{first_missing - 1} "
+                   f"(use {first_missing} or 'latest')" if first_missing else
+                   f"{n} is past what {rd.name} holds intact: it has no finished frame (use 0 or 'latest')")
+    why = _first_plan_difference(parent.plan, plan, n)
+    if why is not None:
+        raise _bad("resume_from_frame", f"frames before {n} are kept from {rd.name}, but {why}; resume from that "
+                   "frame or earlier, or render a new run")
+
+    kept = {i: journal.entries[i] for i in range(n)}
+    retained: list[dict[str, str]] = []
+    for i, entry in sorted(journal.entries.items()):
+        if i < n:
+            continue
+        for f in entry.get("files", []):
+            if r.retain_overwritten_frames and f.get("kind") in ("image", "vr_eye"):
+                moved = _move_to_retained(rd, f["path"])
+                if moved is not None:
+                    retained.append({"path": f["path"], "retained_as": moved})
+
+    # The kept frames' pixels were verified above; write their text chunks for the new spec.
+    new_result = SimpleNamespace(run_dir=rd, spec_document=doc, plan=plan)
+    new_sha: dict[str, str] = {}
+    for i, entry in kept.items():
+        item = plan.items[i]
+        for f in entry["files"]:
+            if f["kind"] in ("image", "vr_eye"):
+                with Image.open(rd / f["path"]) as im:
+                    img = im.convert("RGB")
+                write_png_atomic(img, rd / f["path"], png_metadata(new_result, item))
+                new_sha[f["path"]] = file_sha256(rd / f["path"])
+    for entry in kept.values():
+        for f in entry["files"]:
+            f["sha256"] = new_sha.get(f["path"], f["sha256"])
+        for s in (entry.get("state") or {}).values():
+            s["sha256"] = new_sha.get(s["path"], s["sha256"])
+    lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in kept.values())
+    write_text_atomic(rd / FRAMES_LOG, lines)
+
+    branch = {
+        "parent_manifest_id": (parent_manifest or {}).get("id"),
+        "from_frame": n,
+        "changes": [{"field": loc, "change": msg} for loc, msg in document_differences(parent_doc, doc)],
+        "retained": retained,
+    }
+    recorded = {"weights": (parent_state or {}).get("weights") or []} if parent_state else None
+    info = ResumeInfo(run_dir=rd, recorded_state=recorded, items=None)
+    return spec, doc, plan, spec_dir, drawn or drawn2, rd, info, branch
