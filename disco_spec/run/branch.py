@@ -16,7 +16,8 @@ from that frame. disco-spec builds it on the exact journal:
   reproduces it byte for byte.
 
 N is the first frame rendered again: `resume_from_frame = 40` re-renders 40 onward ("latest": the first frame
-the run is missing). DD restarts at `resume_from_frame + 1`; `import-dd` adds the 1 (docs/departures.md).
+the run is missing). DD restarts at `resume_from_frame + 1` (docs/departures.md; DD's settings report never
+holds the resume fields, so `import-dd` has nothing to convert).
 """
 
 from __future__ import annotations

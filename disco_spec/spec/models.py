@@ -151,14 +151,18 @@ class RunSection(_Section):
         "PNGs carry the drawn seed so the run can be rebuilt).",
     )
     display_rate: int = Field(default=50, ge=1, description="Write a preview every this many steps (and at the last).")
-    resume_run: bool = Field(default=False, description="Same as `render --resume`: continue an interrupted run.")
-    run_to_resume: Literal["latest"] | NonNegInt = Field(
-        default="latest", description="DD's run to resume ('latest' or a number); recorded only: --resume takes --run-dir."
+    resume_run: bool = Field(
+        default=False, description="Re-render run `run_to_resume` from frame `resume_from_frame` with this spec (DD's resume)."
+    )
+    run_to_resume: Literal["latest"] | NonNegInt | Annotated[str, Field(pattern=r"^run-[0-9]{4,}$")] = Field(
+        default="latest", description="The run to resume: 'latest', a run number (7 = run-0007) or a run folder's name."
     )
     resume_from_frame: Literal["latest"] | NonNegInt = Field(
-        default="latest", description="DD's frame to resume after; recorded only: --resume starts at the first missing frame."
+        default="latest", description="The first frame rendered again ('latest': the first frame the run is missing)."
     )
-    retain_overwritten_frames: bool = Field(default=False, description="DD: keep frames a resume re-renders; recorded only.")
+    retain_overwritten_frames: bool = Field(
+        default=False, description="Move the frames a resume renders again to the run's retained/ folder first."
+    )
 
     @field_validator("batch_name")
     @classmethod
