@@ -472,12 +472,13 @@ class JobSpec(_Section):
         return self
 
 
-FUZZY_COPIES = 25  # DD adds 25 noisy copies of each text embedding when fuzzy_prompt is on
+FUZZY_COPIES = 25  # with fuzzy_prompt, DD replaces each text embedding by 25 noisy copies
 
 
 def prompt_weight_total(text_weights: list[float], image_weights: list[float], fuzzy: bool) -> float:
-    """DD's normaliser: each text prompt gives 1 (+25 fuzzy) embeddings of weight w, each image 16 cuts of w/16."""
-    copies = 1 + (FUZZY_COPIES if fuzzy else 0)
+    """DD's normaliser: each text prompt gives 1 embedding of weight w (fuzzy: 25 noisy copies instead of it),
+    each image 16 cuts of w/16."""
+    copies = FUZZY_COPIES if fuzzy else 1
     return sum(w * copies for w in text_weights) + sum(image_weights)
 
 
