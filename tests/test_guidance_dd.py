@@ -263,3 +263,10 @@ def test_unet_x0_runs_the_unet_at_cur_t_whatever_t_the_sampler_passes():
     rm1 = torch.sqrt(1.0 / ac[k] - 1).float()
     torch.testing.assert_close(x0, r * x - rm1 * torch.full_like(x, 3.0), rtol=0, atol=0)
     assert float(x0.min()) < -1  # unclamped
+
+
+def test_zero_cut_batches_and_negative_scales_are_computed_as_dd_does():
+    # DD-legal values: no cut batch (the CLIP loss is left out), negative tv/sat/init scales (they reward the term)
+    got, want = _both(_settings(clip_guidance_scale=5000.0, cutn_batches=0, tv_scale=-80.0, sat_scale=-3.0, init_scale=-200.0))
+    assert float(want.abs().max()) > 0
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-8)

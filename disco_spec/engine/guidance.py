@@ -126,7 +126,7 @@ def guidance_gradient(
                 loss = losses.clip_loss(embeds, target.embeds, target.weights)
                 x_in_grad += torch.autograd.grad(loss * settings.clip_guidance_scale, x_in)[0] / settings.cutn_batches
                 total += float(loss.detach())
-            if stats is not None:
+            if stats is not None and settings.cutn_batches:  # 0 batches: DD's loop never runs, no CLIP loss
                 stats[f"clip_loss/{target.clip.name}"] = total / settings.cutn_batches
         tv = losses.tv_loss(x_in)
         # DD penalises x0's range, but differentiates w.r.t. x_in, which x0 does not depend on: in DD 5.2

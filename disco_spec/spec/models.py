@@ -158,7 +158,8 @@ class DiffusionSection(_Section):
         description="Requested [width, height]; each is floored to a multiple of 64.",
     )
     diffusion_sampling_mode: Literal["ddim", "plms"] = "ddim"
-    eta: Finite = Field(default=0.8, ge=0, le=10, description="DDIM stochasticity (ignored by PLMS).")
+    eta: Finite = Field(default=0.8, ge=-10, le=10, description="DDIM stochasticity (ignored by PLMS); a negative eta "
+                        "flips the noise's sign, as in DD.")
     clip_denoised: bool = False
     randomize_class: bool = Field(default=True, description="Accepted for DD compatibility; has no effect (DD passes no class).")
 
@@ -167,13 +168,15 @@ class GuidanceSection(_Section):
     """Loss weights and gradient clamping (DD 'Basic settings', 'Advanced', hidden extras)."""
 
     clip_guidance_scale: Finite = Field(default=5000, description="Weight of the CLIP spherical-distance loss.")
-    tv_scale: Finite = Field(default=0, ge=0)
-    range_scale: Finite = Field(default=150, ge=0)
-    sat_scale: Finite = Field(default=0, ge=0)
+    # DD multiplies each loss by its scale and nothing more: negative scales are legal (they reward the term).
+    tv_scale: Finite = 0
+    range_scale: Finite = 150
+    sat_scale: Finite = 0
     clamp_grad: bool = True
-    clamp_max: Finite = Field(default=0.05, gt=0)
+    clamp_max: Finite = Field(default=0.05, description="RMS cap of the gradient; 0 cancels guidance, a negative value "
+                              "reverses it (DD's min(rms, clamp_max)/rms).")
     fuzzy_prompt: bool = False
-    rand_mag: Finite = Field(default=0.05, ge=0)
+    rand_mag: Finite = 0.05
     text_prompt_weight_suffix_in_text: bool = Field(
         default=True,
         description="DD 5.2 quirk Q1: tokenise text prompts with their ':weight' suffix. False encodes the stripped text.",
@@ -193,24 +196,22 @@ CutSchedule = Union[str, list[CutSegment]]
 class CutsSection(_Section):
     """Cutout counts per 1000-unit schedule, cut batches, augmentations (DD 'Cutn scheduling')."""
 
-    cutn_batches: int = Field(default=4, ge=1, le=64)
+    cutn_batches: int = Field(default=4, ge=0, le=64, description="0 leaves out the CLIP loss (DD's loop then never runs).")
     skip_augs: bool = False
     cut_overview: CutSchedule = Field(
         default="[12]*400+[4]*600",
         description="Overview cuts per schedule unit: a list expression over exactly 1000 units, or [[value, units], ...].",
     )
     cut_innercut: CutSchedule = "[4]*400+[12]*600"
-    cut_ic_pow: Finite = Field(default=1, gt=0)
+    cut_ic_pow: Finite = Field(default=1, ge=0, description="Inner-cut size exponent (negative sizes crash DD).")
     cut_icgray_p: CutSchedule = "[0.2]*400+[0]*600"
 
     @field_validator("cut_overview", "cut_innercut", "cut_icgray_p")
     @classmethod
     def _schedule(cls, v: CutSchedule, info: Any) -> CutSchedule:
         values = cut_schedule_values(v)
-        if info.field_name == "cut_icgray_p":
-            if any(not 0 <= x <= 1 for x in values):
-                raise ValueError("grey fractions must be between 0 and 1")
-        elif any(x < 0 or x != int(x) or x > 256 for x in values):
+        # cut_icgray_p: DD greys inner cut i when i <= int(p · cuts), so any finite p is legal (p <= -1/cuts: none)
+        if info.field_name != "cut_icgray_p" and any(x < 0 or x != int(x) or x > 256 for x in values):
             raise ValueError("cut counts must be whole numbers between 0 and 256")
         return v
 
@@ -226,7 +227,7 @@ class InitSection(_Section):
 
     init_image: str | None = Field(default=None, description="Path or URL; '', 'none', 'None', 'NONE' mean no init.")
     init_image_sha256: str | None = Field(default=None, description="Optional pin of the init image's SHA-256.")
-    init_scale: Finite = Field(default=1000, ge=0, description="LPIPS weight toward the init.")
+    init_scale: Finite = Field(default=1000, description="LPIPS weight toward the init (negative pushes away, as in DD).")
     skip_steps: int = Field(default=10, ge=0, description="Respaced steps skipped at the start; must be < steps.")
     perlin_init: bool = False
     perlin_mode: Literal["mixed", "color", "gray"] = "mixed"
@@ -288,8 +289,12 @@ class AnimationSection(_Section):
     animation_mode: Literal["None", "2D", "3D", "Video Input"] = "None"
     max_frames: int = Field(default=10000, ge=1, le=1_000_000)
     key_frames: bool = True
-    interp_spline: Literal["Linear"] = "Linear"
-    frames_scale: Finite = Field(default=1500, ge=0)
+    interp_spline: Literal["Linear", "Quadratic", "Cubic"] = Field(
+        default="Linear",
+        description="Key-frame interpolation, as DD's pandas interpolate(): Cubic needs > 3 keys (else Quadratic), "
+        "Quadratic > 2 (else Linear).",
+    )
+    frames_scale: Finite = 1500
     frames_skip_steps: str | int = Field(default="60%", description="Percent of steps skipped for frames >= 1 ('60%').")
     angle: KeyFrames = "0:(0)"
     zoom: KeyFrames = "0: (1), 10: (1.05)"
@@ -337,7 +342,9 @@ class Camera3DSection(_Section):
     """Depth models and the 3D camera (3D mode only)."""
 
     midas_depth_model: Literal["dpt_large", "dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small"] | str = "dpt_large"
-    midas_weight: Finite = Field(default=0.3, gt=0, le=1, description="MiDaS share of the depth mix (0 crashes DD; refused here).")
+    midas_weight: Finite = Field(
+        default=0.3, gt=0, description="MiDaS share of the depth mix; >= 1 uses MiDaS alone (as DD). <= 0 crashes DD; refused here."
+    )
     adabins_model: str = Field(default="adabins_nyu", description="AdaBins registry entry (used when midas_weight < 1).")
     near_plane: Finite = Field(default=200, gt=0)
     far_plane: Finite = Field(default=10000, gt=0)
@@ -365,7 +372,8 @@ class TurboSection(_Section):
     """Turbo mode (3D only): diffuse every n-th frame, warp and blend the others."""
 
     turbo_mode: bool = False
-    turbo_steps: Literal["2", "3", "4", "5", "6"] | Annotated[int, Field(ge=2, le=6)] = "3"
+    # DD's form offers "2".."6", and its code takes int() of any value: every positive whole number works.
+    turbo_steps: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}$")] | Annotated[int, Field(ge=1, le=999999)] = "3"
     turbo_preroll: int = Field(default=10, ge=0, description="Frames always diffused before turbo starts (hard-coded 10 in DD).")
 
 
@@ -373,8 +381,8 @@ class VRSection(_Section):
     """VR mode (3D only): left/right eye views for every frame."""
 
     vr_mode: bool = False
-    vr_eye_angle: Finite = Field(default=0.5, ge=0, le=45)
-    vr_ipd: Finite = Field(default=5.0, ge=0)
+    vr_eye_angle: Finite = Field(default=0.5, description="Inward yaw of each eye in degrees (negative: outward).")
+    vr_ipd: Finite = Field(default=5.0, description="Inter-pupillary distance (negative swaps the eyes, as in DD).")
 
 
 class SavingSection(_Section):
