@@ -14,6 +14,8 @@
 #   DISCO_SPEC         the command to run                (default: disco-spec)
 #   DISCO_SPEC_CACHE   model cache (weights are fetched and verified there on first use; /cache in the image)
 #   DISCO_SPEC_MODELS  registry names to fetch and verify before rendering, e.g. "512x512_diffusion_uncond_finetune_008100 ViTB32"
+#   PSNR_DB            off-fingerprint PSNR threshold in dB (default: disco-spec's, 60; one grey level everywhere
+#                      is 48.13 dB). Lower it only for goldens made on another device.
 set -euo pipefail
 
 SPECS_DIR="${SPECS_DIR:-specs/regression}"
@@ -45,6 +47,10 @@ fi
 "${DS[@]}" models verify
 
 status=0
-"${DS[@]}" regress "${specs[@]}" --golden "$GOLDEN_DIR" --junit "$JUNIT" --out "$REPORT_DIR/renders" "$@" || status=$?
+threshold=()
+if [ -n "${PSNR_DB:-}" ]; then
+    threshold=(--psnr-threshold "$PSNR_DB")
+fi
+"${DS[@]}" regress "${specs[@]}" --golden "$GOLDEN_DIR" --junit "$JUNIT" --out "$REPORT_DIR/renders" "${threshold[@]}" "$@" || status=$?
 echo "JUnit report: $JUNIT"
 exit "$status"

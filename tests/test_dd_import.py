@@ -404,7 +404,7 @@ def test_not_an_object(tmp_path):
         ({"text_prompts": {"zero": ["a"]}}, "text_prompts"),
         ({"text_prompts": {"0": ["a"], "00": ["b"]}}, "text_prompts"),
         ({"text_prompts": {"0": ["sky:1", "sea:-1"]}}, "text_prompts"),
-        ({"turbo_steps": "9"}, "turbo_steps"),
+        ({"turbo_steps": "0"}, "turbo_steps"),
         ({"near_plane": 20000}, "near_plane/far_plane"),
     ],
 )
@@ -447,8 +447,12 @@ def test_diffusion_steps_is_recomputed(tmp_path):
     assert not any("diffusion_steps" in w for w in quiet.warnings)
 
 
-def test_interp_spline_must_be_linear(tmp_path):
-    result = import_dd_report(write_report(tmp_path, interp_spline="Quadratic"))
+def test_interp_spline_keeps_dd_methods_and_replaces_others(tmp_path):
+    for method in ("Linear", "Quadratic", "Cubic"):
+        result = import_dd_report(write_report(tmp_path, interp_spline=method))
+        assert spec_of(result).animation.interp_spline == method
+        assert not named_in_warnings("interp_spline", result.warnings)
+    result = import_dd_report(write_report(tmp_path, interp_spline="Nearest"))
     assert spec_of(result).animation.interp_spline == "Linear"
     assert named_in_warnings("interp_spline", result.warnings)
 

@@ -71,9 +71,11 @@ def test_prompt_weights_are_normalised_over_all_embeddings() -> None:
     assert fixed.items[0].text_prompts[0].text == "rocky beach"
 
 
-def test_fuzzy_prompt_counts_26_embeddings_per_text() -> None:
+def test_fuzzy_prompt_counts_25_embeddings_per_text() -> None:
+    # DD 5.2 replaces each text embedding by 25 noisy copies (the clean one is not kept): total 25·Σw.
     plan = resolve_plan(_spec(prompts={"text_prompts": ["a:2", "b:1"]}, guidance={"fuzzy_prompt": True}))
-    assert plan.items[0].text_prompts[0].normalized_weight == pytest.approx(2 / (26 * 3))
+    assert plan.items[0].text_prompts[0].normalized_weight == pytest.approx(2 / (25 * 3))
+    assert plan.items[0].text_prompts[1].normalized_weight == pytest.approx(1 / (25 * 3))
 
 
 def test_prompts_switch_at_their_key_frame() -> None:

@@ -58,7 +58,7 @@ INVALID = [
     {"schema_version": 1, "models": {"ViTB32": "yes"}},
     {"schema_version": 1, "models": {"extra_clip_models": [{"nme": "tiny-clip"}]}},
     {"schema_version": 1, "animation": {"animation_mode": "4D"}},
-    {"schema_version": 1, "turbo": {"turbo_steps": 9}},
+    {"schema_version": 1, "turbo": {"turbo_steps": 0}},
     {"schema_version": 1, "camera_3d": {"padding_mode": "wrap"}},
     {"schema_version": 1, "prompts": {"text_prompts": {"0": "not a list"}}},
     {"schema_version": 1, "cuts": {"cut_overview": [{"value": 4}]}},

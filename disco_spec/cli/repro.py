@@ -112,8 +112,9 @@ def regress(
     golden: Path = typer.Option(..., "--golden", help="Folder of golden manifests (<spec stem>.manifest.json)."),
     update: bool = typer.Option(False, "--update", help="Write the golden files from this render instead of comparing."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report here."),
-    psnr_threshold: float = typer.Option(40.0, "--psnr-threshold", metavar="DB",
-                                         help="Off-fingerprint, images must be at least this close (PSNR, dB)."),
+    psnr_threshold: float = typer.Option(60.0, "--psnr-threshold", metavar="DB",
+                                         help="Off-fingerprint, images must be at least this close (PSNR, dB; one "
+                                              "grey level everywhere is 48.13)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Keep the renders (and difference images) here."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(True, "--quiet/--progress", help="Progress bars off (default) or on."),

@@ -67,13 +67,28 @@ def secondary_x0_fn(secondary: torch.nn.Module, alphas_cumprod: torch.Tensor) ->
     return x0
 
 
-def unet_x0_fn(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], alphas_cumprod: torch.Tensor) -> X0Fn:
-    """x̂₀ from the main UNet's ε (unclamped, as DD's clip_denoised=False), gradients through the UNet."""
+def unet_x0_fn(
+    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    alphas_cumprod: torch.Tensor,
+    timesteps: Sequence[int],
+    n_original: int,
+) -> X0Fn:
+    """x̂₀ from the main UNet's ε at index k, gradients through the UNet (DD's cond_fn without the secondary model).
+
+    DD calls ``p_mean_variance(model, x, cur_t, clip_denoised=False)``: the UNet runs at k's own timestep
+    τ_k, whatever ``t`` the sampler passed, so in PLMS' first step the second evaluation (sampler at k−1)
+    runs it at τ_k with ᾱ_k (quirk Q23, whole). x̂₀ = √(1/ᾱ_k)·x − √(1/ᾱ_k − 1)·ε, never clamped, with
+    guided-diffusion's float64 coefficients cast to float32.
+    """
+    ac = alphas_cumprod.to(torch.float64).cpu()
+    recip, recipm1 = torch.sqrt(1.0 / ac), torch.sqrt(1.0 / ac - 1)
+    scale = 1000.0 / n_original
 
     def x0(x: torch.Tensor, k: int, t: torch.Tensor) -> torch.Tensor:
-        ac = float(alphas_cumprod[k])
-        eps = eps_fn(x, t)
-        return (x - math.sqrt(1 - ac) * eps) / math.sqrt(ac)
+        t_k = torch.full((x.shape[0],), int(timesteps[k]), dtype=torch.int64, device=x.device).float() * scale
+        eps = eps_fn(x, t_k)
+        r, rm1 = recip[k].to(torch.float32).to(x.device), recipm1[k].to(torch.float32).to(x.device)
+        return r * x - rm1 * eps
 
     return x0
 
@@ -111,7 +126,7 @@ def guidance_gradient(
                 loss = losses.clip_loss(embeds, target.embeds, target.weights)
                 x_in_grad += torch.autograd.grad(loss * settings.clip_guidance_scale, x_in)[0] / settings.cutn_batches
                 total += float(loss.detach())
-            if stats is not None:
+            if stats is not None and settings.cutn_batches:  # 0 batches: DD's loop never runs, no CLIP loss
                 stats[f"clip_loss/{target.clip.name}"] = total / settings.cutn_batches
         tv = losses.tv_loss(x_in)
         # DD penalises x0's range, but differentiates w.r.t. x_in, which x0 does not depend on: in DD 5.2

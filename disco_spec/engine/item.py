@@ -109,7 +109,7 @@ def sample_item(
     if models.secondary is not None:
         x0_fn = secondary_x0_fn(models.secondary, alphas_cumprod)
     else:
-        x0_fn = unet_x0_fn(eps_fn, alphas_cumprod)
+        x0_fn = unet_x0_fn(eps_fn, alphas_cumprod, timesteps, plan.diffusion_steps)
     last_stats: dict[str, float] = {}
     cond_fn = make_cond_fn(
         x0_fn=x0_fn, alphas_cumprod=alphas_cumprod, clips=clips, settings=guidance_settings(spec, plan, item),
@@ -125,7 +125,9 @@ def sample_item(
         (1, 3, plan.height, plan.width), alphas_cumprod, item.start_index, init=init, generator=gens["noise"], device=device
     )
     sample = sampler.plms_sample if plan.sampler == "plms" else sampler.ddim_sample
-    kwargs: dict[str, Any] = dict(cond_fn=cond_fn, start_index=item.start_index, generator=gens["noise"])
+    kwargs: dict[str, Any] = dict(
+        cond_fn=cond_fn, start_index=item.start_index, generator=gens["noise"], clip_denoised=spec.diffusion.clip_denoised
+    )
     if plan.sampler == "ddim":
         kwargs["eta"] = plan.eta
     for j, out in enumerate(sample(model_fn, x_start, alphas_cumprod, timesteps, **kwargs)):

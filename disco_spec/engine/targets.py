@@ -17,20 +17,22 @@ from .guidance import ClipTargets
 def text_targets(
     clip: ClipBundle, prompts: Sequence[PromptTarget], *, fuzzy: bool, rand_mag: float, generator: torch.Generator
 ) -> tuple[list[torch.Tensor], list[float]]:
-    """Each text prompt's embedding, then (fuzzy_prompt) 25 noisy copies clamped to [0, 1], each full weight."""
+    """Each text prompt's embedding or, with fuzzy_prompt, 25 noisy copies clamped to [0, 1] *instead of it*
+    (as DD 5.2: the clean embedding is not kept), each with the prompt's full normalised weight."""
     embeds: list[torch.Tensor] = []
     weights: list[float] = []
     if not prompts:
         return embeds, weights
     encoded = clip.encode_text([p.text for p in prompts]).float()
     for p, e in zip(prompts, encoded):
-        embeds.append(e[None])
-        weights.append(p.normalized_weight)
-        if fuzzy:
-            for _ in range(FUZZY_COPIES):
-                noise = rng.randn(e[None].shape, generator, e.device) * rand_mag
-                embeds.append((e[None] + noise).clamp(0, 1))
-                weights.append(p.normalized_weight)
+        if not fuzzy:
+            embeds.append(e[None])
+            weights.append(p.normalized_weight)
+            continue
+        for _ in range(FUZZY_COPIES):
+            noise = rng.randn(e[None].shape, generator, e.device) * rand_mag
+            embeds.append((e[None] + noise).clamp(0, 1))
+            weights.append(p.normalized_weight)
     return embeds, weights
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from . import seeds
 from ..spec import schedules
+from ..spec.keyframe_splines import interpolated_series
 from ..errors import SpecError
 from ..spec.models import MOTION_FIELDS, JobSpec, cut_schedule_values, keyframe_values, prompt_weight_total
 
@@ -191,7 +192,8 @@ def resolve_plan(spec: JobSpec) -> Plan:
 
 def _motion_series(spec: JobSpec, frames: int) -> dict[str, list[float]]:
     return {
-        name: schedules.keyframe_series(keyframe_values(getattr(spec.animation, name)), frames) for name in MOTION_FIELDS
+        name: interpolated_series(keyframe_values(getattr(spec.animation, name)), frames, spec.animation.interp_spline)
+        for name in MOTION_FIELDS
     }
 
 

@@ -1,14 +1,14 @@
 """The animation frame loop (DD 5.2 §7): 2D, 3D (with turbo and VR) and Video Input.
 
-Called by engine.runner.run_plan when plan.animation_mode != "None". Each frame is one plan item rendered
-by the same diffusion call as a still (runner.diffuse_item), with the frame's init:
+Called by run.loop.run_plan when plan.animation_mode != "None". Each frame is one plan item rendered
+by the same diffusion call as a still (run.diffuse.diffuse_item), with the frame's init:
 
 * frame 0 (2D/3D): like a still (init image if any);
 * frame f ≥ 1 (2D/3D): the previous frame's pure diffusion result (DD's prevFrame.png, kept as the same
   8-bit image DD round-trips through PNG) warped with the frame's motion values — 2D with warp_2d, 3D with
   a depth estimate and warp_3d;
 * Video Input: extracted video frame f+1 (frames are extracted once, into the run folder's video_frames/);
-* perlin_init replaces every init (runner.item_init).
+* perlin_init replaces every init (engine.item.item_init).
 
 3D turbo follows §7.5 exactly with the plan's `diffuse`/`turbo_blend`; VR writes both eye views after every
 saved 3D frame (§7.6). Depth models are loaded once per render (DD rebuilds AdaBins per call, Q11).

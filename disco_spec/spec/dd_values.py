@@ -17,6 +17,7 @@ from . import schedules
 from .dd_key_map import REPORT_KEY_MAP, REPORT_KEYS_52, _BOOL_KEYS, _FLOAT_KEYS, _INT_KEYS, _default
 from .dd_state import _ImportState
 from .dd_versions import _is_pre51
+from .keyframe_splines import INTERP_SPLINES
 from .models import MOTION_FIELDS
 
 _3D_RESAMPLING = ("bicubic", "bilinear", "nearest")
@@ -117,10 +118,11 @@ class _ValueMapping(_ImportState):
         return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
     def interp_spline(self, value: Any) -> str:
-        if value != "Linear":
-            self.warn(f"interp_spline = {value!r} not supported: the spec interpolates key frames linearly "
-                      "(DD's default and the only value its form offered); motion between key frames may differ")
-        return "Linear"
+        if value not in INTERP_SPLINES:
+            self.warn(f"interp_spline = {value!r} is not one DD 5.2 computes ({', '.join(INTERP_SPLINES)}): "
+                      "key frames are interpolated linearly (DD's default); motion between key frames may differ")
+            return "Linear"
+        return value
 
     def cut_ic_pow(self, value: Any) -> Any:
         """A number in 5.2; a string (a number or a 1000-unit schedule) from 5.5 (§9)."""

@@ -188,7 +188,8 @@ class DiffusionSection(_Section):
         description="Requested [width, height]; each is floored to a multiple of 64.",
     )
     diffusion_sampling_mode: Literal["ddim", "plms"] = Field(default="ddim", description="Sampler: 'ddim' or 'plms'.")
-    eta: Finite = Field(default=0.8, ge=0, le=10, description="DDIM stochasticity (ignored by PLMS).")
+    eta: Finite = Field(default=0.8, ge=-10, le=10, description="DDIM stochasticity (ignored by PLMS); a negative eta "
+                        "flips the noise's sign, as in DD.")
     clip_denoised: bool = Field(default=False, description="Clamp the model's x0 prediction to [-1, 1] in the sampler.")
     randomize_class: bool = Field(default=True, description="Accepted for DD compatibility; has no effect (DD passes no class).")
 
@@ -197,13 +198,15 @@ class GuidanceSection(_Section):
     """Loss weights and gradient clamping (DD 'Basic settings', 'Advanced', hidden extras)."""
 
     clip_guidance_scale: Finite = Field(default=5000, description="Weight of the CLIP spherical-distance loss.")
-    tv_scale: Finite = Field(default=0, ge=0, description="Weight of the total-variation (smoothness) loss.")
-    range_scale: Finite = Field(default=150, ge=0, description="Weight of the penalty on values outside [-1, 1].")
-    sat_scale: Finite = Field(default=0, ge=0, description="Weight of the saturation penalty.")
+    # DD multiplies each loss by its scale and nothing more: negative scales are legal (they reward the term).
+    tv_scale: Finite = Field(default=0, description="Weight of the total-variation (smoothness) loss.")
+    range_scale: Finite = Field(default=150, description="Weight of the penalty on values outside [-1, 1].")
+    sat_scale: Finite = Field(default=0, description="Weight of the saturation penalty.")
     clamp_grad: bool = Field(default=True, description="Cap the guidance gradient's RMS at clamp_max.")
-    clamp_max: Finite = Field(default=0.05, gt=0, description="RMS cap of the guidance gradient.")
-    fuzzy_prompt: bool = Field(default=False, description="Add 25 noisy copies of each text prompt embedding.")
-    rand_mag: Finite = Field(default=0.05, ge=0, description="Standard deviation of the fuzzy_prompt noise.")
+    clamp_max: Finite = Field(default=0.05, description="RMS cap of the gradient; 0 cancels guidance, a negative value "
+                              "reverses it (DD's min(rms, clamp_max)/rms).")
+    fuzzy_prompt: bool = Field(default=False, description="Replace each text prompt's embedding by 25 noisy copies.")
+    rand_mag: Finite = Field(default=0.05, description="Standard deviation of the fuzzy_prompt noise.")
     text_prompt_weight_suffix_in_text: bool = Field(
         default=True,
         description="DD 5.2 quirk Q1: tokenise text prompts with their ':weight' suffix. False encodes the stripped text.",
@@ -223,24 +226,24 @@ CutSchedule = Union[str, list[CutSegment]]
 class CutsSection(_Section):
     """Cutout counts per 1000-unit schedule, cut batches, augmentations (DD 'Cutn scheduling')."""
 
-    cutn_batches: int = Field(default=4, ge=1, le=64, description="Cut sets drawn per step; their gradients are averaged.")
+    cutn_batches: int = Field(default=4, ge=0, le=64, description="Cut sets drawn per step; their gradients are "
+                              "averaged (0 leaves out the CLIP loss: DD's loop then never runs).")
     skip_augs: bool = Field(default=False, description="Turn off the augmentations of CLIP cutouts.")
     cut_overview: CutSchedule = Field(
         default="[12]*400+[4]*600",
         description="Overview cuts per schedule unit: a list expression over exactly 1000 units, or [[value, units], ...].",
     )
     cut_innercut: CutSchedule = Field(default="[4]*400+[12]*600", description="Inner (zoomed-in) cuts per schedule unit.")
-    cut_ic_pow: Finite = Field(default=1, gt=0, description="Exponent shaping inner-cut sizes (higher: smaller cuts).")
+    cut_ic_pow: Finite = Field(default=1, ge=0, description="Exponent shaping inner-cut sizes (higher: smaller cuts; "
+                               "negative sizes crash DD).")
     cut_icgray_p: CutSchedule = Field(default="[0.2]*400+[0]*600", description="Fraction of inner cuts made grey, per schedule unit.")
 
     @field_validator("cut_overview", "cut_innercut", "cut_icgray_p")
     @classmethod
     def _schedule(cls, v: CutSchedule, info: Any) -> CutSchedule:
         values = cut_schedule_values(v)
-        if info.field_name == "cut_icgray_p":
-            if any(not 0 <= x <= 1 for x in values):
-                raise ValueError("grey fractions must be between 0 and 1")
-        elif any(x < 0 or x != int(x) or x > 256 for x in values):
+        # cut_icgray_p: DD greys inner cut i when i <= int(p · cuts), so any finite p is legal (p <= -1/cuts: none)
+        if info.field_name != "cut_icgray_p" and any(x < 0 or x != int(x) or x > 256 for x in values):
             raise ValueError("cut counts must be whole numbers between 0 and 256")
         return v
 
@@ -256,7 +259,7 @@ class InitSection(_Section):
 
     init_image: str | None = Field(default=None, description="Path or URL; '', 'none', 'None', 'NONE' mean no init.")
     init_image_sha256: str | None = Field(default=None, description="Optional pin of the init image's SHA-256.")
-    init_scale: Finite = Field(default=1000, ge=0, description="LPIPS weight toward the init.")
+    init_scale: Finite = Field(default=1000, description="LPIPS weight toward the init (negative pushes away, as in DD).")
     skip_steps: int = Field(default=10, ge=0, description="Respaced steps skipped at the start; must be < steps.")
     perlin_init: bool = Field(default=False, description="Start from Perlin noise instead of the init image or previous frame.")
     perlin_mode: Literal["mixed", "color", "gray"] = Field(default="mixed", description="Perlin noise: 'mixed', 'color' or 'gray'.")
@@ -327,8 +330,12 @@ class AnimationSection(_Section):
     )
     max_frames: int = Field(default=10000, ge=1, le=MAX_FRAMES, description=f"Frames rendered in 2D/3D (Video Input: the video's); at most {MAX_FRAMES}.")
     key_frames: bool = Field(default=True, description="Motion settings are key-frame strings; false: plain numbers.")
-    interp_spline: Literal["Linear"] = Field(default="Linear", description="Key-frame interpolation (only 'Linear').")
-    frames_scale: Finite = Field(default=1500, ge=0, description="LPIPS weight toward the previous (or video) frame.")
+    interp_spline: Literal["Linear", "Quadratic", "Cubic"] = Field(
+        default="Linear",
+        description="Key-frame interpolation, as DD's pandas interpolate(): Cubic needs > 3 keys (else Quadratic), "
+        "Quadratic > 2 (else Linear).",
+    )
+    frames_scale: Finite = Field(default=1500, description="LPIPS weight toward the previous (or video) frame.")
     frames_skip_steps: str | int = Field(default="60%", description="Percent of steps skipped for frames >= 1 ('60%').")
     angle: KeyFrames = Field(default="0:(0)", description="2D: degrees of rotation per frame (counter-clockwise).")
     zoom: KeyFrames = Field(default="0: (1), 10: (1.05)", description="2D: scale factor per frame (> 1 zooms in).")
@@ -378,7 +385,9 @@ class Camera3DSection(_Section):
     midas_depth_model: Literal["dpt_large", "dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small"] | str = Field(
         default="dpt_large", description="MiDaS depth model (registry entry)."
     )
-    midas_weight: Finite = Field(default=0.3, gt=0, le=1, description="MiDaS share of the depth mix (0 crashes DD; refused here).")
+    midas_weight: Finite = Field(
+        default=0.3, gt=0, description="MiDaS share of the depth mix; >= 1 uses MiDaS alone (as DD). <= 0 crashes DD; refused here."
+    )
     adabins_model: str = Field(default="adabins_nyu", description="AdaBins registry entry (used when midas_weight < 1).")
     near_plane: Finite = Field(default=200, gt=0, description="Near clip distance of the 3D camera.")
     far_plane: Finite = Field(default=10000, gt=0, description="Far clip distance of the 3D camera.")
@@ -406,8 +415,9 @@ class TurboSection(_Section):
     """Turbo mode (3D only): diffuse every n-th frame, warp and blend the others."""
 
     turbo_mode: bool = Field(default=False, description="Diffuse only every turbo_steps-th frame, warp the others.")
-    turbo_steps: Literal["2", "3", "4", "5", "6"] | Annotated[int, Field(ge=2, le=6)] = Field(
-        default="3", description="Diffuse frames whose number is a multiple of this (2..6)."
+    # DD's form offers "2".."6", and its code takes int() of any value: every positive whole number works.
+    turbo_steps: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}$")] | Annotated[int, Field(ge=1, le=999999)] = Field(
+        default="3", description="Diffuse frames whose number is a multiple of this (DD's form offers 2..6)."
     )
     turbo_preroll: int = Field(default=10, ge=0, description="Frames always diffused before turbo starts (hard-coded 10 in DD).")
 
@@ -416,8 +426,8 @@ class VRSection(_Section):
     """VR mode (3D only): left/right eye views for every frame."""
 
     vr_mode: bool = Field(default=False, description="Also write left and right eye views of every frame.")
-    vr_eye_angle: Finite = Field(default=0.5, ge=0, le=45, description="Inward yaw of each eye, degrees.")
-    vr_ipd: Finite = Field(default=5.0, ge=0, description="Distance between the eyes, in translation units.")
+    vr_eye_angle: Finite = Field(default=0.5, description="Inward yaw of each eye in degrees (negative: outward).")
+    vr_ipd: Finite = Field(default=5.0, description="Inter-pupillary distance (negative swaps the eyes, as in DD).")
 
 
 class SavingSection(_Section):
@@ -516,12 +526,13 @@ class JobSpec(_Section):
         return self
 
 
-FUZZY_COPIES = 25  # DD adds 25 noisy copies of each text embedding when fuzzy_prompt is on
+FUZZY_COPIES = 25  # with fuzzy_prompt, DD replaces each text embedding by 25 noisy copies
 
 
 def prompt_weight_total(text_weights: list[float], image_weights: list[float], fuzzy: bool) -> float:
-    """DD's normaliser: each text prompt gives 1 (+25 fuzzy) embeddings of weight w, each image 16 cuts of w/16."""
-    copies = 1 + (FUZZY_COPIES if fuzzy else 0)
+    """DD's normaliser: each text prompt gives 1 embedding of weight w (fuzzy: 25 noisy copies instead of it),
+    each image 16 cuts of w/16."""
+    copies = FUZZY_COPIES if fuzzy else 1
     return sum(w * copies for w in text_weights) + sum(image_weights)
 
 
