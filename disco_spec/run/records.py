@@ -48,6 +48,9 @@ class RenderResult:
     seconds: float = 0.0
     seed_drawn: bool = False
     manifest: dict[str, Any] | None = None  # set by disco_spec.record.manifest.finalize_run
+    spec_path: str | None = None  # the spec file rendered (None for a spec given as a document)
+    started_at: float | None = None  # wall-clock time (time.time()) when render() began
+    ended_at: float | None = None  # wall-clock time when the last item was written (before the manifest)
 
 
 class Observer(Protocol):
