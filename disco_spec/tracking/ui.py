@@ -2,10 +2,13 @@
 URLs of runs and of an experiment's runs table in that view, and `serve_ui`, which starts MLflow's UI
 on loopback for the store disco-spec writes to.
 
-MLflow 3's UI opens an experiment in the view its `mlflow.experimentKind` tag names
-(`custom_model_development` is "Model training"; without the tag a fresh browser gets the GenAI
-traces view), and the `workflowType` URL parameter (`machine_learning`) selects the same view for any
-experiment. disco-spec tags every experiment it creates and puts the parameter in every URL it prints.
+MLflow 3's UI reads the view from the `workflowType` URL parameter (`machine_learning` is "Model
+training"), else from the GenAI / Model training toggle it keeps in the browser's local storage
+(GenAI in a fresh browser), and, where that toggle is off, from the experiment's
+`mlflow.experimentKind` tag (`custom_model_development` is "Model training"). Seen in MLflow 3.17 with
+headless Chromium: a bare experiment URL opens GenAI's traces overview even with the tag; the URL
+with `?workflowType=machine_learning` opens the runs table in "Model training". So disco-spec puts
+the parameter in every URL it prints, and tags every experiment it creates (for UIs that read the tag).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def runs_url(base: str, experiment_id: str) -> str:
 
 
 def run_page_url(base: str, experiment_id: str, run_id: str) -> str:
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW_QUERY}"
 
 
 def ui_command(tracking_uri: str | None) -> str | None:
