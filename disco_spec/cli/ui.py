@@ -22,10 +22,17 @@ def ui(
 
     uri = _resolve_uri(tracking_uri)
     if is_server_uri(uri):  # already a server with its UI: nothing to start
+        from ..tracking.client import _http_env, _short
         from ..tracking.ui import experiment_urls
 
         typer.echo(f"{uri} is an MLflow server: open it in a browser")
-        for name, url in experiment_urls(uri, uri.rstrip("/")):
+        try:
+            with _http_env():
+                urls = experiment_urls(uri, uri.rstrip("/"))
+        except Exception as exc:  # noqa: BLE001 - unreachable server: say so, exit 1
+            typer.echo(f"error: could not list the experiments of {uri}: {_short(exc)}", err=True)
+            raise typer.Exit(1)
+        for name, url in urls:
             typer.echo(f"  {name}: {url}")
         return
     raise typer.Exit(serve_ui(uri, port, echo=lambda line: typer.echo(line)))

@@ -59,7 +59,7 @@ from .client import ENV_DEFAULTS, Connection, _http_env, _limits, _short, connec
 from .finish import FRAME_PREFIX, frame_metrics, manifest_tags, read_manifest
 from .names import render_run_name, short_tags, source_tags
 from .system import start_monitor, stop_monitor
-from .params import MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, _BAD_IMAGE_KEY_CHARS, _dig, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value
+from .params import param_value, MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, _BAD_IMAGE_KEY_CHARS, _dig, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value
 from .runs import TrackingError, looks_like_run_id, mlflow_run_resolver, register_run_resolver, resolve_run_source
 
 __all__ = [
@@ -78,7 +78,7 @@ __all__ = [
 # Also importable from here, for other modules and tests (this module does not use them itself).
 __all__ += [
     "ENV_DEFAULTS", "MAX_ENTITY_KEY_LENGTH", "MAX_METRICS_PER_BATCH", "MAX_PARAM_VAL_LENGTH",
-    "MAX_PARAMS_TAGS_PER_BATCH", "TRUNCATED_MARKER", "truncate_value",
+    "MAX_PARAMS_TAGS_PER_BATCH", "TRUNCATED_MARKER", "param_value", "truncate_value",
 ]
 
 TAG_PREFIX = "disco_spec."
