@@ -6,6 +6,7 @@ cell rebuilt alone with `disco-spec rebuild`."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -252,7 +253,14 @@ def test_contact_sheet_places_each_cell_at_its_row_and_column(swept):
     assert labels.getextrema()[0][0] < 100
 
 
+def _image_steps(client, run_id: str, key: str = "image") -> list[int]:
+    pattern = re.compile(rf"^images/{re.escape(key)}[+%]step[+%](\d+)[+%].*\.png$")
+    return sorted(int(m.group(1)) for f in client.list_artifacts(run_id, "images") if (m := pattern.match(f.path)))
+
+
 def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
+    import os
+
     from mlflow import MlflowClient
 
     doc = swept["doc"]
@@ -266,7 +274,10 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
     assert {"contact_sheet.png", "sweep.json", "cells.json", "base_spec.json"} <= artifacts
     kids = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
     assert len(kids) == 6
+    assert parent.data.tags["mlflow.source.name"] == str(swept["spec"].resolve())
+    assert _image_steps(client, parent_id) == [0]  # the contact sheet, under the cells' image key
     by_cell = {k.data.tags["disco_spec.sweep_cell"]: k for k in kids}
+    spans = []
     for c in doc["cells"]:
         kid = by_cell[c["name"]]
         assert kid.info.run_id == c["mlflow_run_id"] and kid.info.status == "FINISHED"
@@ -274,12 +285,30 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
         assert kid.data.tags["disco_spec.sweep.clip_guidance_scale"] == c["labels"]["clip_guidance_scale"]
         assert float(kid.data.params["guidance.clip_guidance_scale"]) == c["overrides"]["guidance.clip_guidance_scale"]
         assert kid.data.params["diffusion.steps"] == str(c["overrides"]["diffusion.steps"])
-        assert kid.info.run_name.startswith(f"{c['name']}: clip_guidance_scale=")
+        labels = c["labels"]
+        assert kid.info.run_name == (f"smoke#0001 {c['name']} seed=42 clip_guidance_scale={labels['clip_guidance_scale']}"
+                                     f" steps={labels['steps']}")
+        assert kid.data.params["guidance.clip_guidance_scale"] == labels["clip_guidance_scale"]  # as written
+        assert kid.data.tags["mlflow.note.content"].startswith(f"{c['name']} of the grid sweep smoke/sweep-0001: ")
+        assert _image_steps(client, kid.info.run_id) == [0]  # the cell's image, for the chart view's image grid
+        # the cell's run spans the cell's render, not the moment it was recorded
+        assert kid.info.end_time - kid.info.start_time >= 1000 * kid.data.metrics["render_seconds"] - 2
+        spans.append((kid.info.start_time, kid.info.end_time))
+        assert kid.data.tags["manifest"] == c["manifest_id"][:12] and kid.data.tags["seed"] == "42"
         assert "tv_loss" in kid.data.metrics  # the step statistics, replayed from the cell's result
         assert {"manifest.json", "smoke_0000.png", "spec.json"} <= {a.path for a in client.list_artifacts(kid.info.run_id)}
+    # cells render one after the other: their runs' spans follow each other and lie within the parent's
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert parent.info.start_time <= spans[0][0] and spans[-1][1] <= parent.info.end_time
     table = json.loads((Path(client.download_artifacts(parent_id, "cells.json", str(swept["base"] / "dl")))).read_text())
-    assert table["columns"][:3] == ["cell", "clip_guidance_scale", "steps"]
-    assert [row[table["columns"].index("manifest_id")] for row in table["data"]] == [c["manifest_id"] for c in doc["cells"]]
+    cols = table["columns"]
+    assert cols[:4] == ["cell", "clip_guidance_scale", "steps", "image"]
+    assert [row[cols.index("manifest_id")] for row in table["data"]] == [c["manifest_id"] for c in doc["cells"]]
+    assert [row[cols.index("clip_guidance_scale")] for row in table["data"]] == [1500, 1500, 5000, 5000, 10000, 10000]
+    for row in table["data"]:  # each row's image, stored beside the table for the UI's table view
+        cell_image = row[cols.index("image")]
+        assert cell_image["type"] == "image"
+        assert cell_image["filepath"] in {f.path for f in client.list_artifacts(parent_id, os.path.dirname(cell_image["filepath"]))}
     assert f"MLflow parent run {parent_id} (6 child runs)" in swept["err"]
 
 

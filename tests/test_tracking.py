@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from disco_spec.tracking import names as tracking_names
 from disco_spec.tracking import tracker as tracking
 from disco_spec.errors import SpecError
 from disco_spec.run.records import BaseObserver, RenderResult, StepEvent
 from disco_spec.run.prepare import prepare
 from disco_spec.spec.load import load_spec
+from disco_spec.tracking.params import NOT_PARAMS, dd_default_document
 from disco_spec.tracking.tracker import TRUNCATED_MARKER, MlflowTracker, TrackingError, make_tracker, resolve_run_source, sanitize_key, spec_params
 
 SMOKE = Path(__file__).resolve().parent.parent / "specs" / "smoke.toml"
@@ -199,10 +201,11 @@ def _check_tracked_render(
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.name == (experiment or result.spec.name or result.plan.batch_name)
 
-    # params: the flattened spec with its values
+    # params: the settings a person reads, values as written (5000, not 5000.0)
     params = run.data.params
     doc = result.spec_document
-    assert params["guidance.clip_guidance_scale"] == json.dumps(doc["guidance"]["clip_guidance_scale"])
+    assert params["guidance.clip_guidance_scale"] == "5000" == tracking.param_value(doc["guidance"]["clip_guidance_scale"])
+    assert not {"_schema", "schema_version", "imported_from", "description", "name"} & set(params)
     assert params["run.batch_name"] == doc["run"]["batch_name"]
     assert params["run.set_seed"] == str(result.plan.base_seed)
     assert params["diffusion.steps"] == str(doc["diffusion"]["steps"])
@@ -227,6 +230,21 @@ def _check_tracked_render(
         assert steps == list(range(len(rec.stats))), key
         assert [m.value for m in history] == pytest.approx([s[key] for _, s in rec.stats], nan_ok=True), key
     assert run.data.metrics["n_images"] == 1
+    # per frame (per item for a still), at step = the item: the last step's stats, the frame's time
+    last = rec.stats[-1][1]
+    clip_sum = sum(v for k, v in last.items() if k.startswith("clip_loss/"))
+    assert [(m.step, m.value) for m in client.get_metric_history(tracker.run_id, "frame/clip_loss")] == [(0, pytest.approx(clip_sum))]
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "frame/seconds")] == [0]
+    assert 0 < run.data.metrics["frame/seconds"] <= result.seconds
+    # honest times: the run spans the render; render_seconds leaves the tracker's own time out
+    assert run.info.start_time == int(result.started_at * 1000)
+    assert run.info.end_time == int(result.ended_at * 1000)
+    assert run.info.end_time - run.info.start_time >= 1000 * result.seconds - 2
+    m = run.data.metrics
+    assert m["render_seconds"] + m["tracking_seconds"] == pytest.approx(result.seconds, abs=1e-6)
+    assert 0 < m["render_seconds"] < result.seconds
+    # the final image under one key, step = item
+    assert _image_steps(client, tracker.run_id, "image") == [0]
 
     # preview images by step
     assert rec.preview_steps
@@ -258,6 +276,12 @@ def _check_tracked_render(
     assert tags["disco_spec.base_seed"] == str(result.plan.base_seed)
     assert tags["disco_spec.device"] == result.device
     assert tags["disco_spec.version"] == tracking.__version__
+    # short tags for the UI's chips; MLflow's user tag
+    assert tags["seed"] == str(result.plan.base_seed)
+    assert tags["manifest"] == str(manifest["id"])[:12] and tags["spec"] == tags["disco_spec.spec_sha256"][:12]
+    assert tags["plan"] == result.plan.sha256()[:12]
+    assert tags["mlflow.user"] == tracking_names.os_user() != ""
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def _render(spec, out: Path, tracker: MlflowTracker, rec: Recorder | None = None) -> RenderResult:
@@ -285,28 +309,43 @@ def _preview():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_spec_params_are_the_flattened_spec(smoke_doc):
+def test_spec_params_are_the_settings_a_person_reads(smoke_doc):
     spec = load_spec(SMOKE)
     _, doc, *_ = prepare(spec)
     params = spec_params(doc)
-    assert params["guidance.clip_guidance_scale"] == "5000.0"
-    assert params["run.batch_name"] == "smoke"
+    assert params["guidance.clip_guidance_scale"] == "5000"  # as written, not 5000.0
+    assert params["guidance.tv_scale"] == "0" and params["diffusion.eta"] == "0.8"
+    assert params["run.batch_name"] == "smoke"  # differs from DD's TimeToDisco
     assert params["run.set_seed"] == "42"
     assert params["diffusion.width_height"] == "[64, 64]"
-    assert params["init.init_image"] == "null"
-    assert params["prompts.image_prompts"] == "{}"
+    assert params["diffusion.steps"] == "12" and params["init.skip_steps"] == "2"
+    assert params["cuts.cut_overview"] == "[4]*400+[2]*600"
+    assert params["animation.animation_mode"] == "None"
+    assert "animation.zoom" not in params  # motion only for animations
+    assert "prompts.image_prompts" not in params and "engine.device" not in params  # at DD's default
     assert json.loads(params["prompts.text_prompts.0"]) == smoke_doc["prompts"]["text_prompts"]["0"]
     assert json.loads(params["models.extra_clip_models"])[0]["name"] == "tiny-clip"
-    assert params["_schema"] == "null"  # '$schema' is not a valid MLflow key
-    # every leaf of the spec is a param
-    assert len(params) == len(tracking.flatten_spec(doc))
+    assert params["models.clip"] == "tiny-clip"
+    assert params["models.ViTB32"] == "false"  # DD's default is true
+    # not settings: no $schema, version, provenance, name or description
+    assert not {"_schema", "$schema", "schema_version", "imported_from", "description", "name"} & set(params)
+    assert len(params) < 45  # not the 99 leaves of the whole spec (that is spec.json)
+    # every setting that differs from DD's default is a param
+    defaults = tracking.flatten_spec(dd_default_document())
+    for key, value in tracking.flatten_spec(doc).items():
+        if key.split(".")[0] not in NOT_PARAMS and defaults.get(key) != value:
+            assert sanitize_key(key) in params, key
+    anim = json.loads(json.dumps(doc))
+    anim["animation"]["animation_mode"] = "2D"
+    anim_params = spec_params(anim)
+    assert anim_params["animation.zoom"] == "0: (1), 10: (1.05)" and anim_params["animation.max_frames"] == "3"
 
 
 def test_long_values_are_truncated_with_a_marker():
-    params = spec_params({"description": "x" * 10_000, "short": "y"}, limit=6000)
-    assert len(params["description"]) == 6000
-    assert params["description"].endswith(TRUNCATED_MARKER)
-    assert params["description"].startswith("x" * 100)
+    params = spec_params({"long": "x" * 10_000, "short": "y"}, limit=6000)
+    assert len(params["long"]) == 6000
+    assert params["long"].endswith(TRUNCATED_MARKER)
+    assert params["long"].startswith("x" * 100)
     assert params["short"] == "y"
 
 
@@ -367,7 +406,7 @@ def test_render_tracked_to_sqlite(sqlite_uri, tmp_path, capfd, monkeypatch):
     client = MlflowClient(tracking_uri=sqlite_uri)
     _check_tracked_render(client, tracker, result, rec, tmp_path)
     run = client.get_run(tracker.run_id)
-    assert run.info.run_name == f"smoke/{result.run_dir.name}"
+    assert run.info.run_name == f"smoke#{result.run_dir.name[-4:]} seed=42"  # the batch's first run: nothing differs
     assert run.data.tags["mlflow.note.content"] == result.spec.description
     assert WARNING not in capfd.readouterr().err
     import mlflow
@@ -392,7 +431,7 @@ def test_render_tracked_to_sqlite(sqlite_uri, tmp_path, capfd, monkeypatch):
 
     # `disco-spec rebuild RUN_ID` / `diff RUN_ID ...`: the registered resolver maps the run id to the
     # downloaded run folder, which load_source reads like the original (rebuild's own tests re-render)
-    from disco_spec.record import manifest as manifest_mod
+    from disco_spec.repro import sources as manifest_mod  # load_source moved to repro.sources in the re-layout
 
     resolver = tracking.register_run_resolver(sqlite_uri)
     try:
@@ -407,11 +446,14 @@ def test_render_tracked_to_sqlite(sqlite_uri, tmp_path, capfd, monkeypatch):
 
 
 def test_multi_item_names_steps_and_truncation(sqlite_uri, tmp_path):
-    """Several items: item{i}/ prefixes, one global step counter, truncated params, full spec.json."""
+    """Several items: one name per stat, one global step counter, frame/ metrics and images at step =
+    item, truncated params, full spec.json."""
     from mlflow import MlflowClient
 
+    from disco_spec.run.records import record_output
+
     spec = _fast_smoke(n_batches=2)
-    spec = spec.model_copy(update={"description": "long " * 2000})
+    spec = spec.model_copy(update={"prompts": spec.prompts.model_copy(update={"text_prompts": {"0": ["long " * 2000]}})})
     result = _synthetic_result(spec, tmp_path / "run")
     tracker = MlflowTracker(tracking_uri=sqlite_uri, experiment="multi", metric_flush_s=0)
     tracker.on_start(result)
@@ -421,6 +463,8 @@ def test_multi_item_names_steps_and_truncation(sqlite_uri, tmp_path):
             stats = {"clip_loss/ViT-B/32@openai": 1.0 + step, "tv_loss": 0.5 * step, "grad_rms": float("nan")}
             tracker.on_step(StepEvent(item=item, j=j, k=2 - j, total=3, stats=stats, preview=_preview() if j != 1 else None))
             step += 1
+        _preview().save(result.run_dir / item.output)
+        record_output(result, [tracker], item.output, "image", item)
     result.seconds = 1.5
     tracker.on_end(result)
     assert tracker.failure is None, tracker.failure
@@ -429,22 +473,27 @@ def test_multi_item_names_steps_and_truncation(sqlite_uri, tmp_path):
     run = client.get_run(tracker.run_id)
     assert client.get_experiment(run.info.experiment_id).name == "multi"
     assert run.info.status == "FINISHED"
-    assert len(run.data.params["description"]) <= 6000
-    assert run.data.params["description"].endswith(TRUNCATED_MARKER)
+    prompt = run.data.params["prompts.text_prompts.0"]
+    assert len(prompt) <= 6000 and prompt.endswith(TRUNCATED_MARKER)
     assert run.data.params["run.n_batches"] == "2"
     full = json.loads(Path(client.download_artifacts(tracker.run_id, "spec.json", str(tmp_path / "dl"))).read_text())
-    assert full["description"] == "long " * 2000
+    assert full["prompts"]["text_prompts"]["0"] == ["long " * 2000]
 
-    h0 = client.get_metric_history(tracker.run_id, "item0/tv_loss")
-    h1 = client.get_metric_history(tracker.run_id, "item1/tv_loss")
-    assert [m.step for m in h0] == [0, 1, 2] and [m.step for m in h1] == [3, 4, 5]
-    assert [m.value for m in h1] == [1.5, 2.0, 2.5]
-    assert [m.step for m in client.get_metric_history(tracker.run_id, "item1/clip_loss/ViT-B/32_openai")] == [3, 4, 5]
-    assert all(m.value != m.value for m in client.get_metric_history(tracker.run_id, "item0/grad_rms"))  # NaN kept
-    assert "tv_loss" not in run.data.metrics
-    assert run.data.metrics["render_seconds"] == 1.5
-    assert _image_steps(client, tracker.run_id, "item0/preview") == [0, 2]
-    assert _image_steps(client, tracker.run_id, "item1/preview") == [3, 5]
+    # one metric name per stat over every item (no item0/, item1/ names), at the global step
+    h = client.get_metric_history(tracker.run_id, "tv_loss")
+    assert [m.step for m in h] == [0, 1, 2, 3, 4, 5]
+    assert [m.value for m in h] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "clip_loss/ViT-B/32_openai")] == [0, 1, 2, 3, 4, 5]
+    assert all(m.value != m.value for m in client.get_metric_history(tracker.run_id, "grad_rms"))  # NaN kept
+    assert not any(k.startswith("item") for k in run.data.metrics)
+    # per item, at step = item: the item's last step
+    assert [(m.step, m.value) for m in client.get_metric_history(tracker.run_id, "frame/tv_loss")] == [(0, 1.0), (1, 2.5)]
+    assert [(m.step, m.value) for m in client.get_metric_history(tracker.run_id, "frame/clip_loss")] == [(0, 3.0), (1, 6.0)]
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "frame/seconds")] == [0, 1]
+    # render_seconds: the render's clock less the tracker's own time in its callbacks
+    assert run.data.metrics["render_seconds"] == pytest.approx(max(0.0, 1.5 - run.data.metrics["tracking_seconds"]))
+    assert _image_steps(client, tracker.run_id, "preview") == [0, 2, 3, 5]
+    assert _image_steps(client, tracker.run_id, "image") == [0, 1]
     # no manifest in this synthetic run folder: no manifest tag, and nothing failed
     assert "disco_spec.manifest_id" not in run.data.tags
 
@@ -598,6 +647,10 @@ def test_render_tracked_to_server(mlflow_server, tmp_path, monkeypatch, capfd):
     assert client.get_experiment(run.info.experiment_id).name == "served"
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     assert tracker.run_url == f"{mlflow_server}/#/experiments/{run.info.experiment_id}/runs/{tracker.run_id}"
+    # the experiment opens in the UI's "Model training" view: its kind, read over MLflow's REST API
+    with urllib.request.urlopen(f"{mlflow_server}/api/2.0/mlflow/experiments/get?experiment_id={run.info.experiment_id}") as r:
+        exp_tags = {t["key"]: t["value"] for t in json.load(r)["experiment"]["tags"]}
+    assert exp_tags["mlflow.experimentKind"] == "custom_model_development"
     out, err = capfd.readouterr()
     assert "View run" not in out and WARNING not in err  # stdout is the CLI's: MLflow prints no links there
     _check_tracked_render(client, tracker, result, rec, tmp_path, experiment="served")

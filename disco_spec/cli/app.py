@@ -156,7 +156,11 @@ def render(
         result = render_spec(spec, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir,
                              observers=observers, spec_dir=spec_dir)
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
-        _err(f"MLflow run {tracker.run_id} ({tracker.run_url or tracker.tracking_uri})")
+        from ..tracking.ui import where_to_look
+
+        _err(f"MLflow run {tracker.run_id} in {tracker.tracking_uri}")
+        for line in where_to_look(tracker.tracking_uri, tracker.experiment_id, tracker.run_id):
+            _err(line)
     if result.seed_drawn and not resume:
         _err(f"set_seed = 'random_seed': drew seed {result.plan.base_seed} (recorded in spec.json and every PNG)")
     for w in result.plan.warnings:
@@ -272,6 +276,10 @@ cli_scale.register(app)
 from . import new as cli_new  # noqa: E402 - registers new
 
 cli_new.register(app)
+
+from . import ui as cli_ui  # noqa: E402 - registers ui
+
+cli_ui.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

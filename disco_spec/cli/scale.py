@@ -75,7 +75,11 @@ def sweep(
     if plan.seed_drawn:
         _err(f"set_seed = 'random_seed': drew seed {plan.base_document['run']['set_seed']} for every cell")
     if tracker is not None and tracker.parent_run_id and tracker.failure is None:
+        from ..tracking.ui import where_to_look
+
         _err(f"MLflow parent run {tracker.parent_run_id} ({len(tracker.child_run_ids)} child runs) at {tracker.tracking_uri}")
+        for line in where_to_look(tracker.tracking_uri, tracker.experiment_id, tracker.parent_run_id):
+            _err(line)
     if as_json:
         sys.stdout.write(result.sweep_json.read_text(encoding="utf-8"))
     else:

@@ -49,6 +49,9 @@ class RenderResult:
     seed_drawn: bool = False
     branch: dict[str, Any] | None = None  # set for a run re-rendered from a frame (run.branch)
     manifest: dict[str, Any] | None = None  # set by disco_spec.record.manifest.finalize_run
+    spec_path: str | None = None  # the spec file rendered (None for a spec given as a document)
+    started_at: float | None = None  # wall-clock time (time.time()) when render() began
+    ended_at: float | None = None  # wall-clock time when the last item was written (before the manifest)
 
 
 class Observer(Protocol):

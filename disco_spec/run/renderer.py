@@ -65,6 +65,8 @@ def render(
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
     from . import loop as runner  # torch is imported only when rendering
 
+    started_at = time.time()
+    spec_path = str(spec_or_path) if isinstance(spec_or_path, (str, os.PathLike)) else None
     resume_info = branch = None
     if not resume and not isinstance(spec_or_path, JobSpec):
         found_dir = str(Path(spec_or_path).resolve().parent)
@@ -107,7 +109,8 @@ def render(
             spec, plan = prepare_video_input(spec, rd, spec_dir)
             doc = spec_to_document(spec)
             selected = select(plan)
-    result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn, branch=branch)
+    result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn, started_at=started_at,
+                          spec_path=spec_path, branch=branch)
     write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
 
@@ -125,6 +128,7 @@ def render(
                 o.on_error(result, exc)
         raise
     result.seconds = time.perf_counter() - start
+    result.ended_at = time.time()
     from ..record.manifest import finalize_run
 
     finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG

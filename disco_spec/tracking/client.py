@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 
 from .params import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
@@ -73,3 +73,62 @@ def _short(exc: BaseException, limit: int = 240) -> str:
         if cause:
             text = f"{type(root).__name__}: {cause[:120]} ({text})"
     return text if len(text) <= limit else text[: limit - 4] + "...)"
+
+
+def connect(tracking_uri: str | None) -> tuple[str, Any]:
+    """(resolved URI, MlflowClient) with the store opened (sqlite: migrations checked): the slow part
+    of tracking start-up (import mlflow, open the store), done before a render's clock or beside it."""
+    from mlflow import MlflowClient
+
+    uri = _resolve_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    client.search_experiments(max_results=1)
+    return uri, client
+
+
+class Connection:
+    """`connect` in a background thread, started at once; `get()` waits for it (re-raising its error)."""
+
+    def __init__(self, tracking_uri: str | None) -> None:
+        self._result: tuple[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(tracking_uri,), daemon=True,
+                                        name="disco-spec-mlflow-connect")
+        self._thread.start()
+
+    def _run(self, tracking_uri: str | None) -> None:
+        try:
+            with _http_env():
+                self._result = connect(tracking_uri)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of get()
+            self._error = exc
+
+    def get(self) -> tuple[str, Any]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+def experiment_id(client: Any, name: str) -> str:
+    """The id of the active experiment `name`, created (in the "Model training" view) when missing."""
+    from mlflow.exceptions import MlflowException
+
+    from .ui import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except MlflowException:
+            exp = client.get_experiment_by_name(name)  # created meanwhile by another render
+            if exp is None:
+                raise
+    if exp.lifecycle_stage != "active":
+        raise RuntimeError(
+            f"experiment {name!r} is deleted; restore it (mlflow experiments restore) or pass another --experiment"
+        )
+    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):  # made by an older disco-spec, or by hand
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id

@@ -6,18 +6,23 @@ by a `tracking.MlflowTracker` with `parent_run_id`, so workers need no access to
 mlflow is imported lazily, as in disco_spec.tracking.tracker.
 
 Parent run (experiment: `--experiment`, else the spec's `name`, else its batch_name, as for `render`):
-- name `{batch_name}/sweep-NNNN`; tags `disco_spec.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
+- name `{batch_name}/sweep-NNNN`; start and end: the sweep's; system metrics while it runs; tags `disco_spec.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
   `disco_spec.sweep_shape` (e.g. `3x2`), `disco_spec.n_cells`, `disco_spec.sweep_dir`,
-  `disco_spec.backend`, `disco_spec.batch_name`, `disco_spec.version`, `disco_spec.base_spec_sha256`;
-  a note naming the swept keys;
+  `disco_spec.backend`, `disco_spec.batch_name`, `disco_spec.version`, `disco_spec.base_spec_sha256`,
+  `mlflow.source.name` (the spec file), `mlflow.user`; a description naming the swept keys;
 - params `sweep.mode` and `sweep.<dotted path>` = the values swept (JSON list);
 - artifacts: `base_spec.json` (at the start); `contact_sheet.png`, `sweep.json` and the table
-  `cells.json` (cell, one column per key, manifest_id, mlflow_run_id, image, image_sha256; MLflow's
-  table view) at the end. Status FINISHED, or FAILED when a cell failed.
+  `cells.json` (MLflow's `log_table`: cell, one column per swept key with the cell's value, image (the
+  cell's image, shown in the table), manifest_id, mlflow_run_id, image_file, image_sha256) at the end;
+  the contact sheet also as `log_image` under the key `image`, as the cells' images are. Status
+  FINISHED, or FAILED when a cell failed.
 
-Child runs: what `render` records for a run (tracking.py), previews excepted, plus the tag
-`mlflow.parentRunId`, the name `cell-03: key=value, ...`, and tags `disco_spec.sweep_cell`,
-`disco_spec.sweep_parent_dir` and `disco_spec.sweep.<key>` = the cell's label for that key.
+Child runs: what `render` records for a run (tracker.py: params, the final image under `image`, ...),
+previews excepted, plus the tag `mlflow.parentRunId`, the name `smoke#0001 cell-03 seed=42
+clip_guidance_scale=5000 steps=5` (the sweep's number, the cell, the seed, the swept values), the
+cell's start and end times (`RenderResult.started_at` / `ended_at`, also from Ray workers), a
+description of its own (the cell and its values, not the base spec's), and tags
+`disco_spec.sweep_cell`, `disco_spec.sweep_parent_dir` and `disco_spec.sweep.<key>` = the cell's label.
 
 As for renders, tracking failures never fail a sweep: the first one prints one warning and tracking
 stops for the rest of the sweep.
@@ -32,7 +37,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .._version import __version__
-from .tracker import MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, _http_env, _resolve_uri, _short, sanitize_key, truncate_value
+from .client import connect, experiment_id
+from .names import cell_run_name, source_tags
+from .params import _as_written
+from .system import start_monitor, stop_monitor
+from .tracker import IMAGE_KEY, MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, _http_env, _short, sanitize_key, truncate_value
 
 __all__ = ["SweepTracker", "make_sweep_tracker"]
 
@@ -54,6 +63,8 @@ class SweepTracker:
         self._client: Any = None
         self._plan: Any = None
         self._rows: list[dict[str, Any]] = []
+        self._sweep_dir: Path | None = None
+        self._monitor: Any = None
 
     @property
     def active(self) -> bool:
@@ -82,15 +93,15 @@ class SweepTracker:
             self._warn("start the MLflow parent run", exc)
 
     def _start(self, plan: Any, sweep_dir: Path, backend: str) -> None:
-        from mlflow import MlflowClient
         from mlflow.entities import Param
 
         from ..record.manifest import spec_sha256
 
-        self.tracking_uri = _resolve_uri(self._uri_arg)
-        self._client = client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.tracking_uri, self._client = connect(self._uri_arg)
+        client = self._client
+        self._sweep_dir = sweep_dir
         self.experiment_name = self.experiment or plan.name
-        self.experiment_id = MlflowTracker._experiment_id(client, self.experiment_name)
+        self.experiment_id = experiment_id(client, self.experiment_name)
         shape = "x".join(str(n) for n in plan.shape())
         tags = {
             "sweep": "true", "sweep_mode": plan.mode, "sweep_shape": shape, "n_cells": str(len(plan.cells)),
@@ -101,6 +112,7 @@ class SweepTracker:
         keys = " × ".join(f"`{a.key}`" for a in plan.axes)
         all_tags["mlflow.note.content"] = (f"{plan.mode} sweep of {keys} over {plan.spec_path or plan.name} "
                                            f"({len(plan.cells)} cells)")[:MAX_TAG_VAL_LENGTH]
+        all_tags.update(source_tags(plan.spec_path))
         run = client.create_run(self.experiment_id, tags=all_tags, run_name=f"{plan.batch_name}/{sweep_dir.name}")
         self.parent_run_id = run.info.run_id
         params = [Param("sweep.mode", plan.mode)]
@@ -108,6 +120,7 @@ class SweepTracker:
                    for a in plan.axes]
         client.log_batch(self.parent_run_id, params=params, synchronous=True)
         client.log_dict(self.parent_run_id, plan.base_document, "base_spec.json")
+        self._monitor = start_monitor(self.parent_run_id, self.tracking_uri)
 
     # -- children -------------------------------------------------------------------------------
 
@@ -117,29 +130,28 @@ class SweepTracker:
 
         if not self.active:
             return None
+        batch = self._plan.batch_name
+        values = ", ".join(f"{k}={v}" for k, v in cell.labels.items())
+        tags = {TAG_PREFIX + "sweep_cell": cell.name,
+                TAG_PREFIX + "sweep_parent_dir": str(Path(job_result.job.run_dir).parent),
+                "mlflow.note.content": (f"{cell.name} of the {self._plan.mode} sweep {batch}/"
+                                        f"{Path(job_result.job.run_dir).parent.name}: {values}")[:MAX_TAG_VAL_LENGTH]}
+        tags.update({sanitize_key(f"{TAG_PREFIX}sweep.{k}"): str(v)[:MAX_TAG_VAL_LENGTH] for k, v in cell.labels.items()})
+        seed = (cell.document.get("run") or {}).get("set_seed")
         tracker = MlflowTracker(
-            self.tracking_uri, self.experiment_name, run_name=f"{cell.name}: {cell.caption()}"[:250],
-            parent_run_id=self.parent_run_id, log_previews=False, stream=_Quiet(),
+            self.tracking_uri, self.experiment_name, parent_run_id=self.parent_run_id, log_previews=False,
+            stream=_Quiet(), client=self._client, replayed=True, spec_path=self._plan.spec_path, extra_tags=tags,
+            run_name=cell_run_name(self._sweep_dir or Path(job_result.job.run_dir).parent, cell, seed, batch),
         )
         replay_observers(job_result.result, job_result.steps, [tracker])
         if tracker.failure is not None or tracker.run_id is None:
             self._warn(f"record {cell.name} as a child run", (tracker.failure or "no run").split(": ", 1)[-1])
             return None
         self.child_run_ids[cell.name] = tracker.run_id
-        try:
-            with _http_env():
-                from mlflow.entities import RunTag
-
-                tags = [RunTag(TAG_PREFIX + "sweep_cell", cell.name),
-                        RunTag(TAG_PREFIX + "sweep_parent_dir", str(Path(job_result.job.run_dir).parent))]
-                tags += [RunTag(sanitize_key(f"{TAG_PREFIX}sweep.{k}"), str(v)[:MAX_TAG_VAL_LENGTH])
-                         for k, v in cell.labels.items()]
-                self._client.log_batch(tracker.run_id, tags=tags, synchronous=True)
-        except Exception as exc:  # noqa: BLE001
-            self._warn(f"tag the child run of {cell.name}", exc)
         image = next((o for o in job_result.result.outputs if o.kind == "image"), None)
         self._rows.append({"cell": cell, "run_id": tracker.run_id, "manifest_id": job_result.manifest_id,
-                           "image": image.path if image else None, "image_sha256": image.sha256 if image else None})
+                           "image_file": image.path if image else None, "image_sha256": image.sha256 if image else None,
+                           "image_path": Path(job_result.job.run_dir) / image.path if image else None})
         return tracker.run_id
 
     # -- end ------------------------------------------------------------------------------------
@@ -150,11 +162,17 @@ class SweepTracker:
         try:
             with _http_env():
                 client = self._client
+                monitor, self._monitor = self._monitor, None
+                stop_monitor(monitor)
                 if self.failure is None:
                     for name in ("contact_sheet.png", "sweep.json"):
                         f = Path(sweep_dir) / name
                         if f.is_file():
                             client.log_artifact(self.parent_run_id, str(f))
+                    sheet = Path(sweep_dir) / "contact_sheet.png"
+                    if sheet.is_file():
+                        with _open_image(sheet) as im:
+                            client.log_image(self.parent_run_id, im, key=IMAGE_KEY, step=0, synchronous=True)
                     if self._rows:
                         with warnings.catch_warnings():  # pandas deprecation chatter inside MLflow
                             warnings.simplefilter("ignore")
@@ -172,10 +190,27 @@ class SweepTracker:
         rows = sorted(self._rows, key=lambda r: r["cell"].index)
         table: dict[str, list[Any]] = {"cell": [r["cell"].name for r in rows]}
         for a in self._plan.axes:
-            table[a.key] = [r["cell"].labels[a.key] for r in rows]
-        for col in ("manifest_id", "run_id", "image", "image_sha256"):
+            table[a.key] = [_cell_value(r["cell"], a) for r in rows]
+        images = [_open_image(r["image_path"]) if r["image_path"] else None for r in rows]
+        if all(im is not None for im in images):  # MLflow shows PIL images in its table view
+            table["image"] = images
+        for col in ("manifest_id", "run_id", "image_file", "image_sha256"):
             table["mlflow_run_id" if col == "run_id" else col] = [r[col] for r in rows]
         return table
+
+
+def _cell_value(cell: Any, axis: Any) -> Any:
+    """The cell's value for a swept key as written (5000, "ddim"); lists and tables as their label."""
+    value = _as_written(cell.overrides.get(axis.path))
+    return value if isinstance(value, (int, float, str, bool)) else cell.labels[axis.key]
+
+
+def _open_image(path: Path) -> Any:
+    from PIL import Image
+
+    im = Image.open(path)
+    im.load()
+    return im
 
 
 class _Quiet:

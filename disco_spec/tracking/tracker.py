@@ -2,49 +2,45 @@
 
 `MlflowTracker` is a render observer. It talks to the store through `mlflow.MlflowClient` with an
 explicit run id (no `mlflow.start_run()`, no active-run state), so several renders can be tracked at
-once, each with its own tracker. mlflow is imported lazily, when a tracker starts: importing this
-module is cheap.
+once, each with its own tracker. mlflow is imported lazily: importing this module is cheap, and
+`warm_up()` (what the CLI calls) imports mlflow and opens the store in a background thread while the
+render loads its models; nothing of it happens with `--no-track` (no tracker).
 
 What a run holds (names are stable; tests pin them):
 
-- Experiment: the `experiment` argument, else the spec's `name`, else its `run.batch_name`.
-  Run name: `{batch_name}/{run folder name}`, e.g. `smoke/run-0003`.
-- Params: the spec as rendered (defaults filled in, concrete seed), flattened to dotted keys:
-  `guidance.clip_guidance_scale = 5000.0`, `run.set_seed = 42`. Strings are logged as they are;
-  everything else as JSON (`true`, `null`, `[64, 64]`); lists are leaves, dicts are flattened
-  (`prompts.text_prompts.0 = ["...", "..."]`), empty dicts are `{}`. Key characters MLflow refuses are
-  replaced by `_` (`$schema` -> `_schema`). Values longer than MLflow's limit are cut with the marker
-  `TRUNCATED_MARKER`; the whole spec is always in the `spec.json` artifact.
-- Tags (`disco_spec.*`): `spec_sha256`, `plan_sha256`, `version`, `device`, `base_seed`, `seed_drawn`,
-  `batch_name`, `n_items`, `run_dir`, and at the end `manifest_id` and `git_commit` (when the manifest
-  has one; also set as MLflow's own `mlflow.source.git.commit`). The spec's `description` is the run's note.
-- Metrics, per sampler step, with `step` = a global step counter over the whole render (0, 1, 2, ...
-  across all items, so every history has strictly increasing steps): every entry of `StepEvent.stats`
-  under its own name (`clip_loss/<model>`, `tv_loss`, `range_loss`, `sat_loss`, `init_loss`,
-  `grad_rms`, `nan_guard`), sanitised to MLflow's metric-name characters. When the plan has more than
-  one item, per-step names are prefixed with the plan item: `item0/tv_loss`, `item1/clip_loss/tiny-clip`.
-  At the end: `render_seconds` and `n_images`.
-- Images: each preview (`StepEvent.preview`, every `display_rate` steps and the last) with
-  `MlflowClient.log_image(key="preview", step=<global step>)` (`item{i}/preview` for multi-item plans);
-  MLflow stores them under the `images/` artifact folder.
-- Artifacts: `spec.json` and `plan.json` (at the start, with `log_dict`); at the end each file of
-  `result.outputs` at its run-folder path (`smoke_0000.png`, `partials/...`) and `manifest.json`.
-  Outputs are uploaded at the end, not as they are written, because finalize_run stamps the
-  manifest id into the final PNGs: the uploaded bytes are the ones the manifest lists. The artifact
-  tree mirrors the run folder (plus MLflow's `images/`), so downloaded artifacts are a run folder.
+- Experiment: the `experiment` argument, else the spec's `name`, else its `run.batch_name`, created
+  with `mlflow.experimentKind = custom_model_development` so that the UI opens it in "Model training".
+  Run name (names.py): `{batch}#{run number} seed={seed} {settings that differ from the batch's
+  previous run}`, e.g. `smoke#0002 seed=42 clip_guidance_scale=1500`. Start and end times: when the
+  render started and when its last item was written (`RenderResult.started_at` / `ended_at`).
+- Params (params.py): the settings DD users change and every setting that differs from DD 5.2's
+  default, values as written (`guidance.clip_guidance_scale = 5000`, `models.use_secondary_model =
+  true`), frame 0's prompts, `models.clip` (the CLIP models used). The whole spec is `spec.json`.
+- Tags: short ones for the UI's chips (`seed`, `spec`, `plan`, `manifest`: 12 hex digits), the long
+  `disco_spec.*` ones (`spec_sha256`, `plan_sha256`, `version`, `device`, `base_seed`, `seed_drawn`,
+  `batch_name`, `n_items`, `run_dir`, `manifest_id`, `git_commit`), MLflow's `mlflow.source.name`
+  (the spec file), `mlflow.user` (the OS user), `mlflow.source.git.commit`, and the spec's
+  description as the run's description (`mlflow.note.content`).
+- Metrics: per sampler step, every entry of `StepEvent.stats` under its own name (`clip_loss/<model>`,
+  `tv_loss`, `range_loss`, `sat_loss`, `init_loss`, `grad_rms`, `nan_guard`) at a global step counter
+  over the whole render (one curve per name, however many frames). Per frame (animations; per item
+  for stills), at step = the frame number: `frame/clip_loss` (the sum over CLIP models at the frame's
+  last step), `frame/<stat>` for the other stats, `frame/seconds`. At the end: `render_seconds` (the
+  render's time less the tracker's own time in its callbacks, reported as `tracking_seconds`) and
+  `n_images`. System metrics (`system/...`, system.py) while the render runs.
+- Images: previews under `preview` (step = the global step), final images and frames under `image`
+  (step = the frame; stills: the item), so the chart view's image grid and its slider show them.
+- Artifacts: `spec.json` and `plan.json` (at the start); at the end each file of `result.outputs` at
+  its run-folder path (images, partials, the mp4) and `manifest.json`: the artifact tree mirrors the
+  run folder (plus MLflow's `images/`), so downloaded artifacts are a run folder.
 
 Store: `tracking_uri` if given, else `MLFLOW_TRACKING_URI`, else MLflow's own default for the
-installed version (MLflow 3: `sqlite:///mlflow.db` in the current folder). The URI is resolved when
-the tracker is created.
+installed version (MLflow 3: `sqlite:///mlflow.db` in the current folder).
 
 Failures never fail a render: the first tracking error (server unreachable at the start or later,
 store refusing a write, ...) prints ONE warning on stderr naming the URI and what failed, and
 tracking stops for the rest of that render; the run folder and its manifest are kept. HTTP calls use
 short time-outs and few retries (`ENV_DEFAULTS`) unless the `MLFLOW_HTTP_REQUEST_*` variables are set.
-
-Pieces: `tracking_params` (the spec as param names and values), `tracking_client` (MLflow access:
-time-outs, tracking URI, limits), `tracking_runs` (downloading tracked runs; run ids for `rebuild`
-and `diff`). This module is the render observer and re-exports their names.
 """
 
 from __future__ import annotations
@@ -59,8 +55,11 @@ from typing import Any, TextIO
 
 from .._version import __version__
 from ..run.records import BaseObserver, OutputRecord, RenderResult, StepEvent
-from .client import ENV_DEFAULTS, _http_env, _limits, _resolve_uri, _short
-from .params import MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, _BAD_IMAGE_KEY_CHARS, _dig, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value
+from .client import ENV_DEFAULTS, Connection, _http_env, _limits, _short, connect, experiment_id
+from .finish import FRAME_PREFIX, frame_metrics, manifest_tags, read_manifest
+from .names import render_run_name, short_tags, source_tags
+from .system import start_monitor, stop_monitor
+from .params import param_value, MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, _BAD_IMAGE_KEY_CHARS, _dig, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value
 from .runs import TrackingError, looks_like_run_id, mlflow_run_resolver, register_run_resolver, resolve_run_source
 
 __all__ = [
@@ -79,36 +78,16 @@ __all__ = [
 # Also importable from here, for other modules and tests (this module does not use them itself).
 __all__ += [
     "ENV_DEFAULTS", "MAX_ENTITY_KEY_LENGTH", "MAX_METRICS_PER_BATCH", "MAX_PARAM_VAL_LENGTH",
-    "MAX_PARAMS_TAGS_PER_BATCH", "TRUNCATED_MARKER", "truncate_value",
+    "MAX_PARAMS_TAGS_PER_BATCH", "TRUNCATED_MARKER", "param_value", "truncate_value",
 ]
-
-# Where disco_spec.record.manifest keeps these (older/other layouts after the first path).
-MANIFEST_GIT_COMMIT = ("hashed.code.git_commit", "code.git_commit", "git_commit")
-MANIFEST_GIT_DIRTY = ("hashed.code.git_dirty", "code.git_dirty", "git_dirty")
-MANIFEST_SPEC_SHA256 = ("hashed.spec_sha256", "spec_sha256")
 
 TAG_PREFIX = "disco_spec."
 PREVIEW_KEY = "preview"
+IMAGE_KEY = "image"  # the final images / animation frames, step = frame (stills: item index)
 
 
-def read_manifest(result: RenderResult) -> dict[str, Any] | None:
-    """The manifest set on the result by disco_spec.record.manifest.finalize_run, else the run folder's file."""
-    manifest = getattr(result, "manifest", None)
-    if isinstance(manifest, dict):
-        return manifest
-    path = Path(result.run_dir) / "manifest.json"
-    if path.is_file():
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return loaded if isinstance(loaded, dict) else None
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# The render observer
-# ---------------------------------------------------------------------------------------------
+def _ms(t: float | None) -> int:
+    return int((t if t is not None else time.time()) * 1000)
 
 
 class MlflowTracker(BaseObserver):
@@ -117,8 +96,9 @@ class MlflowTracker(BaseObserver):
     After a render: `run_id` is the MLflow run id (None if tracking never started), `tracking_uri`
     the store used, `experiment_id` its experiment, and `failure` the warning printed (None when every
     call succeeded). One tracker can observe several renders one after another: each gets its own run.
-    With `parent_run_id`, each run is a child of that run (MLflow's `mlflow.parentRunId` tag; the UI nests
-    it under the parent, which must be in the same experiment): how sweep cells are recorded.
+    With `parent_run_id`, each run is a child of that run (MLflow's `mlflow.parentRunId` tag): how sweep
+    cells are recorded. `replayed=True` is for renders shown after they ran (replay_observers): times
+    come from the result, and there are no system metrics and no `frame/seconds`.
     """
 
     def __init__(
@@ -132,6 +112,11 @@ class MlflowTracker(BaseObserver):
         log_outputs: bool = True,
         metric_flush_s: float = 1.0,
         stream: TextIO | None = None,
+        client: Any = None,
+        system_metrics: bool = True,
+        replayed: bool = False,
+        spec_path: str | None = None,
+        extra_tags: dict[str, str] | None = None,
     ) -> None:
         self._uri_arg = tracking_uri
         self.tracking_uri: str | None = tracking_uri
@@ -142,21 +127,35 @@ class MlflowTracker(BaseObserver):
         self.log_outputs = log_outputs
         self.metric_flush_s = metric_flush_s
         self.stream = stream
-        self._client: Any = None
+        self.system_metrics = system_metrics and not replayed
+        self.replayed = replayed
+        self.spec_path = spec_path
+        self.extra_tags = dict(extra_tags or {})
+        self._client: Any = client
+        self._connection: Connection | None = None
         self._reset()
+
+    def warm_up(self) -> "MlflowTracker":
+        """Import mlflow and open the store now, in a background thread (on_start waits for it)."""
+        if self._client is None and self._connection is None:
+            self._connection = Connection(self._uri_arg)
+        return self
 
     def _reset(self) -> None:
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.failure: str | None = None
+        self.tracking_seconds = 0.0
         self._disabled = False
         self._closed = False
         self._result: RenderResult | None = None
         self._step = 0
-        self._multi = False
         self._pending: list[Any] = []
         self._last_flush = 0.0
         self._logged_outputs: set[str] = set()
+        self._last_stats: dict[int, dict[str, float]] = {}
+        self._item_t0 = time.monotonic()
+        self._monitor: Any = None
 
     @property
     def run_url(self) -> str | None:
@@ -171,7 +170,6 @@ class MlflowTracker(BaseObserver):
     def on_start(self, result: RenderResult) -> None:
         self._reset()
         self._result = result
-        self._multi = result.plan.n_items > 1
         self._guarded("start the MLflow run", self._start, result)
 
     def on_step(self, event: StepEvent) -> None:
@@ -180,6 +178,10 @@ class MlflowTracker(BaseObserver):
         step = self._step
         self._step += 1
         self._guarded("log step metrics", self._log_step, event, step)
+
+    def on_output(self, result: RenderResult, record: OutputRecord) -> None:
+        if self._active() and record.kind == "image":
+            self._guarded("log a final image", self._log_final_image, result, record)
 
     def on_end(self, result: RenderResult) -> None:
         if self._active():
@@ -200,14 +202,20 @@ class MlflowTracker(BaseObserver):
     def _guarded(self, what: str, fn: Any, *args: Any) -> None:
         if self._disabled:
             return
+        t0 = time.perf_counter()
         try:
             with _http_env():
                 fn(*args)
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a render
             self._disable(what, exc)
+        finally:
+            self.tracking_seconds += time.perf_counter() - t0
 
     def _disable(self, what: str, exc: BaseException) -> None:
         self._disabled = True
+        with contextlib.suppress(Exception):
+            stop_monitor(self._monitor)
+        self._monitor = None
         run_dir = self._result.run_dir if self._result is not None else "the run folder"
         self.failure = (
             f"warning: MLflow tracking disabled for this render: could not {what} at "
@@ -220,17 +228,21 @@ class MlflowTracker(BaseObserver):
         except Exception:  # noqa: BLE001 - a closed stream must not fail the render either
             pass
 
+    def _connect(self) -> Any:
+        if self._client is None:
+            conn, self._connection = self._connection, None
+            self.tracking_uri, self._client = conn.get() if conn is not None else connect(self._uri_arg)
+        elif self.tracking_uri is None:
+            self.tracking_uri = self._client.tracking_uri
+        return self._client
+
     def _start(self, result: RenderResult) -> None:
-        from mlflow import MlflowClient
-
-        self.tracking_uri = _resolve_uri(self._uri_arg)
-        self._client = client = MlflowClient(tracking_uri=self.tracking_uri)
+        client = self._connect()
         spec, plan = result.spec, result.plan
-        name = self.experiment or spec.name or plan.batch_name
-        self.experiment_id = self._experiment_id(client, name)
-
+        self.experiment_id = experiment_id(client, self.experiment or spec.name or plan.batch_name)
+        spec_hash = spec_sha256(result.spec_document)
         tags = {
-            "spec_sha256": spec_sha256(result.spec_document),
+            "spec_sha256": spec_hash,
             "plan_sha256": plan.sha256(),
             "version": __version__,
             "device": result.device,
@@ -241,38 +253,23 @@ class MlflowTracker(BaseObserver):
             "run_dir": str(Path(result.run_dir).resolve()),
         }
         all_tags = {TAG_PREFIX + k: v for k, v in tags.items()}
+        all_tags.update(short_tags(seed=plan.base_seed, spec_sha256=spec_hash, plan_sha256=plan.sha256()))
+        all_tags.update(source_tags(self.spec_path or getattr(result, "spec_path", None)))
         if spec.description:
             all_tags["mlflow.note.content"] = spec.description[:MAX_TAG_VAL_LENGTH]
+        all_tags.update(self.extra_tags)  # e.g. a sweep cell's own description
         if self.parent_run_id:
             all_tags["mlflow.parentRunId"] = self.parent_run_id
-        run = client.create_run(
-            self.experiment_id,
-            tags=all_tags,
-            run_name=self.run_name or f"{plan.batch_name}/{Path(result.run_dir).name}",
-        )
+        started = getattr(result, "started_at", None)
+        run = client.create_run(self.experiment_id, start_time=_ms(started), tags=all_tags,
+                                run_name=self.run_name or render_run_name(result))
         self.run_id = run.info.run_id
         self._log_params(result.spec_document)
         client.log_dict(self.run_id, result.spec_document, "spec.json")
         client.log_dict(self.run_id, plan.to_dict(), "plan.json")
-        self._last_flush = time.monotonic()
-
-    @staticmethod
-    def _experiment_id(client: Any, name: str) -> str:
-        from mlflow.exceptions import MlflowException
-
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            try:
-                return client.create_experiment(name)
-            except MlflowException:
-                exp = client.get_experiment_by_name(name)  # created meanwhile by another render
-                if exp is None:
-                    raise
-        if exp.lifecycle_stage != "active":
-            raise RuntimeError(
-                f"experiment {name!r} is deleted; restore it (mlflow experiments restore) or pass another --experiment"
-            )
-        return exp.experiment_id
+        if self.system_metrics:
+            self._monitor = start_monitor(self.run_id, self.tracking_uri)
+        self._last_flush = self._item_t0 = time.monotonic()
 
     def _log_params(self, doc: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -282,27 +279,42 @@ class MlflowTracker(BaseObserver):
         for i in range(0, len(params), per_batch):
             self._client.log_batch(self.run_id, params=params[i : i + per_batch], synchronous=True)
 
-    def _name(self, item_index: int, key: str) -> str:
-        return sanitize_key(f"item{item_index}/{key}" if self._multi else key)
-
     def _log_step(self, event: StepEvent, step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        kept: dict[str, float] = {}
         for key, value in event.stats.items():
             try:
                 v = float(value)
             except (TypeError, ValueError):
                 continue
-            self._pending.append(Metric(self._name(event.item.index, key), v, now, step))
+            kept[key] = v
+            self._pending.append(Metric(sanitize_key(key), v, now, step))
+        self._last_stats[event.item.index] = kept
         if event.preview is not None and self.log_previews:
             self._flush_metrics()
-            key = sanitize_key(
-                f"item{event.item.index}/{PREVIEW_KEY}" if self._multi else PREVIEW_KEY, allowed=_BAD_IMAGE_KEY_CHARS
-            )
-            self._client.log_image(self.run_id, event.preview, key=key, step=step, synchronous=True)
+            self._client.log_image(self.run_id, event.preview, key=PREVIEW_KEY, step=step, synchronous=True)
         elif time.monotonic() - self._last_flush >= self.metric_flush_s:
             self._flush_metrics()
+
+    def _frame_step(self, result: RenderResult, record: OutputRecord) -> int:
+        return int(record.frame) if result.plan.animation_mode != "None" else int(record.item_index)
+
+    def _log_final_image(self, result: RenderResult, record: OutputRecord) -> None:
+        from mlflow.entities import Metric
+        from PIL import Image
+
+        step, now = self._frame_step(result, record), int(time.time() * 1000)
+        metrics = frame_metrics(self._last_stats.get(record.item_index, {}))
+        if not self.replayed:
+            metrics[FRAME_PREFIX + "seconds"] = time.monotonic() - self._item_t0
+        self._pending += [Metric(k, v, now, step) for k, v in metrics.items()]
+        self._flush_metrics()
+        with Image.open(Path(result.run_dir) / record.path) as im:
+            im.load()
+            self._client.log_image(self.run_id, im, key=IMAGE_KEY, step=step, synchronous=True)
+        self._item_t0 = time.monotonic()
 
     def _flush_metrics(self) -> None:
         _, _, per_batch = _limits()
@@ -329,7 +341,10 @@ class MlflowTracker(BaseObserver):
                 self._log_output(result, record)
         now = int(time.time() * 1000)
         n_images = sum(1 for o in result.outputs if o.kind == "image")
-        metrics = [Metric("render_seconds", float(result.seconds), now, 0), Metric("n_images", float(n_images), now, 0)]
+        # the render's clock ran during the tracker's callbacks (all but the upload above): take them out
+        seconds = float(result.seconds) if self.replayed else max(0.0, float(result.seconds) - self.tracking_seconds)
+        metrics = [Metric("render_seconds", seconds, now, 0), Metric("n_images", float(n_images), now, 0),
+                   Metric("tracking_seconds", float(self.tracking_seconds), now, 0)]
         tags = [RunTag(TAG_PREFIX + "device", str(result.device))]
         manifest = read_manifest(result)
         manifest_file = Path(result.run_dir) / "manifest.json"
@@ -338,19 +353,7 @@ class MlflowTracker(BaseObserver):
         elif manifest is not None:
             client.log_dict(self.run_id, manifest, "manifest.json")
         if manifest is not None:
-            mid = _dig(manifest, "id", "manifest_id")
-            if mid is not None:
-                tags.append(RunTag(TAG_PREFIX + "manifest_id", str(mid)))
-            commit = _dig(manifest, *MANIFEST_GIT_COMMIT)
-            if commit is not None:
-                tags.append(RunTag(TAG_PREFIX + "git_commit", str(commit)))
-                tags.append(RunTag("mlflow.source.git.commit", str(commit)))
-                dirty = _dig(manifest, *MANIFEST_GIT_DIRTY)
-                if isinstance(dirty, bool):
-                    tags.append(RunTag(TAG_PREFIX + "git_dirty", str(dirty).lower()))
-            spec_hash = _dig(manifest, *MANIFEST_SPEC_SHA256)
-            if isinstance(spec_hash, str):
-                tags.append(RunTag(TAG_PREFIX + "spec_sha256", spec_hash))
+            tags += [RunTag(k, v) for k, v in manifest_tags(manifest, result.plan.base_seed).items()]
         client.log_batch(self.run_id, metrics=metrics, tags=tags, synchronous=True)
         self._close(result, status)
 
@@ -359,7 +362,11 @@ class MlflowTracker(BaseObserver):
             with contextlib.suppress(Exception):
                 self._flush_metrics()
         self._closed = True  # later events of this render are ignored, even if closing fails
-        self._client.set_terminated(self.run_id, status=status)
+        monitor, self._monitor = self._monitor, None
+        with contextlib.suppress(Exception):  # system metrics are a bonus: never a failure
+            stop_monitor(monitor)
+        ended = getattr(result, "ended_at", None) if result is not None else None
+        self._client.set_terminated(self.run_id, status=status, end_time=_ms(ended if status == "FINISHED" else None))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +375,8 @@ class MlflowTracker(BaseObserver):
 
 
 def make_tracker(*, enabled: bool, tracking_uri: str | None, experiment: str | None) -> MlflowTracker | None:
-    """The CLI's tracker: None with --no-track, else a tracker for --tracking-uri / MLFLOW_TRACKING_URI / default."""
+    """The CLI's tracker: None with --no-track (mlflow is never imported), else a tracker for
+    --tracking-uri / MLFLOW_TRACKING_URI / default, already opening its store in the background."""
     if not enabled:
         return None
-    return MlflowTracker(tracking_uri=tracking_uri or None, experiment=experiment or None)
+    return MlflowTracker(tracking_uri=tracking_uri or None, experiment=experiment or None).warm_up()
