@@ -22,6 +22,12 @@ Operations the docstring lists as *made deterministic* in this mode (``index_sel
 the replacements in ``engine/warps.py`` and ``models/secondary.py`` are built from.  Nearest-neighbour
 upsampling (the diffusion UNet) is on neither list.  ``DETERMINISTIC_IN_MODE`` keeps that half of
 the docstring for reference.
+
+Not in the docstring, hence not flagged: ``scaled_dot_product_attention`` (CLIP's attention).  Its
+flash / memory-efficient / cuDNN backward kernels are nondeterministic by default; libtorch_cuda's own
+messages ("... defaults to a non-deterministic algorithm. To explicitly enable determinism call
+torch.use_deterministic_algorithms(True, warn_only=False)") say that this mode selects deterministic
+ones.  That, like everything here, is confirmed on a GPU only by rendering twice and comparing.
 """
 
 from __future__ import annotations
