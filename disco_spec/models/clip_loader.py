@@ -16,6 +16,7 @@ import torch
 
 from .. import errors
 from .checkpoint_io import read_state_dict, untouched_global_rng
+from .precision import dd_half_precision
 from .registry import REGISTRY
 from .resolve import resolve_weights
 from .types import ClipBundle, ResolvedWeights
@@ -86,27 +87,29 @@ def _bundle(name: str, model: torch.nn.Module, device: torch.device, weights: Re
     )
 
 
-def _openai_model(sd: dict[str, torch.Tensor], device: torch.device, what: str) -> torch.nn.Module:
+def _openai_model(sd: dict[str, torch.Tensor], device: torch.device, what: str,
+                  half: bool | None = None) -> torch.nn.Module:
+    """`half` None: DD's rule (fp16 on CUDA, models.precision); True/False forces it (tests on a CPU)."""
     from open_clip.model import build_model_from_openai_state_dict
 
-    cuda = device.type == "cuda"
+    half = dd_half_precision(device) if half is None else bool(half)
     try:
         with untouched_global_rng():
             # As open_clip.load_openai_model / clip.load(jit=False): fp16 weights on CUDA, fp32 on CPU.
-            model = build_model_from_openai_state_dict(sd, cast_dtype=torch.float16 if cuda else None)
+            model = build_model_from_openai_state_dict(sd, cast_dtype=torch.float16 if half else None)
     except (KeyError, RuntimeError, ValueError, AssertionError) as e:
         raise errors.ModelError(f"{what}: not an OpenAI CLIP state dict ({type(e).__name__}: {e})") from None
-    if not cuda:
+    if not half:
         model.float()
     return model
 
 
-def _load_registered(weights: ResolvedWeights, device: torch.device) -> ClipBundle:
+def _load_registered(weights: ResolvedWeights, device: torch.device, half: bool | None = None) -> ClipBundle:
     entry = REGISTRY.get(weights.name)
     cfg = entry.config if entry is not None and entry.role == "clip" else {}
     what = f"CLIP model {weights.name}"
     sd = read_state_dict(weights.path, what)  # TorchScript archives are read with torch.jit.load
-    model = _openai_model(sd, device, what)
+    model = _openai_model(sd, device, what, half)
     bundle = _bundle(weights.name, model, device, weights)
     want = cfg.get("input_resolution")
     if want is not None and bundle.input_resolution != want:
@@ -121,17 +124,20 @@ def load_clip(
     spec_dir: str | os.PathLike | None = None,
     verify_each_time: bool = False,
     fetch: bool = True,
+    half: bool | None = None,
 ) -> ClipBundle:
-    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`."""
+    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`.
+
+    `half` (OpenAI-format models): None follows DD (fp16 on CUDA); True/False forces fp16/fp32."""
     device = torch.device(device)
     ref = weights_or_ref
     if isinstance(ref, ResolvedWeights):
-        return _load_registered(ref, device)
+        return _load_registered(ref, device, half)
     if isinstance(ref, str):
         ref = SimpleNamespace(name=ref, arch=None)
     if getattr(ref, "name", None):
         w = resolve_weights(ref.name, "clip", verify_each_time=verify_each_time, fetch=fetch)
-        return _load_registered(w, device)
+        return _load_registered(w, device, half)
     if getattr(ref, "arch", None):
         from .clip_open import load_open_clip
 
