@@ -2,7 +2,8 @@
 
 The reference here is torchvision itself: DD's pipelines written as ``transforms.Compose`` of
 torchvision's random transforms (which read the *global* RNG).  Drawing in torchvision's order
-means that a generator seeded s reproduces them exactly after ``torch.manual_seed(s)``.
+means that a generator seeded s reproduces them after ``torch.manual_seed(s)``: the same draws, and
+pictures within 1e-5 (the affine/perspective warps are engine.warps, not grid_sample; float rounding).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def test_matches_torchvision_random_transforms(mode):
         torch.manual_seed(seed)
         ref = _torchvision_pipeline(mode)(x)
         ours = augment.augment_stack(x, mode, rng.make_generator(seed))
-        assert torch.allclose(ours, ref, atol=1e-6, rtol=0), (mode, seed)
+        assert torch.allclose(ours, ref, atol=1e-5, rtol=0), (mode, seed)
 
 
 def test_none_mode_alias():

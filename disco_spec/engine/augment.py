@@ -4,11 +4,14 @@ DD builds ``torchvision.transforms.Compose`` pipelines of random transforms, whi
 parameters from torch's *global* RNG.  Here the same pipelines are described as data (tuples of
 steps), every parameter is drawn from the caller's ``torch.Generator`` with the same distribution
 and in the same order as torchvision draws it, and the transforms are applied with
-``torchvision.transforms.functional`` (differentiable on tensors, so gradients reach the input).
+``torchvision.transforms.functional`` (differentiable on tensors, so gradients reach the input),
+except the affine and perspective warps: those are ``engine.warps`` (the same pictures, within
+float rounding, with a backward that is deterministic on CUDA; torchvision's ``grid_sample`` is not).
 
 A consequence of drawing in torchvision's order: with a generator seeded ``s`` (input on the CPU)
-``augment_stack`` returns exactly what the equivalent ``Compose`` of torchvision's random transforms
-(installed version) returns after ``torch.manual_seed(s)``; the tests check this.
+``augment_stack`` draws exactly what the equivalent ``Compose`` of torchvision's random transforms
+(installed version) draws after ``torch.manual_seed(s)``, and returns its picture within 1e-5 (float
+rounding of the warps); the tests check this.
 
 Pipelines (§6.5.1 / §6.5.2 of the behaviour reference; "noise" adds N(0, 0.01²) per element):
 
@@ -38,7 +41,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from . import rng
+from . import rng, warps
 
 __all__ = [
     "NOISE_STD",
@@ -160,9 +163,7 @@ def _affine(x: torch.Tensor, step: Affine, gen: torch.Generator) -> torch.Tensor
     max_dy = float(step.translate * height)
     tx = int(round(rng.uniform_scalar(-max_dx, max_dx, gen)))
     ty = int(round(rng.uniform_scalar(-max_dy, max_dy, gen)))
-    fill = [0.0] * x.shape[-3]
-    return TF.affine(x, angle=angle, translate=[tx, ty], scale=1.0, shear=[0.0, 0.0],
-                     interpolation=step.interpolation, fill=fill)
+    return warps.affine(x, angle, (tx, ty), step.interpolation.value)
 
 
 def _perspective_points(width: int, height: int, d: float, gen: torch.Generator):
@@ -183,7 +184,7 @@ def _perspective(x: torch.Tensor, step: Perspective, gen: torch.Generator) -> to
         return x
     height, width = x.shape[-2:]
     start, end = _perspective_points(width, height, step.distortion, gen)
-    return TF.perspective(x, start, end, interpolation=step.interpolation, fill=[0.0] * x.shape[-3])
+    return warps.perspective(x, start, end, step.interpolation.value)
 
 
 def _grayscale(x: torch.Tensor, step: Grayscale, gen: torch.Generator) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 
 from .. import errors
 from .checkpoint_io import untouched_global_rng
+from .precision import dd_half_precision
 from .types import ClipBundle, ResolvedWeights
 
 
@@ -81,16 +82,18 @@ def _bundle(name: str, model: torch.nn.Module, device: torch.device, weights: Re
     )
 
 
-def _openai_model(sd: dict[str, torch.Tensor], device: torch.device, what: str) -> torch.nn.Module:
+def _openai_model(sd: dict[str, torch.Tensor], device: torch.device, what: str,
+                  half: bool | None = None) -> torch.nn.Module:
+    """`half` None: DD's rule (fp16 on CUDA, models.precision); True/False forces it (tests on a CPU)."""
     from open_clip.model import build_model_from_openai_state_dict
 
-    cuda = device.type == "cuda"
+    half = dd_half_precision(device) if half is None else bool(half)
     try:
         with untouched_global_rng():
             # As open_clip.load_openai_model / clip.load(jit=False): fp16 weights on CUDA, fp32 on CPU.
-            model = build_model_from_openai_state_dict(sd, cast_dtype=torch.float16 if cuda else None)
+            model = build_model_from_openai_state_dict(sd, cast_dtype=torch.float16 if half else None)
     except (KeyError, RuntimeError, ValueError, AssertionError) as e:
         raise errors.ModelError(f"{what}: not an OpenAI CLIP state dict ({type(e).__name__}: {e})") from None
-    if not cuda:
+    if not half:
         model.float()
     return model

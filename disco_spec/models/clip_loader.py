@@ -21,12 +21,12 @@ from .resolve import resolve_weights
 from .types import ClipBundle, ResolvedWeights
 
 
-def _load_registered(weights: ResolvedWeights, device: torch.device) -> ClipBundle:
+def _load_registered(weights: ResolvedWeights, device: torch.device, half: bool | None = None) -> ClipBundle:
     entry = REGISTRY.get(weights.name)
     cfg = entry.config if entry is not None and entry.role == "clip" else {}
     what = f"CLIP model {weights.name}"
     sd = read_state_dict(weights.path, what)  # TorchScript archives: tensors only, no code run
-    model = _openai_model(sd, device, what)
+    model = _openai_model(sd, device, what, half)
     bundle = _bundle(weights.name, model, device, weights)
     want = cfg.get("input_resolution")
     if want is not None and bundle.input_resolution != want:
@@ -41,17 +41,20 @@ def load_clip(
     spec_dir: str | os.PathLike | None = None,
     verify_each_time: bool = False,
     fetch: bool = True,
+    half: bool | None = None,
 ) -> ClipBundle:
-    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`."""
+    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`.
+
+    `half` (OpenAI-format models): None follows DD (fp16 on CUDA); True/False forces fp16/fp32."""
     device = torch.device(device)
     ref = weights_or_ref
     if isinstance(ref, ResolvedWeights):
-        return _load_registered(ref, device)
+        return _load_registered(ref, device, half)
     if isinstance(ref, str):
         ref = SimpleNamespace(name=ref, arch=None)
     if getattr(ref, "name", None):
         w = resolve_weights(ref.name, "clip", verify_each_time=verify_each_time, fetch=fetch)
-        return _load_registered(w, device)
+        return _load_registered(w, device, half)
     if getattr(ref, "arch", None):
         from .clip_open import load_open_clip
 

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import loaders, registry
+from . import loaders, precision, registry
 from .types import ClipBundle, ResolvedWeights
 from ..spec.models import DD_CLIP_NAMES, JobSpec
 
@@ -48,7 +48,8 @@ def load_models(
     spec: JobSpec, plan_items: list[Any], device: torch.device, *, spec_dir: str | None, fetch: bool = True
 ) -> LoadedModels:
     verify = spec.models.check_model_SHA
-    use_fp16 = device.type == "cuda"
+    # DD: the UNet torso and OpenAI CLIP in fp16 on CUDA; the secondary model, LPIPS and every loss in fp32.
+    use_fp16 = precision.dd_half_precision(device)
     weights: list[ResolvedWeights] = []
 
     ref = spec.models.diffusion_model
@@ -67,7 +68,7 @@ def load_models(
 
     clips: list[ClipBundle] = []
     for cref in clip_refs(spec):
-        bundle = loaders.load_clip(cref, device, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch)
+        bundle = loaders.load_clip(cref, device, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, half=use_fp16)
         clips.append(bundle)
         if bundle.weights is not None:
             weights.append(bundle.weights)

@@ -44,6 +44,40 @@ class ConvBlock(nn.Sequential):
         super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True))
 
 
+def _upsample2x_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Double ``dim`` by linear interpolation, half-pixel centres (align_corners=False).
+
+    Output 2k samples input k − ¼ and 2k+1 samples k + ¼; at the borders the source index is clamped
+    (the first and last outputs copy the edge), as torch's upsampling does.
+    """
+    n = x.shape[dim]
+    edge_lo, edge_hi = x.narrow(dim, 0, 1), x.narrow(dim, n - 1, 1)
+    padded = torch.cat([edge_lo, x, edge_hi], dim=dim)
+    prev, here, nxt = padded.narrow(dim, 0, n), x, padded.narrow(dim, 2, n)
+    even = prev * 0.25 + here * 0.75
+    odd = here * 0.75 + nxt * 0.25
+    out = torch.stack([even, odd], dim=dim + 1)
+    shape = list(x.shape)
+    shape[dim] = 2 * n
+    return out.reshape(shape)
+
+
+def upsample2x_bilinear(x: torch.Tensor) -> torch.Tensor:
+    """``nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)`` of [N,C,H,W], built from
+    slices, products and sums so that its CUDA backward is deterministic (torch's
+    upsample_bilinear2d backward throws in deterministic mode; see engine/cuda_determinism.py)."""
+    if x.ndim != 4:
+        raise ValueError(f"expected [N,C,H,W], got shape {tuple(x.shape)}")
+    return _upsample2x_axis(_upsample2x_axis(x, 3), 2)
+
+
+class Upsample2xBilinear(nn.Module):
+    """Module form of ``upsample2x_bilinear``; holds no weights, so state-dict keys do not change."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upsample2x_bilinear(x)
+
+
 class SkipBlock(nn.Module):
     """concat(main(x), x) on channels; holds `main` so keys are `<idx>.main.<j>...`."""
 
@@ -69,8 +103,10 @@ class SecondaryDiffusionImageNet2(nn.Module):
         cs = [c, c * 2, c * 2, c * 4, c * 4, c * 8]
         self.timestep_embed = FourierFeatures(1, 16)
         # One pooling and one upsampling instance shared by every level (they hold no weights).
+        # DD's nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), in a form whose
+        # CUDA backward is deterministic.
         down = nn.AvgPool2d(2)
-        up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        up = Upsample2xBilinear()
 
         def level(i: int, inner: nn.Module) -> SkipBlock:
             # Levels 1..4: down, two convs in, the inner level, two convs out, up.
