@@ -1,0 +1,51 @@
+"""The cutouts section of the job spec: cut schedules over DD's 1000 units, cut batches, augmentations (DD §3.4)."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from pydantic import Field, field_validator
+
+from . import schedules
+from .fields import Finite, _Section
+
+
+class CutSegment(_Section):
+    """Structured form of a cut schedule piece: `value` repeated for `units` of the 1000-unit schedule."""
+
+    value: Finite
+    units: int = Field(ge=1, le=1000)
+
+
+CutSchedule = Union[str, list[CutSegment]]
+
+
+class CutsSection(_Section):
+    """Cutout counts per 1000-unit schedule, cut batches, augmentations (DD 'Cutn scheduling')."""
+
+    cutn_batches: int = Field(default=4, ge=0, le=64, description="Cut sets drawn per step; their gradients are "
+                              "averaged (0 leaves out the CLIP loss: DD's loop then never runs).")
+    skip_augs: bool = Field(default=False, description="Turn off the augmentations of CLIP cutouts.")
+    cut_overview: CutSchedule = Field(
+        default="[12]*400+[4]*600",
+        description="Overview cuts per schedule unit: a list expression over exactly 1000 units, or [[value, units], ...].",
+    )
+    cut_innercut: CutSchedule = Field(default="[4]*400+[12]*600", description="Inner (zoomed-in) cuts per schedule unit.")
+    cut_ic_pow: Finite = Field(default=1, ge=0, description="Exponent shaping inner-cut sizes (higher: smaller cuts; "
+                               "negative sizes crash DD).")
+    cut_icgray_p: CutSchedule = Field(default="[0.2]*400+[0]*600", description="Fraction of inner cuts made grey, per schedule unit.")
+
+    @field_validator("cut_overview", "cut_innercut", "cut_icgray_p")
+    @classmethod
+    def _schedule(cls, v: CutSchedule, info: Any) -> CutSchedule:
+        values = cut_schedule_values(v)
+        # cut_icgray_p: DD greys inner cut i when i <= int(p · cuts), so any finite p is legal (p <= -1/cuts: none)
+        if info.field_name != "cut_icgray_p" and any(x < 0 or x != int(x) or x > 256 for x in values):
+            raise ValueError("cut counts must be whole numbers between 0 and 256")
+        return v
+
+
+def cut_schedule_values(v: CutSchedule) -> list[float]:
+    if isinstance(v, str):
+        return schedules.parse_cut_schedule(v)
+    return schedules.cut_schedule_from_segments([(float(seg.value), seg.units) for seg in v])
