@@ -222,3 +222,23 @@ def test_the_python_api_renders_twice_in_one_process(tmp_path: Path, smoke_doc: 
     second = disco_spec.render(spec, tmp_path / "b", progress=False)
     assert callable(disco_spec.render)
     assert [o.sha256 for o in first.outputs] == [o.sha256 for o in second.outputs] != []
+
+
+def test_a_render_leaves_torchs_global_settings_as_it_found_them(tmp_path: Path, smoke_doc: dict) -> None:
+    import torch
+
+    from disco_spec.spec.load import validate_document
+
+    smoke_doc["diffusion"]["steps"] = 3
+    smoke_doc["init"]["skip_steps"] = 1
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic)
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+    try:
+        result = disco_spec.render(validate_document(smoke_doc), tmp_path, progress=False)
+        assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == (False, False)
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.deterministic = saved[1]
+    # while it ran, the deterministic settings were on (the manifest records them)
+    assert result.manifest["hashed"]["environment"]["torch"]["deterministic_algorithms"] is True

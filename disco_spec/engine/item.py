@@ -6,8 +6,9 @@ determinism settings are chosen here too, since every kernel the engine runs dep
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -38,6 +39,20 @@ def configure_determinism(deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = deterministic
+
+
+@contextlib.contextmanager
+def deterministic_kernels(deterministic: bool) -> Iterator[None]:
+    """configure_determinism for the length of a render, then torch's previous settings again: a render leaves
+    no process-wide state behind (the cuBLAS workspace variable stays: it is read once, at cuBLAS's start)."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    configure_determinism(deterministic)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2], before[3]
 
 
 def guidance_settings(spec: JobSpec, plan: Any, item: PlanItem) -> GuidanceSettings:

@@ -63,6 +63,7 @@ def render(
 
     # guided-diffusion uses a deprecated torch.cuda.amp decorator at import time; not actionable for users
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
+    from ..engine.item import deterministic_kernels
     from . import loop as runner  # torch is imported only when rendering
 
     started_at = time.time()
@@ -120,18 +121,19 @@ def render(
 
         observers.insert(0, ProgressObserver())
     start = time.perf_counter()
-    try:
-        runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch, resume=resume_info)
-    except BaseException as exc:
-        for o in observers:
-            if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED
-                o.on_error(result, exc)
-        raise
-    result.seconds = time.perf_counter() - start
-    result.ended_at = time.time()
-    from ..record.manifest import finalize_run
+    with deterministic_kernels(spec.engine.deterministic):  # the manifest records these settings too
+        try:
+            runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch, resume=resume_info)
+        except BaseException as exc:
+            for o in observers:
+                if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED
+                    o.on_error(result, exc)
+            raise
+        result.seconds = time.perf_counter() - start
+        result.ended_at = time.time()
+        from ..record.manifest import finalize_run
 
-    finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
+        finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
     for o in observers:
         o.on_end(result)
     return result
