@@ -257,5 +257,9 @@ from . import scale as cli_scale  # noqa: E402 - registers sweep
 
 cli_scale.register(app)
 
+from . import doctor as cli_doctor  # noqa: E402 - registers doctor
+
+cli_doctor.register(app)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
