@@ -102,6 +102,9 @@ def _models(config: str, spec, item, device: torch.device) -> LoadedModels:
 
 def hash_config(config: str, device: torch.device, n: int, size=None, cutn_batches=None, clips=None) -> dict:
     """n+1 guided steps from the item's start; s/step of the last n; sha256 of x̂₀ after n guided steps."""
+    # As a render with engine.deterministic = true. Without it, even on a CPU, the first run in a process
+    # was seen to give another hash than the runs after it (tiny config, torch 2.14.1).
+    configure_determinism(True)
     spec = _spec(config, n + 2, size, cutn_batches, clips)
     plan = resolve_plan(spec)
     item = plan.items[0]

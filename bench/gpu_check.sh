@@ -84,9 +84,9 @@ else
     GPU_NAME="cpu-$(uname -m)"
     RES="${RESULTS_DIR:-${OUT:-/tmp/disco-spec-gpu-check-cpu}}"
     # tiny sizes: this mode checks the script, not a GPU
-    DOCTOR_STEPS=3 SMOKE_STEPS=4 HASH_STEPS=1 T_DOCTOR=300 T_SMOKE=300 T_REAL=400 T_REF=400 BUDGET=3000
+    DOCTOR_STEPS=3 SMOKE_STEPS=4 HASH_STEPS=1 T_DOCTOR=300 T_SMOKE=300 T_REAL=400 T_REF=600 BUDGET=3000
     REAL_ARGS=(--size 64x64 --cutn-batches 1 --clips ViTB32)
-    REF_ARGS=(--device cpu --tiny --width 64 --height 64 --steps-timed 1 --warmup 1)
+    REF_ARGS=(--device cpu --tiny --width 64 --height 64 --steps-timed 1 --warmup 0)
 fi
 mkdir -p "$RES"
 SLUG="$(printf '%s' "$GPU_NAME" | tr -c 'A-Za-z0-9._-' '-' | sed 's/--*/-/g; s/^-//; s/-$//')"
@@ -116,7 +116,7 @@ t0=$SECONDS
 timeout "$(cap "$T_DOCTOR")" "${DS[@]}" doctor --device "$DEVICE" --steps "$DOCTOR_STEPS" > "$PREFIX-doctor.txt" 2>&1
 rc=$?
 cat "$PREFIX-doctor.txt"
-verdict doctor "$rc" "exit $rc after $((SECONDS - t0)) s ($(grep -m1 '^result' "$PREFIX-doctor.txt" | cut -c14- | cut -c1-60))"
+verdict doctor "$rc" "exit $rc after $((SECONDS - t0)) s: $(grep -m1 '^result' "$PREFIX-doctor.txt" | cut -c14- | cut -d: -f1)"
 
 # 2. the smoke render twice, through the CLI (no tracking)
 t0=$SECONDS

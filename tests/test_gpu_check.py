@@ -41,8 +41,8 @@ def test_hash_mode_is_reproducible_and_sees_a_changed_render():
     b = bench.hash_config("tiny", device, 1)
     assert len(a["sha256"]) == 64 and a["sha256"] == b["sha256"]
     assert a["hash_steps"] == 1 and a["size"] == "64x64" and a["s_per_step"] > 0
-    c = bench.hash_config("tiny", device, 1, size=(64, 48))  # another render: another hash
-    assert c["size"] == "64x48" and c["sha256"] != a["sha256"]
+    c = bench.hash_config("tiny", device, 1, size=(128, 64))  # another render: another hash
+    assert c["size"] == "128x64" and c["sha256"] != a["sha256"]
 
 
 def test_spec_overrides_shrink_the_real_config():
