@@ -16,6 +16,11 @@
 #   DISCO_SPEC_MODELS  registry names to fetch and verify before rendering, e.g. "512x512_diffusion_uncond_finetune_008100 ViTB32"
 #   PSNR_DB            off-fingerprint PSNR threshold in dB (default: disco-spec's, 60; one grey level everywhere
 #                      is 48.13 dB). Lower it only for goldens made on another device.
+#   DOCTOR_ARGS        options of the `disco-spec doctor` run first (default: --device auto); DOCTOR=0 skips it
+#
+# `disco-spec doctor` runs first: it prints the device, versions and determinism settings, and renders the
+# smoke spec twice; when those two renders differ, byte-exact regression cannot pass, so the job stops
+# there with the doctor's exit code and its advice (docs/gpu-runner.md).
 set -euo pipefail
 
 SPECS_DIR="${SPECS_DIR:-specs/regression}"
@@ -36,6 +41,16 @@ mkdir -p "$REPORT_DIR" "$(dirname "$JUNIT")"
 echo "disco-spec regress: ${#specs[@]} spec(s) from $SPECS_DIR, goldens in $GOLDEN_DIR, cache ${DISCO_SPEC_CACHE:-(default)}"
 if command -v nvidia-smi > /dev/null 2>&1; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+fi
+
+if [ "${DOCTOR:-1}" != "0" ]; then
+    read -r -a DOCTOR_OPTS <<< "${DOCTOR_ARGS:---device auto}"
+    doctor_status=0
+    "${DS[@]}" doctor "${DOCTOR_OPTS[@]}" || doctor_status=$?
+    if [ "$doctor_status" -ne 0 ]; then
+        echo "runner/regress.sh: disco-spec doctor failed (exit $doctor_status): this machine does not render reproducibly, see above" >&2
+        exit "$doctor_status"
+    fi
 fi
 
 # Weights: fetched (downloads are verified against their pinned SHA-256) into the cache on first use;

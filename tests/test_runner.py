@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "runner"
 REGRESS = RUNNER / "regress.sh"
 SPECS = ROOT / "specs" / "regression"
-DISCO_SPEC = Path(sys.executable).parent / "disco-spec"
+# `python -m` from the checkout's root runs this checkout's disco_spec (the venv's `disco-spec` script may be
+# an install of another one)
+DISCO_SPEC_CMD = f"{shlex.quote(sys.executable)} -m disco_spec.cli"
 
 
 def canonical(name: str) -> str:
@@ -38,7 +40,8 @@ def run_regress(tmp: Path, *args: str, **env_changes: str) -> subprocess.Complet
     env = dict(os.environ)
     env.update({
         "REPORT_DIR": str(tmp / "reports"),
-        "DISCO_SPEC": str(DISCO_SPEC) if DISCO_SPEC.exists() else f"{sys.executable} -m disco_spec.cli",
+        "DISCO_SPEC": DISCO_SPEC_CMD,
+        "DOCTOR_ARGS": "--device cpu --steps 3",  # the doctor's two smoke renders, kept short
         # the goldens were made with one torch thread: the same numeric path, so byte-exact comparison
         "OMP_NUM_THREADS": "1",
         **env_changes,
@@ -75,6 +78,8 @@ def test_regress_script_passes_on_the_goldens_and_writes_junit(tmp_path):
         out = tc.findtext("system-out") or ""
         assert "mode: byte-exact" in out or "mode: psnr" in out
     assert f"all {len(stems)} spec(s) ok" in r.stdout
+    # `disco-spec doctor` ran first and found the two smoke renders identical
+    assert r.stdout.index("result       IDENTICAL") < r.stdout.index(f"all {len(stems)} spec(s) ok")
     assert f"JUnit report: {report}" in r.stdout
     # the renders are kept beside the report
     assert (tmp_path / "reports" / "renders" / "still" / "manifest.json").is_file()
@@ -116,6 +121,23 @@ def test_regress_script_without_specs_is_an_input_error(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run_regress(tmp_path, SPECS_DIR=str(tmp_path / "empty"))
     assert r.returncode == 2 and "no spec files" in r.stderr
+
+
+def test_regress_script_stops_when_the_doctor_finds_a_difference(tmp_path):
+    # A stand-in `disco-spec` whose doctor answers "different": regress must not run at all.
+    calls = tmp_path / "calls.txt"
+    stub = tmp_path / "disco-spec-stub.sh"
+    stub.write_text(f'echo "$1" >> {shlex.quote(str(calls))}\n'
+                    'if [ "$1" = doctor ]; then echo "result       DIFFERENT"; exit 1; fi\nexit 0\n')
+    r = run_regress(tmp_path, DISCO_SPEC=f"bash {shlex.quote(str(stub))}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "disco-spec doctor failed (exit 1)" in r.stderr
+    assert calls.read_text().split() == ["doctor"]
+    # DOCTOR=0 skips it (then models verify and regress run)
+    calls.unlink()
+    r = run_regress(tmp_path, DISCO_SPEC=f"bash {shlex.quote(str(stub))}", DOCTOR="0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert calls.read_text().split() == ["models", "regress"]
 
 
 def test_regress_script_is_valid_bash():

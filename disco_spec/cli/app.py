@@ -281,5 +281,9 @@ from . import ui as cli_ui  # noqa: E402 - registers ui
 
 cli_ui.register(app)
 
+from . import doctor as cli_doctor  # noqa: E402 - registers doctor
+
+cli_doctor.register(app)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
