@@ -204,7 +204,7 @@ def test_missing_ray_says_how_to_install_it(tmp_path):
     spec.write_text(tomli_w.dumps(small_smoke()))
     code = (
         "import sys; sys.modules['ray'] = None\n"  # what an uninstalled package looks like to `import ray`
-        "from disco_spec import cli, cli_scale\n"
+        "from disco_spec.cli import app as cli, scale as cli_scale\n"
         "if not any(c.name == 'sweep' for c in cli.app.registered_commands): cli_scale.register(cli.app)\n"
         f"sys.argv = ['disco-spec', 'sweep', {str(spec)!r}, '--set', 'steps=4,5', '--backend', 'ray', '--no-track',"
         f" '--out', {str(tmp_path / 'o')!r}]\n"

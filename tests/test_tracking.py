@@ -292,8 +292,13 @@ def _render(spec, out: Path, tracker: MlflowTracker, rec: Recorder | None = None
 
 
 def _synthetic_result(spec, run_dir: Path) -> RenderResult:
-    """A RenderResult from the real spec→plan path, for driving a tracker without the engine."""
-    spec, doc, plan, _, drawn = prepare(spec)
+    """A RenderResult from the real spec→plan path, for driving a tracker without the engine (and without
+    render's prompt-length check, so a tracker can be shown values longer than any prompt CLIP takes)."""
+    from disco_spec.plan.resolve import resolve_plan, with_concrete_seed
+    from disco_spec.spec.load import spec_to_document
+
+    spec, drawn = with_concrete_seed(spec)
+    doc, plan = spec_to_document(spec), resolve_plan(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
     return RenderResult(run_dir=run_dir, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn)
 
