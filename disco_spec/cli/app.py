@@ -112,7 +112,17 @@ def render(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run (the latest of the batch, or --run-dir) where it stopped."
     ),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Render into (or with --resume, continue) this run folder."),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Render into (or with --resume, continue) this run folder (locked while rendering)."
+    ),
+    allow_path: Optional[list[Path]] = typer.Option(
+        None, "--allow-path", metavar="DIR",
+        help="Also read files the spec names (init images, image prompts, videos, model files) from DIR (repeatable; "
+             "also $DISCO_SPEC_ALLOW_PATHS). By default only the spec's git work tree (else its folder).",
+    ),
+    allow_network: bool = typer.Option(
+        False, "--allow-network", help="Fetch the URLs the spec names (image prompts, init images); off by default."
+    ),
     no_track: bool = typer.Option(False, "--no-track", help="Do not record the render in MLflow."),
     tracking_uri: Optional[str] = typer.Option(
         None, "--tracking-uri", metavar="URI",
@@ -132,16 +142,23 @@ def render(
     from ..run.renderer import render as render_spec
     from ..tracking.tracker import make_tracker
 
+    import os
+
+    from ..spec.access import allow_paths_from_env
+
+    allowed = [*(str(p) for p in allow_path or []), *allow_paths_from_env(os.environ)]
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
     observers = [tracker] if tracker is not None else []
     if backend != "local" or address:
         from .scale import render_with_backend
 
         result = render_with_backend(spec_file, out, backend=backend, address=address, seed=seed, items=item,
-                                     run_dir=run_dir, resume=resume, observers=observers, progress=not quiet)
+                                     run_dir=run_dir, resume=resume, observers=observers, progress=not quiet,
+                                     allow_paths=allowed, allow_network=allow_network)
     else:
         result = render_spec(
-            spec_file, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir, observers=observers
+            spec_file, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir, observers=observers,
+            allow_paths=allowed, allow_network=allow_network,
         )
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         _err(f"MLflow run {tracker.run_id} ({tracker.run_url or tracker.tracking_uri})")

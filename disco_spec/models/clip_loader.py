@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .. import errors
+from ..spec.access import InputPolicy
 from .checkpoint_io import read_state_dict
 from .clip_common import _bundle, _openai_model
 from .registry import REGISTRY
@@ -41,8 +42,10 @@ def load_clip(
     spec_dir: str | os.PathLike | None = None,
     verify_each_time: bool = False,
     fetch: bool = True,
+    access: InputPolicy | None = None,
 ) -> ClipBundle:
-    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`."""
+    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`
+    (a local `pretrained` file is read only inside the folders `access` allows)."""
     device = torch.device(device)
     ref = weights_or_ref
     if isinstance(ref, ResolvedWeights):
@@ -56,6 +59,6 @@ def load_clip(
         from .clip_open import load_open_clip
 
         return load_open_clip(ref.arch, ref.pretrained, getattr(ref, "sha256", None), device,
-                              spec_dir=spec_dir, verify_each_time=verify_each_time)
+                              spec_dir=spec_dir, verify_each_time=verify_each_time, access=access)
     raise errors.ModelError(f"cannot load a CLIP model from {weights_or_ref!r}")
 

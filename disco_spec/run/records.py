@@ -48,6 +48,7 @@ class RenderResult:
     seconds: float = 0.0
     seed_drawn: bool = False
     manifest: dict[str, Any] | None = None  # set by disco_spec.record.manifest.finalize_run
+    inputs: Any = None  # run.inputs.InputStore: the files read under the render's InputPolicy (manifest `inputs`)
 
 
 class Observer(Protocol):
