@@ -65,6 +65,10 @@ def test_the_manifest_lists_every_input_with_its_sha256(tmp_path: Path, images) 
     ]
     code, out, err = run_cli("verify", str(run))
     assert code == 0, out + err
+    # a resume must not mix outputs made from another image prompt
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(prompt)
+    code, out, err = run_cli("render", str(spec), "--out", str(tmp_path / "out"), "--resume", "-q", "--no-track")
+    assert code == 2 and "prompts.image_prompts" in err and "changed since run-0001 started" in err, err
 
 
 def test_the_input_video_is_listed_with_its_sha256(tmp_path: Path) -> None:

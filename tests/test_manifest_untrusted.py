@@ -126,3 +126,16 @@ def test_rebuild_does_not_read_or_hash_files_a_manifest_points_at(tmp_path: Path
         policy.resolve("passwd", "init.init_image")
     assert rebuild.source_policy(src, allow_paths=[secret.parent]).resolve("passwd", "init.init_image") == secret
     shutil.rmtree(run)
+
+
+def test_a_png_whose_provenance_has_wrong_types_is_bad_input(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from disco_spec.record import pngmeta
+
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    pngmeta.set_text(img, {pngmeta.KEY_SPEC: json.dumps(GOLDEN["hashed"]["spec"]), pngmeta.KEY_ITEM: "0",
+                           pngmeta.KEY_PROVENANCE: json.dumps({"models": ["x"]})})
+    code, out, err = run_cli("diff", str(img), str(img))
+    assert code == 2 and "models[0]" in err and "internal error" not in err, err

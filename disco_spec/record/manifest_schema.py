@@ -148,6 +148,18 @@ class Manifest(_Record):
     volatile: Volatile = Field(default_factory=Volatile)
 
 
+class Provenance(_Record):
+    """What a PNG carries of its manifest (pngmeta KEY_PROVENANCE): read by rebuild/diff of a lone PNG."""
+
+    manifest_version: StrictInt | None = None
+    spec_sha256: Sha256 | None = None
+    plan_sha256: Sha256 | None = None
+    models: list[ModelEntry] = Field(default_factory=list)
+    code: dict[str, Any] = Field(default_factory=dict)
+    packages: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -155,13 +167,24 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "(manifest)"
 
 
-def check_manifest(doc: Mapping[str, Any], where: str) -> None:
-    """Raise SpecError naming every field of `doc` that does not fit the manifest schema."""
+def _check(model: type[BaseModel], doc: Any, where: str, what: str) -> None:
     try:
-        Manifest.model_validate(doc)
+        model.model_validate(doc)
     except ValidationError as exc:
         problems = [(where, f"{_field(tuple(e['loc']))}: {e['msg']}") for e in exc.errors()[:20]]
-        raise SpecError(f"{where}: not a valid manifest: " + "; ".join(m for _, m in problems), problems) from None
+        raise SpecError(f"{where}: not a valid {what}: " + "; ".join(m for _, m in problems), problems) from None
+
+
+def check_manifest(doc: Mapping[str, Any], where: str) -> None:
+    """Raise SpecError naming every field of `doc` that does not fit the manifest schema."""
+    _check(Manifest, doc, where, "manifest")
+
+
+def check_provenance(doc: Any, where: str) -> None:
+    """Raise SpecError naming every field of a PNG's provenance chunk that does not fit its schema."""
+    if json_depth_exceeds(doc):
+        raise _bad(where, f"provenance nested more than {MAX_JSON_DEPTH} levels deep")
+    _check(Provenance, doc, where, "provenance chunk")
 
 
 def inside_run_dir(run_dir: str | os.PathLike, rel: str) -> Path | None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 from ..errors import SpecError
 from ..record import pngmeta
 from ..record.manifest import MANIFEST_NAME, load_manifest, looks_like_manifest
-from ..record.manifest_schema import inside_run_dir, read_json_file
+from ..record.manifest_schema import check_provenance, inside_run_dir, read_json_file
 
 
 SourceResolver = Callable[[str], "str | os.PathLike | None"]
@@ -170,5 +170,6 @@ def _from_png(p: Path) -> Source:
             return src
     prov = info.get("provenance")
     if isinstance(prov, dict):
+        check_provenance(prov, f"{p}: provenance")  # from the PNG: untrusted like a manifest
         src.hashed = {**prov, "spec": info["spec"]}
     return src
