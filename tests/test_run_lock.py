@@ -61,7 +61,6 @@ def test_a_second_render_into_a_locked_run_folder_exits_2_at_once(tmp_path: Path
 
 
 def test_a_run_killed_while_models_load_resumes_and_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
-    from disco_spec.atomic import atomic_output  # noqa: F401 - the child below uses it
     from disco_spec.run import loop
     from disco_spec.run.renderer import render
 
