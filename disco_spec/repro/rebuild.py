@@ -104,6 +104,10 @@ def _spec_custom_path(spec: Any, role: str, access: InputPolicy) -> Path | None:
     return None
 
 
+REBUILD_HINT = ("pass `--spec-dir DIR` (the spec's folder) or `--allow-path DIR` (or list folders in "
+                "$DISCO_SPEC_ALLOW_PATHS) to allow another folder")
+
+
 def source_policy(source: Source, *, spec_dir: str | os.PathLike | None = None,
                   allow_paths: Iterable[str | os.PathLike] = (), allow_network: bool = False) -> InputPolicy:
     """What a rebuild may read. The source (a manifest, run folder or PNG) may come from a stranger, so the
@@ -112,7 +116,8 @@ def source_policy(source: Source, *, spec_dir: str | os.PathLike | None = None,
     own = source.run_dir if source.run_dir is not None else Path(source.path).parent
     trusted = [own] + ([spec_dir] if spec_dir is not None else [])
     base = spec_dir if spec_dir is not None else (source.spec_dir or own)
-    return InputPolicy.for_folders(base, trusted, allow_paths=allow_paths, allow_network=allow_network)
+    return InputPolicy.for_folders(base, trusted, allow_paths=allow_paths, allow_network=allow_network,
+                                   widen_hint=REBUILD_HINT)
 
 
 def _refuse(role: str, name: str, where: str, recorded: str, actual: str) -> errors.ModelError:

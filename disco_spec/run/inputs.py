@@ -52,7 +52,7 @@ def _read_local(access: InputPolicy, source: str, fld: str) -> bytes:
 @dataclass
 class InputStore:
     access: InputPolicy
-    records: dict[str, InputRecord] = field(default_factory=dict)  # source -> record
+    records: dict[tuple[str, str], InputRecord] = field(default_factory=dict)  # (field, source) -> record
     _fetched: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def read(self, source: str, fld: str) -> bytes:
@@ -66,28 +66,30 @@ class InputStore:
         else:
             data = _read_local(self.access, source, fld)
         sha = hashlib.sha256(data).hexdigest()
-        known = self.records.get(source)
+        known = self.records.get((fld, source))
         if known is None:
-            self.records[source] = InputRecord(fld=fld, source=source, sha256=sha, bytes=len(data))
+            self.records[(fld, source)] = InputRecord(fld=fld, source=source, sha256=sha, bytes=len(data))
         elif known.sha256 != sha:
             raise RenderError(f"{fld}: {source!r} changed during the render (SHA-256 {known.sha256} when the "
                               f"render started, {sha} now); render again once it stays put")
         return data
 
     def prepare(self, plan: Any) -> None:
-        """Read and hash every init image and image prompt of the plan; check the pinned init hash."""
+        """Read and hash every init image and image prompt of the plan (each once); check the pinned init hash."""
+        wanted: dict[tuple[str, str], str | None] = {}  # (source, field) -> pin; frames repeat the same files
         for item in plan.items:
             init = item.init
             if init.get("kind") == "image" and init.get("path") and not init.get("perlin"):
-                self.read(init["path"], INIT_FIELD)
-                pinned = init.get("sha256")
-                if pinned:
-                    self.check_pin(init["path"], pinned, "init.init_image_sha256")
+                wanted.setdefault((init["path"], INIT_FIELD), init.get("sha256"))
             for p in item.image_prompts:
-                self.read(p.text, PROMPT_FIELD)
+                wanted.setdefault((p.text, PROMPT_FIELD), None)
+        for (source, fld), pinned in wanted.items():
+            self.read(source, fld)
+            if pinned:
+                self.check_pin(source, pinned, "init.init_image_sha256")
 
     def check_pin(self, source: str, pinned: str, fld: str) -> None:
-        actual = self.records[source].sha256
+        actual = self.records[(INIT_FIELD, source)].sha256
         if actual != pinned.lower():
             # The file is inside the allowed folders (read() checked), so naming its hash reveals nothing new.
             why = (f"{source!r} has SHA-256 {actual}, not the pinned {pinned.lower()}; the image was not used "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import SpecError
 
@@ -70,7 +70,7 @@ class InputPolicy:
         *,
         allow_paths: Iterable[str | os.PathLike] = (),
         allow_network: bool = False,
-        **limits: float,
+        **limits: Any,
     ) -> "InputPolicy":
         """The policy of a spec in `spec_dir` (None: a spec built in Python; the current folder stands in)."""
         base = _real(spec_dir if spec_dir is not None else os.getcwd())
@@ -84,7 +84,7 @@ class InputPolicy:
         *,
         allow_paths: Iterable[str | os.PathLike] = (),
         allow_network: bool = False,
-        **limits: float,
+        **limits: Any,
     ) -> "InputPolicy":
         """Relative paths resolve against `base`; files may be read from the repository of each `trusted`
         folder and from each of `allow_paths` (taken as they are, not widened to their repository)."""
@@ -92,7 +92,7 @@ class InputPolicy:
         for r in [repository_root(_real(t)) for t in trusted] + [_real(p) for p in allow_paths]:
             if r not in roots:
                 roots.append(r)
-        return cls(base=_real(base), roots=tuple(roots), allow_network=allow_network, **limits)  # type: ignore[arg-type]
+        return cls(base=_real(base), roots=tuple(roots), allow_network=allow_network, **limits)
 
     # -- paths -----------------------------------------------------------------------------------
 
