@@ -74,6 +74,8 @@ def render(
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
     from . import loop as runner  # torch is imported only when rendering
 
+    allow_paths = tuple(allow_paths)  # read twice on resume
+
     def policy(found: str | None) -> InputPolicy:
         return access or InputPolicy.for_spec(found, allow_paths=allow_paths, allow_network=allow_network)
 
