@@ -49,10 +49,13 @@ class ModelError(DiscoSpecError):
 class WeightsHashMismatch(ModelError):
     """A weight file's SHA-256 differs from the one expected; the file is never used."""
 
-    def __init__(self, what: str, path: str, expected: str, actual: str):
+    def __init__(self, what: str, path: str, expected: str, actual: str, *, own_file: bool = False):
+        # A cache file is disco-spec's to replace; a file the user named is theirs: never suggest deleting it.
+        advice = ("Check that the spec names the intended file, or update its sha256 if the file changed on purpose."
+                  if own_file else "Delete it and fetch again, or fix the sha256 in the spec.")
         super().__init__(
             f"{what}: SHA-256 mismatch for {path}\n  expected {expected}\n  actual   {actual}\n"
-            "The file was not used. Delete it and fetch again, or fix the sha256 in the spec."
+            f"The file was not used. {advice}"
         )
         self.expected = expected
         self.actual = actual

@@ -246,7 +246,7 @@ def test_video_input_uses_the_extracted_frames(tmp_path: Path) -> None:
     spec = anim_spec("Video Input", video_input={"video_init_path": str(src), "extract_nth_frame": 1},
                      video={"skip_video_for_run_all": False, "fps": 6})
     assert spec.animation.max_frames == 3
-    a, b, recs = render_twice(spec, tmp_path)
+    a, b, recs = render_twice(spec, tmp_path, allow_paths=[tmp_path])  # the video is outside the repository
     # max_frames = the number of extracted frames, recorded in spec.json and plan.json
     assert a.plan.n_items == 5 and a.spec.animation.max_frames == 5
     assert json.loads((a.run_dir / "spec.json").read_text())["animation"]["max_frames"] == 5

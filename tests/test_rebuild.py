@@ -92,10 +92,13 @@ def test_rebuild_refuses_a_tampered_custom_checkpoint_naming_both_hashes(batch_r
     ckpt.write_bytes(bytes(data))
     tampered = pngmeta.file_sha256(ckpt)
 
-    with pytest.raises(errors.ModelError) as exc:
-        rebuild(r.run_dir)
-    assert diffusion.sha256 in str(exc.value) and tampered in str(exc.value)
+    # the run folder is outside the spec's folder (no git here): the spec's files need --spec-dir (issue 14)
     code, out, err = run_cli("rebuild", "-q", str(r.run_dir), "--out", str(tmp_path / "never"))
+    assert code == 2 and "models.diffusion_model.path" in err and "--spec-dir" in err and tampered not in err
+    with pytest.raises(errors.ModelError) as exc:
+        rebuild(r.run_dir, spec_dir=tmp_path)
+    assert diffusion.sha256 in str(exc.value) and tampered in str(exc.value)
+    code, out, err = run_cli("rebuild", "-q", str(r.run_dir), "--out", str(tmp_path / "never"), "--spec-dir", str(tmp_path))
     assert code == 1
     assert "diffusion model custom" in err and diffusion.sha256 in err and tampered in err
     assert not (tmp_path / "never").exists()  # refused before rendering

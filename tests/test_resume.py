@@ -224,15 +224,15 @@ def test_resume_of_video_input_rerenders_only_missing_frames(tmp_path: Path) -> 
     src = make_video(tmp_path / "clip.mp4", n=3)
     doc = doc_with("Video Input", video_input={"video_init_path": str(src), "extract_nth_frame": 1})
     spec = validate_document(doc)
-    first = render(spec, tmp_path / "out", progress=False)
+    first = render(spec, tmp_path / "out", progress=False, allow_paths=[tmp_path])
     want = shas(first.run_dir)
     (first.run_dir / "smoke_0001.png").unlink()
     (first.run_dir / "video_frames" / "0002.jpg").unlink()  # re-extracted identically
     seen = Stepped()
-    again = render(spec, tmp_path / "out", progress=False, resume=True, observers=[seen])
+    again = render(spec, tmp_path / "out", progress=False, resume=True, observers=[seen], allow_paths=[tmp_path])
     assert seen.items == {1} and shas(first.run_dir) == want
     assert again.plan.n_items == 3
     make_video(src, n=4)  # a different input video
     with pytest.raises(SpecError) as exc:
-        render(spec, tmp_path / "out", progress=False, resume=True)
+        render(spec, tmp_path / "out", progress=False, resume=True, allow_paths=[tmp_path])
     assert "video_input.video_init_path" in str(exc.value.problems)

@@ -118,7 +118,17 @@ def render(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run (the latest of the batch, or --run-dir) where it stopped."
     ),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Render into (or with --resume, continue) this run folder."),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run-dir", help="Render into (or with --resume, continue) this run folder (locked while rendering)."
+    ),
+    allow_path: Optional[list[Path]] = typer.Option(
+        None, "--allow-path", metavar="DIR",
+        help="Also read files the spec names (init images, image prompts, videos, model files) from DIR (repeatable; "
+             "also $DISCO_SPEC_ALLOW_PATHS). By default only the spec's git work tree (else its folder).",
+    ),
+    allow_network: bool = typer.Option(
+        False, "--allow-network", help="Fetch the URLs the spec names (image prompts, init images); off by default."
+    ),
     no_track: bool = typer.Option(False, "--no-track", help="Do not record the render in MLflow."),
     tracking_uri: Optional[str] = typer.Option(
         None, "--tracking-uri", metavar="URI",
@@ -144,6 +154,11 @@ def render(
         from ..scale.overrides import spec_with_overrides
 
         spec, spec_dir = spec_with_overrides(spec_file, sets), str(spec_file.resolve().parent)
+    import os
+
+    from ..spec.access import allow_paths_from_env
+
+    allowed = [*(str(p) for p in allow_path or []), *allow_paths_from_env(os.environ)]
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
     observers = [tracker] if tracker is not None else []
     if backend != "local" or address:
@@ -151,10 +166,10 @@ def render(
 
         result = render_with_backend(spec, out, backend=backend, address=address, seed=seed, items=item,
                                      run_dir=run_dir, resume=resume, observers=observers, progress=not quiet,
-                                     spec_dir=spec_dir)
+                                     spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network)
     else:
         result = render_spec(spec, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir,
-                             observers=observers, spec_dir=spec_dir)
+                             observers=observers, spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network)
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         from ..tracking.ui import where_to_look
 

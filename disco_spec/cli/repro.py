@@ -36,7 +36,15 @@ def rebuild(
     source: str = typer.Argument(..., metavar="SOURCE", help="manifest.json, a run folder, a PNG, or an MLflow run id."),
     item: Optional[int] = typer.Option(None, "--item", help="Rebuild only this plan item (image/frame)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Render into this folder (default: a temporary one)."),
-    spec_dir: Optional[Path] = typer.Option(None, "--spec-dir", help="Folder relative paths in the spec resolve against."),
+    spec_dir: Optional[Path] = typer.Option(
+        None, "--spec-dir", help="Folder relative paths in the spec resolve against (and may read from)."
+    ),
+    allow_path: Optional[list[Path]] = typer.Option(
+        None, "--allow-path", metavar="DIR",
+        help="Also read files the spec names from DIR (repeatable; also $DISCO_SPEC_ALLOW_PATHS). By default only "
+             "the source's own folder (its git work tree) and --spec-dir.",
+    ),
+    allow_network: bool = typer.Option(False, "--allow-network", help="Fetch the URLs the spec names (image prompts, init images)."),
     no_fetch: bool = typer.Option(False, "--no-fetch", help="Never download weights."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -51,7 +59,12 @@ def rebuild(
 
     register_run_resolver(tracking_uri)
 
-    report = do_rebuild(source, out=out, item=item, fetch=not no_fetch, spec_dir=spec_dir, progress=not quiet)
+    import os
+
+    from ..spec.access import allow_paths_from_env
+
+    report = do_rebuild(source, out=out, item=item, fetch=not no_fetch, spec_dir=spec_dir, progress=not quiet,
+                        allow_paths=[*(allow_path or []), *allow_paths_from_env(os.environ)], allow_network=allow_network)
     if as_json:
         _print_json(report.to_dict())
     else:

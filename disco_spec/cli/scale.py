@@ -99,6 +99,8 @@ def render_with_backend(
     observers: Any = (),
     progress: bool = True,
     spec_dir: Optional[str] = None,
+    allow_paths: Any = (),
+    allow_network: bool = False,
 ) -> Any:
     """`render --backend ray`: what cli.render calls instead of render() when --backend is not local."""
     from ..scale.backends import check_backend, render_on_backend
@@ -108,7 +110,8 @@ def render_with_backend(
     if resume and backend != "local":
         raise SpecError("--resume", [("--resume", "continues a run on the local backend only (drop --backend ray)")])
     return render_on_backend(spec_file, out, backend=backend, address=address, seed=seed, items=items,
-                             run_dir=run_dir, observers=observers, progress=progress, spec_dir=spec_dir)
+                             run_dir=run_dir, observers=observers, progress=progress, spec_dir=spec_dir,
+                             allow_paths=tuple(str(p) for p in allow_paths), allow_network=allow_network)
 
 
 def register(app: typer.Typer) -> None:

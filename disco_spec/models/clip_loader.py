@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .. import errors
+from ..spec.access import InputPolicy
 from .checkpoint_io import read_state_dict
 from .clip_common import _bundle, _openai_model
 from .registry import REGISTRY
@@ -42,8 +43,10 @@ def load_clip(
     verify_each_time: bool = False,
     fetch: bool = True,
     half: bool | None = None,
+    access: InputPolicy | None = None,
 ) -> ClipBundle:
-    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`.
+    """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`
+    (a local `pretrained` file is read only inside the folders `access` allows).
 
     `half` (OpenAI-format models): None follows DD (fp16 on CUDA); True/False forces fp16/fp32."""
     device = torch.device(device)
@@ -59,6 +62,6 @@ def load_clip(
         from .clip_open import load_open_clip
 
         return load_open_clip(ref.arch, ref.pretrained, getattr(ref, "sha256", None), device,
-                              spec_dir=spec_dir, verify_each_time=verify_each_time)
+                              spec_dir=spec_dir, verify_each_time=verify_each_time, access=access)
     raise errors.ModelError(f"cannot load a CLIP model from {weights_or_ref!r}")
 

@@ -18,9 +18,10 @@ from types import SimpleNamespace
 import torch
 
 from .. import errors
+from ..spec.access import InputPolicy
 from .checkpoint_io import is_torchscript_archive, read_torchscript_state_dict, untouched_global_rng
 from .clip_common import OPENAI_MEAN, OPENAI_STD, _bundle, _openai_model, strict_tokenize
-from .resolve import custom_path, resolve_weights
+from .resolve import ROLE_FIELDS, resolve_weights
 from .types import ClipBundle, ResolvedWeights
 from .weights import cache_dir, sha256_file
 
@@ -127,19 +128,22 @@ def _from_tag(arch: str, tag: str, sha256: str | None) -> tuple[torch.nn.Module,
 
 
 def load_open_clip(arch: str, pretrained: str, sha256: str | None, device: torch.device, *,
-                   spec_dir: str | os.PathLike | None = None, verify_each_time: bool = False) -> ClipBundle:
-    """open_clip `arch` with `pretrained` = tag or local file (a local file needs `sha256`)."""
+                   spec_dir: str | os.PathLike | None = None, verify_each_time: bool = False,
+                   access: InputPolicy | None = None) -> ClipBundle:
+    """open_clip `arch` with `pretrained` = tag or local file (a local file needs `sha256`, and must lie
+    inside the folders `access` allows; a name outside them is only looked at as a tag)."""
     from open_clip.model import get_model_preprocess_cfg
 
     _check_arch(arch)
     if not pretrained:
         raise errors.ModelError(f"open_clip {arch}: `pretrained` is required (a tag or a local file)")
-    local = custom_path(SimpleNamespace(path=pretrained), spec_dir)
-    if local.is_file() or _looks_like_path(pretrained):
+    access = access or InputPolicy.for_spec(spec_dir)
+    local = access.inside(pretrained, ROLE_FIELDS["clip"])  # None: outside, never probed on disk
+    if (local is not None and local.is_file()) or _looks_like_path(pretrained):
         if not sha256:
             raise errors.ModelError(f"CLIP {arch}: a local `pretrained` file needs its `sha256`")
         weights = resolve_weights(SimpleNamespace(path=pretrained, sha256=sha256), "clip", spec_dir=spec_dir,
-                                  verify_each_time=verify_each_time)
+                                  verify_each_time=verify_each_time, access=access)
         model = _from_local_file(arch, Path(weights.path), device, weights)
         name = f"{arch}:{Path(weights.path).name}"
     else:

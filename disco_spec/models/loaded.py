@@ -9,6 +9,7 @@ import torch
 
 from . import loaders, precision, registry
 from .types import ClipBundle, ResolvedWeights
+from ..spec.access import InputPolicy
 from ..spec.models import DD_CLIP_NAMES, JobSpec
 
 
@@ -45,15 +46,17 @@ def needs_lpips(spec: JobSpec, plan_items: list[Any]) -> bool:
 
 
 def load_models(
-    spec: JobSpec, plan_items: list[Any], device: torch.device, *, spec_dir: str | None, fetch: bool = True
+    spec: JobSpec, plan_items: list[Any], device: torch.device, *, spec_dir: str | None, fetch: bool = True,
+    access: InputPolicy | None = None,
 ) -> LoadedModels:
+    """Resolve, verify and load the spec's models; custom files only inside the folders `access` allows."""
     verify = spec.models.check_model_SHA
     # DD: the UNet torso and OpenAI CLIP in fp16 on CUDA; the secondary model, LPIPS and every loss in fp32.
     use_fp16 = precision.dd_half_precision(device)
     weights: list[ResolvedWeights] = []
 
     ref = spec.models.diffusion_model
-    w = loaders.resolve_weights(ref, "diffusion", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch)
+    w = loaders.resolve_weights(ref, "diffusion", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
     weights.append(w)
     unet, _ = loaders.load_diffusion(
         w, _diffusion_config(ref), steps=spec.diffusion.steps, use_checkpoint=spec.models.use_checkpoint,
@@ -62,20 +65,21 @@ def load_models(
 
     secondary = None
     if spec.models.use_secondary_model:
-        w = loaders.resolve_weights(spec.models.secondary_model, "secondary", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch)
+        w = loaders.resolve_weights(spec.models.secondary_model, "secondary", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
         weights.append(w)
         secondary = loaders.load_secondary(w, device)
 
     clips: list[ClipBundle] = []
     for cref in clip_refs(spec):
-        bundle = loaders.load_clip(cref, device, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, half=use_fp16)
+        bundle = loaders.load_clip(cref, device, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, half=use_fp16,
+                                   access=access)
         clips.append(bundle)
         if bundle.weights is not None:
             weights.append(bundle.weights)
 
     lpips_fn = None
     if needs_lpips(spec, plan_items):
-        w = loaders.resolve_weights(spec.models.lpips_model, "lpips", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch)
+        w = loaders.resolve_weights(spec.models.lpips_model, "lpips", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
         weights.append(w)
         lpips_fn = loaders.load_lpips(w, device)
     return LoadedModels(unet=unet, secondary=secondary, clips=clips, lpips=lpips_fn, weights=weights)

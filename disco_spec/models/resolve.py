@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
+from ..spec.access import InputPolicy
 from .registry import ModelEntry, get_entry
 from .types import ResolvedWeights
 from .weights import download, sha256_file, tiny_dir, weights_dir
@@ -29,10 +30,10 @@ def _what(entry: ModelEntry) -> str:
 
 
 def _verify(path: Path, expected: str, what: str, *, role: str, name: str, use_cache: bool,
-            source_url: str | None = None) -> ResolvedWeights:
+            source_url: str | None = None, own_file: bool = False) -> ResolvedWeights:
     actual = sha256_file(path, use_cache=use_cache)
     if actual != expected.lower():
-        raise errors.WeightsHashMismatch(what, str(path), expected.lower(), actual)
+        raise errors.WeightsHashMismatch(what, str(path), expected.lower(), actual, own_file=own_file)
     return ResolvedWeights(role=role, name=name, path=str(path.resolve()), sha256=actual,
                            size=path.stat().st_size, source_url=source_url)
 
@@ -106,11 +107,22 @@ def resolve_entry(entry: ModelEntry, *, verify_each_time: bool = False, fetch: b
                    use_cache=not verify_each_time, source_url=source_url)
 
 
-def custom_path(ref: Any, spec_dir: str | os.PathLike | None) -> Path:
-    p = Path(os.path.expanduser(str(ref.path)))
-    if not p.is_absolute():
-        p = (Path(spec_dir) if spec_dir is not None else Path.cwd()) / p
-    return p
+# The spec field that names a custom file of each role (for error messages).
+ROLE_FIELDS = {
+    "diffusion": "models.diffusion_model.path",
+    "secondary": "models.secondary_model.path",
+    "lpips": "models.lpips_model.path",
+    "clip": "models.extra_clip_models.pretrained",
+}
+
+
+def custom_path(ref: Any, spec_dir: str | os.PathLike | None, *, access: InputPolicy | None = None,
+                field: str = "models") -> Path:
+    """The real path of a model file a spec names, inside the folders `access` allows (SpecError otherwise;
+    nothing outside is looked at). Without `access`: the default policy of a spec in `spec_dir`."""
+    if access is None:
+        access = InputPolicy.for_spec(spec_dir)
+    return access.resolve(str(ref.path), field)
 
 
 def resolve_weights(
@@ -120,8 +132,12 @@ def resolve_weights(
     spec_dir: str | os.PathLike | None = None,
     verify_each_time: bool = False,
     fetch: bool = True,
+    access: InputPolicy | None = None,
 ) -> ResolvedWeights:
     """Resolve `ref` (a registry name, or an object with `.path` and `.sha256`) to a verified file.
+
+    A custom file must lie inside the folders `access` allows (default: the spec's repository, see
+    spec.access); a path outside is a SpecError (exit 2) before the file is looked at.
 
     Raises ModelError for unknown names, wrong roles and missing files, WeightsHashMismatch when the
     bytes are not the expected ones (the file is then never loaded).
@@ -132,11 +148,12 @@ def resolve_weights(
             raise errors.ModelError(f"{ref!r} is a {entry.role} model, but a {role} model is needed here")
         return resolve_entry(entry, verify_each_time=verify_each_time, fetch=fetch)
     if hasattr(ref, "path") and hasattr(ref, "sha256"):
-        path = custom_path(ref, spec_dir)
+        path = custom_path(ref, spec_dir, access=access, field=ROLE_FIELDS.get(role, f"models.{role}"))
         what = f"custom {role} checkpoint"
         if not ref.sha256:
             raise errors.ModelError(f"{what} {path}: a sha256 is required for a local file")
         if not path.is_file():
             raise errors.ModelError(f"{what}: file not found: {path}")
-        return _verify(path, str(ref.sha256), what, role=role, name="custom", use_cache=not verify_each_time)
+        return _verify(path, str(ref.sha256), what, role=role, name="custom", use_cache=not verify_each_time,
+                       own_file=True)
     raise errors.ModelError(f"cannot resolve a {role} model from {ref!r}: give a registry name or {{path, sha256}}")

@@ -16,6 +16,7 @@ lives outside it, so two renders of one spec on one machine get the same id:
         "code": {disco_spec, git_commit, git_dirty},
         "packages": {torch, torchvision, open_clip, guided_diffusion, numpy, pillow, opencv, lpips, mlflow},
         "environment": {python, os, cpu, threads, device, gpu, torch, compile, env_vars},
+        "inputs": {files: [{field, source, sha256, bytes}], video_init_sha256, ...},  # files the spec names
         "outputs": [{path, kind, item, batch_index, frame, seed, pixels_sha256}]
       },
       "files": [{path, sha256, bytes}],                # outputs + spec.json + plan.json, as on disk
@@ -39,6 +40,7 @@ from typing import Any, Iterable, Mapping
 
 from ..errors import SpecError
 from . import environment, pngmeta
+from .manifest_schema import check_manifest, read_json_file
 from .ids import canonical_bytes, manifest_id, sha256_canonical, spec_sha256  # noqa: F401 - the manifest's ids
 
 MANIFEST_NAME = "manifest.json"
@@ -87,23 +89,36 @@ def build_hashed(result: Any) -> dict[str, Any]:
         "code": environment.code_version(),
         "packages": environment.package_versions(),
         "environment": environment.capture_environment(str(result.device)),
-        "inputs": input_files(run_dir),
+        "inputs": input_files(run_dir, _read_inputs(result)),
         "outputs": outputs,
     }
 
 
-def input_files(run_dir: Path) -> dict[str, Any]:
-    """Input files the render read besides the spec and models (the Video Input source and its frames)."""
+def _read_inputs(result: Any) -> list[dict[str, Any]]:
+    store = getattr(result, "inputs", None)  # run.inputs.InputStore (absent for results built by hand)
+    return store.manifest_records() if store is not None else []
+
+
+def input_files(run_dir: Path, read: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Input files the render read besides the spec and models: `files` lists each init image, image prompt
+    and input video as {field, source (as the spec names it), sha256, bytes}; Video Input adds the
+    source's hash and its extracted frames' hashes. {} when the render read none."""
+    files = list(read)
+    out: dict[str, Any] = {}
     path = run_dir / "inputs.json"
-    if not path.exists():
-        return {}
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    # The source's location is machine-specific; its bytes are what the render depends on.
-    return {
-        "video_init_sha256": doc.get("sha256"),
-        "extract_nth_frame": doc.get("extract_nth_frame"),
-        "video_frames": [f.get("sha256") for f in doc.get("frames", [])],
-    }
+    if path.exists():
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        # The source's location is machine-specific; its bytes are what the render depends on.
+        out = {
+            "video_init_sha256": doc.get("sha256"),
+            "extract_nth_frame": doc.get("extract_nth_frame"),
+            "video_frames": [f.get("sha256") for f in doc.get("frames", [])],
+        }
+        files.append({"field": "video_input.video_init_path", "source": doc.get("video_init_path"),
+                      "sha256": doc.get("sha256"), "bytes": doc.get("bytes")})
+    if files:
+        out["files"] = files
+    return out
 
 
 def provenance(hashed: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,16 +198,12 @@ def looks_like_manifest(doc: Any) -> bool:
 
 
 def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a manifest file (or the manifest.json of a run folder); bad input raises SpecError (exit 2)."""
+    """Read a manifest file (or the manifest.json of a run folder) and check it against the manifest schema
+    (record.manifest_schema): bad input, from wrong types to `..` in a path, raises SpecError (exit 2)."""
     p = Path(path)
     if p.is_dir():
         p = p / MANIFEST_NAME
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read: {exc.strerror or exc}", [(str(p), f"cannot read: {exc.strerror or exc}")]) from None
-    except ValueError as exc:
-        raise SpecError(f"{p}: not JSON: {exc}", [(str(p), f"not a manifest (invalid JSON: {exc})")]) from None
+    doc = read_json_file(p)
     if not looks_like_manifest(doc):
         raise SpecError(f"{p}: not a disco-spec manifest", [(str(p), "not a disco-spec manifest (no `id`/`hashed`)")])
     version = doc.get("manifest_version")
@@ -201,6 +212,7 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
             f"{p}: manifest version {version!r}",
             [(str(p), f"manifest version {version!r} is not supported (this build reads {MANIFEST_VERSION})")],
         )
+    check_manifest(doc, str(p))
     return doc
 
 

@@ -15,13 +15,15 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .. import errors
 from .compare import Change, context_differences, model_differences
 from .outputs import OutputComparison, compare_images
 from ..record.environment import fingerprint_differences
 from ..record.manifest import MANIFEST_NAME, finalize_run
+from ..record.manifest_schema import inside_run_dir
+from ..spec.access import InputPolicy
 from .sources import Source, load_source, register_source_resolver
 
 __all__ = ["RebuildReport", "check_weights", "rebuild", "rebuild_source", "register_source_resolver"]
@@ -91,15 +93,31 @@ class RebuildReport:
 # ---------------------------------------------------------------------------------------------
 
 
-def _spec_custom_path(spec: Any, role: str, spec_dir: str | None) -> Path | None:
+def _spec_custom_path(spec: Any, role: str, access: InputPolicy) -> Path | None:
     from ..models.resolve import custom_path
 
     fields = {"diffusion": "diffusion_model", "secondary": "secondary_model", "lpips": "lpips_model"}
     name = fields.get(role)
     ref = getattr(spec.models, name, None) if name else None
     if ref is not None and hasattr(ref, "path"):
-        return custom_path(ref, spec_dir)
+        return custom_path(ref, None, access=access, field=f"models.{name}.path")  # SpecError when outside
     return None
+
+
+REBUILD_HINT = ("pass `--spec-dir DIR` (the spec's folder) or `--allow-path DIR` (or list folders in "
+                "$DISCO_SPEC_ALLOW_PATHS) to allow another folder")
+
+
+def source_policy(source: Source, *, spec_dir: str | os.PathLike | None = None,
+                  allow_paths: Iterable[str | os.PathLike] = (), allow_network: bool = False) -> InputPolicy:
+    """What a rebuild may read. The source (a manifest, run folder or PNG) may come from a stranger, so the
+    folder its manifest records (`volatile.spec_dir`) only says where relative paths resolve; files are read
+    from the source's own repository (or folder), the user's `spec_dir` and `allow_paths`."""
+    own = source.run_dir if source.run_dir is not None else Path(source.path).parent
+    trusted = [own] + ([spec_dir] if spec_dir is not None else [])
+    base = spec_dir if spec_dir is not None else (source.spec_dir or own)
+    return InputPolicy.for_folders(base, trusted, allow_paths=allow_paths, allow_network=allow_network,
+                                   widen_hint=REBUILD_HINT)
 
 
 def _refuse(role: str, name: str, where: str, recorded: str, actual: str) -> errors.ModelError:
@@ -111,12 +129,14 @@ def _refuse(role: str, name: str, where: str, recorded: str, actual: str) -> err
     )
 
 
-def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = None) -> list[dict[str, Any]]:
+def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = None,
+                  access: InputPolicy | None = None) -> list[dict[str, Any]]:
     """Resolve every model of the source's manifest and compare SHA-256s; refuse (ModelError) on a mismatch.
 
     Returns one entry per model: {role, name, path, sha256}. Registry models are resolved as a render would
     (generated or downloaded when missing, with `fetch`); other files are looked for where the spec says,
-    then where the original render found them.
+    then where the original render found them — both only inside the folders `access` allows (default:
+    source_policy), so a manifest cannot make this hash, or name the hash of, a file elsewhere.
     """
     from ..models.registry import REGISTRY
     from ..models.resolve import resolve_entry
@@ -126,7 +146,7 @@ def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = 
     models = hashed.get("models") or []
     recorded_paths = ((source.manifest or {}).get("volatile") or {}).get("model_paths") or []
     spec = source.spec()
-    spec_dir = spec_dir or source.spec_dir
+    access = access or source_policy(source, spec_dir=spec_dir)
     checked = []
     for i, m in enumerate(models):
         role, name, want = str(m.get("role")), str(m.get("name")), str(m.get("sha256"))
@@ -143,11 +163,13 @@ def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = 
             checked.append({"role": role, "name": name, "path": w.path, "sha256": w.sha256})
             continue
         candidates: list[Path] = []
-        p = _spec_custom_path(spec, role, spec_dir)
+        p = _spec_custom_path(spec, role, access)
         if p is not None:
             candidates.append(p)
         if i < len(recorded_paths) and recorded_paths[i].get("role") == role and recorded_paths[i].get("path"):
-            candidates.append(Path(recorded_paths[i]["path"]))
+            recorded = access.inside(str(recorded_paths[i]["path"]), f"volatile.model_paths[{i}].path")
+            if recorded is not None:  # a recorded path outside the allowed folders is not looked at
+                candidates.append(recorded)
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             if name == "custom":
@@ -174,7 +196,8 @@ def _expected(source: Source, items: list[int]) -> tuple[list[dict[str, Any]], d
     if source.kind == "png" and source.manifest is not None and source.run_dir is not None and items != [source.item]:
         # another item than the PNG's own: the manifest beside the PNG knows it
         recs = list(source.manifest["hashed"].get("outputs") or [])
-        files = {o["path"]: source.run_dir / o["path"] for o in recs if (source.run_dir / o["path"]).is_file()}
+        found = {o["path"]: inside_run_dir(source.run_dir, o["path"]) for o in recs}
+        files = {rel: p for rel, p in found.items() if p is not None and p.is_file()}
     else:
         recs, files = source.output_records(), source.output_files()
     return [o for o in recs if o.get("item") in items], files
@@ -188,13 +211,18 @@ def rebuild(
     fetch: bool = True,
     spec_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    allow_paths: Iterable[str | os.PathLike] = (),
+    allow_network: bool = False,
 ) -> RebuildReport:
     """Re-render SOURCE (manifest file, run folder or PNG) and compare every output with the recorded one.
 
     `out`: the folder to render into (it becomes the run folder; it must not hold a finished run);
     default: a temporary folder, deleted afterwards. `item`: only that plan item (a PNG rebuilds its own).
+    Files the spec names are read only inside the folders of source_policy (widened by `allow_paths`),
+    URLs only with `allow_network`.
     """
-    return rebuild_source(load_source(source), out=out, item=item, fetch=fetch, spec_dir=spec_dir, progress=progress)
+    return rebuild_source(load_source(source), out=out, item=item, fetch=fetch, spec_dir=spec_dir, progress=progress,
+                          allow_paths=allow_paths, allow_network=allow_network)
 
 
 def rebuild_source(
@@ -205,6 +233,8 @@ def rebuild_source(
     fetch: bool = True,
     spec_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    allow_paths: Iterable[str | os.PathLike] = (),
+    allow_network: bool = False,
 ) -> RebuildReport:
     from ..run.renderer import render
 
@@ -233,8 +263,9 @@ def rebuild_source(
     if recorded_plan and recorded_plan != plan.sha256():
         notes.append(f"the plan resolves differently with this disco-spec (plan sha256 {recorded_plan[:16]}… → "
                      f"{plan.sha256()[:16]}…): the code changed how specs are read")
+    access = source_policy(src, spec_dir=spec_dir, allow_paths=allow_paths, allow_network=allow_network)
     if src.hashed and src.hashed.get("models"):
-        check_weights(src, fetch=fetch, spec_dir=sd)
+        check_weights(src, fetch=fetch, access=access)
     else:
         notes.append("no model hashes recorded with this source: the spec's own pins are checked while rendering")
 
@@ -248,7 +279,7 @@ def rebuild_source(
             raise errors.SpecError("--out", [("--out", f"{run_dir} already holds a finished run ({MANIFEST_NAME}); "
                                                         "give an empty or new folder")])
     try:
-        result = render(spec, run_dir=run_dir, items=items, progress=progress, spec_dir=sd, fetch=fetch)
+        result = render(spec, run_dir=run_dir, items=items, progress=progress, spec_dir=sd, fetch=fetch, access=access)
         new = getattr(result, "manifest", None) or finalize_run(result, spec_dir=sd)
         report = RebuildReport(
             source=str(src.path), run_dir=None if tmp else str(run_dir), items=items,

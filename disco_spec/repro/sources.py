@@ -5,7 +5,6 @@ Other strings (e.g. an MLflow run id) are mapped to local manifests by registere
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Callable, Mapping
 from ..errors import SpecError
 from ..record import pngmeta
 from ..record.manifest import MANIFEST_NAME, load_manifest, looks_like_manifest
+from ..record.manifest_schema import check_provenance, inside_run_dir, read_json_file
 
 
 SourceResolver = Callable[[str], "str | os.PathLike | None"]
@@ -78,8 +78,8 @@ class Source:
             return {}
         out = {}
         for o in self.hashed.get("outputs") or []:
-            p = self.run_dir / o["path"]
-            if p.is_file():
+            p = inside_run_dir(self.run_dir, o["path"]) if isinstance(o.get("path"), str) else None
+            if p is not None and p.is_file():  # a path out of the run folder is never opened
                 out[o["path"]] = p
         return out
 
@@ -126,10 +126,7 @@ def load_source(source: str | os.PathLike, *, arg: str = "SOURCE") -> Source:
     if pngmeta.is_png(p):
         return _from_png(p)
     if p.suffix.lower() == ".json":
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            doc = None
+        doc = read_json_file(p)  # size and nesting bounded: a 5,000-deep file is a SpecError
         if looks_like_manifest(doc):
             m = load_manifest(p)
             return _from_manifest(m, "manifest", p, p.parent)
@@ -173,6 +170,7 @@ def _from_png(p: Path) -> Source:
             return src
     prov = info.get("provenance")
     if isinstance(prov, dict):
+        check_provenance(prov, f"{p}: provenance")  # from the PNG: untrusted like a manifest
         src.hashed = {**prov, "spec": info["spec"]}
     return src
 

@@ -117,21 +117,38 @@ def _move_to_retained(rd: Path, rel: str) -> str | None:
 
 def prepare_branch(
     spec_or_path: JobSpec | str | os.PathLike, out: str | os.PathLike, *, seed: int | None, spec_dir: str | None,
+    access: Any,
 ) -> tuple[JobSpec, dict[str, Any], Any, str | None, bool, Path, ResumeInfo, dict[str, Any]]:
     """Make run `run_to_resume` continue from frame N with the spec as it is now.
 
     Returns what render() needs to continue like `--resume` does: (spec, document, plan, spec_dir, seed_drawn,
-    run_dir, resume info, branch record).
+    run_dir, resume info, branch record); the run folder's lock (info.lock) is held, render() releases it.
+    `access`: the render's spec.access.InputPolicy (the Video Input file is read through it).
     """
-    from .video_input import prepare_video_input
+    from .lock import lock_run_dir, remove_stale_temps
 
     if isinstance(spec_or_path, JobSpec):
         spec, found_dir = spec_or_path, None
     else:
         spec, found_dir = load_spec(spec_or_path), str(Path(spec_or_path).resolve().parent)
     spec_dir = spec_dir or found_dir
+    rd = branch_run_dir(out, spec.run.batch_name, spec.run.run_to_resume)
+    lock = lock_run_dir(rd)
+    try:
+        remove_stale_temps(rd)
+        found = _branch(spec, rd, seed=seed, spec_dir=spec_dir, access=access)
+    except BaseException:
+        lock.release()
+        raise
+    spec, doc, plan, drawn, info, branch = found
+    info.lock = lock
+    return spec, doc, plan, spec_dir, drawn, rd, info, branch
+
+
+def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, access: Any) -> tuple:
+    from .video_input import prepare_video_input
+
     r = spec.run
-    rd = branch_run_dir(out, r.batch_name, r.run_to_resume)
     parent_doc = _read(rd / "spec.json", "run_to_resume")
     parent_state = _read(rd / RUN_STATE, "run_to_resume") if (rd / RUN_STATE).is_file() else None
     parent_manifest = _read(rd / "manifest.json", "run_to_resume") if (rd / "manifest.json").is_file() else None
@@ -143,7 +160,7 @@ def prepare_branch(
             spec, drawn = with_concrete_seed(spec, draw=rec)
     spec, doc, plan, _, drawn2 = prepare(without_resume_fields(spec), seed=seed)
     if plan.animation_mode == "Video Input":
-        spec, plan = prepare_video_input(spec, rd, spec_dir, resume=True)
+        spec, plan = prepare_video_input(spec, rd, access, resume=True)
         doc = spec_to_document(spec)
 
     parent = _parent_result(rd, parent_doc)
@@ -202,4 +219,4 @@ def prepare_branch(
     }
     recorded = {"weights": (parent_state or {}).get("weights") or []} if parent_state else None
     info = ResumeInfo(run_dir=rd, recorded_state=recorded, items=None)
-    return spec, doc, plan, spec_dir, drawn or drawn2, rd, info, branch
+    return spec, doc, plan, drawn or drawn2, info, branch

@@ -12,6 +12,7 @@ from ..engine.item import sample_item
 from ..models.loaded import LoadedModels
 from ..plan.resolve import PlanItem
 from ..spec.models import JobSpec
+from .inputs import InputStore
 from .images import load_image_prompt, load_init_image, write_png_atomic
 from .records import StepEvent, record_output
 
@@ -28,25 +29,26 @@ def partial_name(spec: JobSpec, item: PlanItem, j: int) -> str:
     return f"partials/{name}" if spec.saving.intermediates_in_subfolder else name
 
 
-def item_inputs(plan: Any, item: PlanItem, spec_dir: str | None) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-    """The files an item reads, as tensors: its init image (unless Perlin replaces it) and its image prompts."""
+def item_inputs(plan: Any, item: PlanItem, inputs: InputStore) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    """The files an item reads, as tensors: its init image (unless Perlin replaces it) and its image prompts,
+    read through the render's InputStore (the InputPolicy, the hashes recorded for the manifest)."""
     init_image = None
     if item.init["kind"] == "image" and not item.init.get("perlin"):
-        init_image = load_init_image(item.init["path"], plan.width, plan.height, base_dir=spec_dir)
-    prompts = [load_image_prompt(p.text, plan.width, plan.height, base_dir=spec_dir) for p in item.image_prompts]
+        init_image = load_init_image(item.init["path"], plan.width, plan.height, inputs=inputs)
+    prompts = [load_image_prompt(p.text, plan.width, plan.height, inputs=inputs) for p in item.image_prompts]
     return init_image, prompts
 
 
 def diffuse_item(
     result: Any, item: PlanItem, models: LoadedModels, alphas_cumprod: torch.Tensor, timesteps: Sequence[int],
-    device: torch.device, spec_dir: str | None, observers: Sequence[Any], previous: torch.Tensor | None = None,
+    device: torch.device, observers: Sequence[Any], previous: torch.Tensor | None = None,
     save: bool = True,
 ) -> tuple[Any, list[Any]]:
     """Run the sampler for one item (previews, partials, step events); return (final PIL image, partial records)."""
     spec: JobSpec = result.spec
     final = None
     partials = []
-    init_image, prompt_images = item_inputs(result.plan, item, spec_dir)
+    init_image, prompt_images = item_inputs(result.plan, item, result.inputs)
     steps = sample_item(spec, result.plan, item, models, alphas_cumprod, timesteps, device, init_image=init_image,
                         image_prompt_images=[im.to(device) for im in prompt_images], previous=previous)
     for j, k, pred, stats, is_final in steps:

@@ -166,7 +166,7 @@ class Animation:
         if previous is None and init_u8 is not None:
             previous = pil_to_pm1(Image.fromarray(init_u8, "RGB")).to(self.device)
         final, partials = diffuse_item(
-            self.result, item, self.models, alphas, timesteps, self.device, self.spec_dir, observers, previous=previous,
+            self.result, item, self.models, alphas, timesteps, self.device, observers, previous=previous,
             save=item.index in self.save,
         )
         return _u8(final), partials
@@ -195,7 +195,7 @@ class Animation:
                 self._replay(done, observers)
                 continue
             path = video_frame_path(self.result.run_dir, int(item.init["video_frame"]))
-            init = load_init_image(str(path), self.plan.width, self.plan.height, base_dir=None).to(self.device)
+            init = load_init_image(str(path), self.plan.width, self.plan.height, inputs=None).to(self.device)
             out_u8, partials = self._diffuse(item, None, init, observers, alphas, timesteps)
             recs = partials + self._save_frame(item, out_u8, observers)
             journal.append(item, recs)

@@ -1,13 +1,11 @@
-"""Image files in and out: init images and image prompts read (local files or URLs), 8-bit PNGs written
+"""Image files in and out: init images and image prompts read (local files or URLs, via run.inputs), 8-bit PNGs written
 atomically with their text chunks. The engine only sees the tensors these produce."""
 
 from __future__ import annotations
 
 import io
-import os
-import urllib.request
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 from PIL import Image, PngImagePlugin
@@ -20,24 +18,19 @@ from ..errors import SpecError
 # take gigabytes first. 100 megapixels is 300 MB of RGB.
 MAX_INPUT_PIXELS = 100_000_000
 
-
-def resolve_path(path: str, base_dir: str | None) -> str:
-    """Relative paths in a spec resolve against the spec's folder."""
-    if path.startswith(("http://", "https://")) or os.path.isabs(path) or base_dir is None:
-        return path
-    return os.path.join(base_dir, path)
+if TYPE_CHECKING:
+    from .inputs import InputStore
 
 
-def open_rgb(path: str, base_dir: str | None, field: str) -> Image.Image:
-    """Open a local file or an http(s) URL as an RGB image; a missing file is the spec's fault (exit 2)."""
-    where = resolve_path(path, base_dir)
+def open_rgb(path: str, inputs: InputStore | None, field: str) -> Image.Image:
+    """Open an image a spec names (a local file or an http(s) URL, read through the render's
+    run.inputs.InputStore, which enforces the InputPolicy) as RGB; `inputs=None`: a file of the run
+    folder itself. A missing or undecodable file is the spec's fault (exit 2)."""
     try:
-        if where.startswith(("http://", "https://")):
-            with urllib.request.urlopen(where, timeout=60) as resp:  # noqa: S310 - the user's own URL
-                data = resp.read()
-            img = Image.open(io.BytesIO(data))
+        if inputs is None:
+            img = Image.open(path)
         else:
-            img = Image.open(where)
+            img = Image.open(io.BytesIO(inputs.read(path, field)))
         if img.width * img.height > MAX_INPUT_PIXELS:  # checked from the header, before decoding
             why = f"image {path!r} is {img.width}x{img.height}, more than MAX_INPUT_PIXELS = {MAX_INPUT_PIXELS} pixels"
             raise SpecError(f"{field}: {why}", [(field, why)])
@@ -49,15 +42,15 @@ def open_rgb(path: str, base_dir: str | None, field: str) -> Image.Image:
         raise SpecError(f"{field}: cannot read image {path!r}: {exc}", [(field, f"cannot read image {path!r} ({exc})")])
 
 
-def load_init_image(path: str, side_x: int, side_y: int, *, base_dir: str | None) -> torch.Tensor:
+def load_init_image(path: str, side_x: int, side_y: int, *, inputs: InputStore | None) -> torch.Tensor:
     """The init: RGB, Lanczos-resized to exactly side_x × side_y (aspect not kept, quirk Q30), in [-1, 1]."""
-    img = open_rgb(path, base_dir, "init.init_image").resize((side_x, side_y), Image.LANCZOS)
+    img = open_rgb(path, inputs, "init.init_image").resize((side_x, side_y), Image.LANCZOS)
     return pil_to_pm1(img)
 
 
-def load_image_prompt(path: str, side_x: int, side_y: int, *, base_dir: str | None) -> torch.Tensor:
+def load_image_prompt(path: str, side_x: int, side_y: int, *, inputs: InputStore | None) -> torch.Tensor:
     """An image prompt: shorter side Lanczos-resized to min(side_x, side_y, w, h), in [-1, 1]."""
-    img = open_rgb(path, base_dir, "prompts.image_prompts")
+    img = open_rgb(path, inputs, "prompts.image_prompts")
     w, h = img.size
     short = min(side_x, side_y, w, h)
     # torchvision's resize(int): the shorter side becomes `short`, the longer keeps the aspect (truncated)

@@ -100,12 +100,15 @@ class Journal:
             "plan_sha256": result.plan.sha256(),
             "items": list(selected),
             "weights": weight_records(result.weights),
+            "inputs": input_records(result),
         }
         if getattr(result, "branch", None):
             state["branch"] = result.branch
         recorded = resume.recorded_state if resume is not None else None
         if recorded is not None:
             _check_weights(recorded.get("weights") or [], state["weights"], j.run_dir)
+            if "inputs" in recorded:  # (journals written before inputs were recorded have none)
+                _check_inputs(recorded["inputs"], state["inputs"], j.run_dir)
             for e in read_entries(j.run_dir):
                 j.entries[e["item"]] = e
         write_text_atomic(j.run_dir / RUN_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -182,6 +185,29 @@ class Journal:
         if entry is None:
             return None
         return {name: self.run_dir / s["path"] for name, s in (entry.get("state") or {}).items()}
+
+
+def input_records(result: Any) -> list[dict[str, Any]]:
+    store = getattr(result, "inputs", None)  # run.inputs.InputStore
+    return store.manifest_records() if store is not None else []
+
+
+def _check_inputs(recorded: Any, now: list[dict[str, Any]], run_dir: Path) -> None:
+    """Refuse to resume when an init image or image prompt is not the file the run started with."""
+    if recorded == now:
+        return
+    before = {(r.get("field"), r.get("source")): r.get("sha256") for r in recorded if isinstance(r, dict)} \
+        if isinstance(recorded, list) else {}
+    problems = []
+    for r in now:
+        old = before.get((r["field"], r["source"]))
+        if old != r["sha256"]:
+            what = f"{r['source']!r} sha256 {old} → {r['sha256']}" if old else f"{r['source']!r} was not read by the run"
+            problems.append((r["field"], f"changed since {run_dir.name} started: {what} (resume refused)"))
+    raise SpecError(
+        f"--resume: the input files differ from those of {run_dir.name}; refusing to mix outputs",
+        problems or [("inputs", f"changed since {run_dir.name} started: the input files differ (resume refused)")],
+    )
 
 
 def _check_weights(recorded: list[dict[str, str]], now: list[dict[str, str]], run_dir: Path) -> None:

@@ -19,6 +19,8 @@ def run_plan(
     result: Any, selected: Sequence[int], *, observers: Sequence[Any], spec_dir: str | None, fetch: bool,
     resume: Any = None,
 ) -> None:
+    """Render the selected items into result.run_dir; custom model files are found under the InputPolicy
+    of result.inputs (the render's InputStore)."""
     from .journal import Journal
     from .records import png_metadata
 
@@ -32,7 +34,7 @@ def run_plan(
         from . import frames
 
         items = frames.items_to_compute(plan, selected)
-    models = load_models(spec, items, device, spec_dir=spec_dir, fetch=fetch)
+    models = load_models(spec, items, device, spec_dir=spec_dir, fetch=fetch, access=result.inputs.access)
     result.weights = models.weights
     result.device = str(device)
     if plan.animation_mode != "None":
@@ -52,7 +54,7 @@ def run_plan(
             for rec in done:
                 publish_output(result, observers, rec)
             continue
-        final, recs = diffuse_item(result, item, models, alphas_cumprod, timesteps, device, spec_dir, observers)
+        final, recs = diffuse_item(result, item, models, alphas_cumprod, timesteps, device, observers)
         write_png_atomic(final, result.run_dir / item.output, png_metadata(result, item))
         recs.append(record_output(result, observers, item.output, "image", item))
         journal.append(item, recs)

@@ -52,6 +52,7 @@ class RenderResult:
     spec_path: str | None = None  # the spec file rendered (None for a spec given as a document)
     started_at: float | None = None  # wall-clock time (time.time()) when render() began
     ended_at: float | None = None  # wall-clock time when the last item was written (before the manifest)
+    inputs: Any = None  # run.inputs.InputStore: the files read under the render's InputPolicy (manifest `inputs`)
 
 
 class Observer(Protocol):

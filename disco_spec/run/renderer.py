@@ -32,7 +32,10 @@ from ..errors import SpecError
 from ..plan.resolve import Plan
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
+from ..spec.access import InputPolicy
 from .folders import allocate_run_dir, write_text_atomic
+from .inputs import InputStore
+from .lock import lock_run_dir
 from .prepare import prepare
 from .records import Observer, RenderResult
 
@@ -51,6 +54,9 @@ def render(
     spec_dir: str | None = None,
     fetch: bool = True,
     resume: bool = False,
+    allow_paths: Iterable[str | os.PathLike] = (),
+    allow_network: bool = False,
+    access: InputPolicy | None = None,
 ) -> RenderResult:
     """Render a spec (or a file path) and return what was written.
 
@@ -58,6 +64,9 @@ def render(
     are computed from frame 0 on, since each starts from the previous one).
     `resume=True` continues the latest run of the batch under `out` (or `run_dir`) where it stopped, with
     byte-identical results; a changed spec, plan or weight file is refused (disco_spec.run.journal).
+    Files the spec names are read only inside its repository and `allow_paths`, URLs only with
+    `allow_network` (spec.access); `access` replaces that policy as a whole (rebuild passes its own).
+    The run folder is locked for the render (run.lock): a second render into it is refused.
     """
     import warnings
 
@@ -66,75 +75,92 @@ def render(
     from ..engine.item import deterministic_kernels
     from . import loop as runner  # torch is imported only when rendering
 
+    allow_paths = tuple(allow_paths)  # read twice on resume
+
+    def policy(found: str | None) -> InputPolicy:
+        return access or InputPolicy.for_spec(found, allow_paths=allow_paths, allow_network=allow_network)
+
     started_at = time.time()
     spec_path = str(spec_or_path) if isinstance(spec_or_path, (str, os.PathLike)) else None
     resume_info = branch = None
+    lock = None
     if not resume and not isinstance(spec_or_path, JobSpec):
         found_dir = str(Path(spec_or_path).resolve().parent)
         spec_or_path, spec_dir = load_spec(spec_or_path), spec_dir or found_dir
-    if not resume and spec_or_path.run.resume_run:  # DD's resume fields: re-render a run from a frame
-        from .branch import prepare_branch
+    try:
+        if not resume and spec_or_path.run.resume_run:  # DD's resume fields: re-render a run from a frame
+            from .branch import prepare_branch
 
-        spec, doc, plan, spec_dir, drawn, rd, resume_info, branch = prepare_branch(
-            spec_or_path, out, seed=seed, spec_dir=spec_dir
-        )
-        items = None
-    elif resume:
-        from .resume import prepare_resume
+            spec, doc, plan, spec_dir, drawn, rd, resume_info, branch = prepare_branch(
+                spec_or_path, out, seed=seed, spec_dir=spec_dir, access=policy(spec_dir)
+            )
+            items = None
+            lock = resume_info.lock
+        elif resume:
+            from .resume import prepare_resume
 
-        spec, doc, plan, spec_dir, drawn, rd, resume_info = prepare_resume(
-            spec_or_path, out, run_dir=run_dir, seed=seed, items=items, spec_dir=spec_dir
-        )
-        items = resume_info.items
-    else:
-        spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
-        spec_dir = spec_dir or found_dir
-
-    def select(plan: Plan) -> list[int]:
-        chosen = list(range(plan.n_items)) if items is None else sorted(set(items))
-        for i in chosen:
-            if not 0 <= i < plan.n_items:
-                raise SpecError("items", [("items", f"item {i} does not exist (the plan has {plan.n_items})")])
-        return chosen
-
-    selected = select(plan)
-    if resume_info is None:
-        if run_dir is None:
-            rd = allocate_run_dir(out, plan.batch_name)
+            spec, doc, plan, spec_dir, drawn, rd, resume_info = prepare_resume(
+                spec_or_path, out, run_dir=run_dir, seed=seed, items=items, spec_dir=spec_dir, access=access,
+                allow_paths=allow_paths, allow_network=allow_network,
+            )
+            items = resume_info.items
+            lock = resume_info.lock
         else:
-            rd = Path(run_dir)
-            rd.mkdir(parents=True, exist_ok=True)
-        if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
-            from .video_input import prepare_video_input
+            spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
+            spec_dir = spec_dir or found_dir
+        policy_now = policy(spec_dir)
 
-            spec, plan = prepare_video_input(spec, rd, spec_dir)
-            doc = spec_to_document(spec)
-            selected = select(plan)
-    result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn, started_at=started_at,
-                          spec_path=spec_path, branch=branch)
-    write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
+        def select(plan: Plan) -> list[int]:
+            chosen = list(range(plan.n_items)) if items is None else sorted(set(items))
+            for i in chosen:
+                if not 0 <= i < plan.n_items:
+                    raise SpecError("items", [("items", f"item {i} does not exist (the plan has {plan.n_items})")])
+            return chosen
 
-    observers = list(observers)
-    if progress:
-        from .progress import ProgressObserver
+        selected = select(plan)
+        if resume_info is None:
+            if run_dir is None:
+                rd = allocate_run_dir(out, plan.batch_name)
+            else:
+                rd = Path(run_dir)
+                rd.mkdir(parents=True, exist_ok=True)
+            lock = lock_run_dir(rd)
+            if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
+                from .video_input import prepare_video_input
 
-        observers.insert(0, ProgressObserver())
-    start = time.perf_counter()
-    with deterministic_kernels(spec.engine.deterministic):  # the manifest records these settings too
-        try:
-            runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch, resume=resume_info)
-        except BaseException as exc:
-            for o in observers:
-                if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED
-                    o.on_error(result, exc)
-            raise
-        result.seconds = time.perf_counter() - start
-        result.ended_at = time.time()
-        from ..record.manifest import finalize_run
+                spec, plan = prepare_video_input(spec, rd, policy_now)
+                doc = spec_to_document(spec)
+                selected = select(plan)
+        inputs = InputStore(policy_now)
+        inputs.prepare(plan)  # init images and image prompts: allowed, hashed, pins checked, before models load
+        result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn, inputs=inputs,
+                              started_at=started_at, spec_path=spec_path, branch=branch)
+        write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
 
-        finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
+        observers = list(observers)
+        if progress:
+            from .progress import ProgressObserver
+
+            observers.insert(0, ProgressObserver())
+        start = time.perf_counter()
+        with deterministic_kernels(spec.engine.deterministic):  # the manifest records these settings too
+            try:
+                runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch,
+                                resume=resume_info)
+            except BaseException as exc:
+                for o in observers:
+                    if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED
+                        o.on_error(result, exc)
+                raise
+            result.seconds = time.perf_counter() - start
+            result.ended_at = time.time()
+            from ..record.manifest import finalize_run
+
+            finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
+    finally:
+        if lock is not None:
+            lock.release()
     for o in observers:
         o.on_end(result)
     return result
-

@@ -66,6 +66,7 @@ class ResumeInfo:
     run_dir: Path
     recorded_state: dict[str, Any] | None
     items: list[int] | None  # the recorded selection (None: every item)
+    lock: Any = None  # run.lock.RunLock, held until the render ends (run.renderer releases it)
 
 
 def recorded_seed(run_dir: Path) -> int | None:
@@ -85,16 +86,22 @@ def prepare_resume(
     seed: int | None,
     items: Sequence[int] | None,
     spec_dir: str | None,
+    access: Any = None,
+    allow_paths: Sequence[Any] = (),
+    allow_network: bool = False,
 ) -> tuple[Any, dict[str, Any], Any, str | None, bool, Path, ResumeInfo]:
-    """Load the spec as the interrupted run saw it and check it against the run folder.
+    """Lock the run folder, load the spec as the interrupted run saw it and check it against the folder.
 
-    Returns (spec, document, plan, spec_dir, seed_drawn, run_dir, info). A 'random_seed' spec reuses the
-    seed recorded in the run's spec.json; Video Input re-uses (after checking) the frames the run extracted.
+    Returns (spec, document, plan, spec_dir, seed_drawn, run_dir, info); info.lock is held (the caller
+    releases it; here only on refusal). A 'random_seed' spec reuses the seed recorded in the run's
+    spec.json; Video Input re-uses (after checking) the frames the run extracted. Temp files of atomic
+    writes a kill interrupted are removed. A run killed before run_state.json was written (while models
+    loaded) resumes from scratch when its spec.json and plan.json match.
     """
-    from ..plan.resolve import with_concrete_seed
-    from .prepare import prepare
-    from ..spec.load import load_spec, spec_to_document
+    from ..spec.access import InputPolicy
+    from ..spec.load import load_spec
     from ..spec.models import JobSpec
+    from .lock import lock_run_dir, remove_stale_temps
 
     if isinstance(spec_or_path, JobSpec):
         spec, found_dir = spec_or_path, None
@@ -107,6 +114,24 @@ def prepare_resume(
             raise SpecError(f"--run-dir: {rd} is not a folder", [("--run-dir", f"{rd} is not a run folder")])
     else:
         rd = latest_run_dir(out, spec.run.batch_name)
+    lock = lock_run_dir(rd)
+    try:
+        remove_stale_temps(rd)
+        access = access or InputPolicy.for_spec(spec_dir, allow_paths=allow_paths, allow_network=allow_network)
+        found = _check_run(spec, rd, seed=seed, items=items, access=access)
+    except BaseException:
+        lock.release()
+        raise
+    spec, doc, plan, drawn, info = found
+    info.lock = lock
+    return spec, doc, plan, spec_dir, drawn, rd, info
+
+
+def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | None,
+               access: Any) -> tuple[Any, dict[str, Any], Any, bool, ResumeInfo]:
+    from ..plan.resolve import with_concrete_seed
+    from .prepare import prepare
+    from ..spec.load import spec_to_document
 
     drawn = False
     if seed is None and spec.run.set_seed == "random_seed":
@@ -120,18 +145,28 @@ def prepare_resume(
     if plan.animation_mode == "Video Input":
         if recorded_doc is not None:  # refuse other changes before touching the run's extracted frames
             masked = copy.deepcopy(recorded_doc)
-            masked.setdefault("animation", {})["max_frames"] = doc["animation"]["max_frames"]
+            if isinstance(masked, dict):
+                masked.setdefault("animation", {})["max_frames"] = doc["animation"]["max_frames"]
             _refuse(rd, document_differences(masked, doc))
         from .video_input import prepare_video_input
 
-        spec, plan = prepare_video_input(spec, rd, spec_dir, resume=True)
+        spec, plan = prepare_video_input(spec, rd, access, resume=True)
         doc = spec_to_document(spec)
 
     problems: list[tuple[str, str]] = []
-    if recorded_doc is not None and (state is None or state.get("spec_sha256") != spec_sha256(doc) or recorded_doc != doc):
+    if state is None:
+        # Killed before run_state.json (it is written once the models are loaded, before any image): no
+        # image was journalled, so the run restarts from scratch if it is the same spec and plan.
+        if recorded_doc is not None:
+            problems += document_differences(recorded_doc, doc)
+        recorded_plan = _read_json(rd / "plan.json")
+        if not problems and recorded_plan is not None and recorded_plan != json.loads(plan.to_json()):
+            problems.append(("plan", "plan.json differs from the plan of this spec: this disco-spec resolves the "
+                                     "spec differently from the one that started the run"))
+    elif recorded_doc is not None and (state.get("spec_sha256") != spec_sha256(doc) or recorded_doc != doc):
         diffs = document_differences(recorded_doc, doc)
-        problems += diffs or [("spec", f"the spec hash changed ({(state or {}).get('spec_sha256')} → {spec_sha256(doc)})")]
-    elif state is not None and state.get("spec_sha256") != spec_sha256(doc):
+        problems += diffs or [("spec", f"the spec hash changed ({state.get('spec_sha256')} → {spec_sha256(doc)})")]
+    elif state.get("spec_sha256") != spec_sha256(doc):
         problems.append(("spec", f"the spec hash changed ({state.get('spec_sha256')} → {spec_sha256(doc)})"))
     if not problems and state is not None and state.get("plan_sha256") != plan.sha256():
         problems.append((
@@ -145,7 +180,7 @@ def prepare_resume(
     _refuse(rd, problems)
     info = ResumeInfo(run_dir=rd, recorded_state=state, items=recorded_items if recorded_items is not None else (
         None if items is None else sorted(set(items))))
-    return spec, doc, plan, spec_dir, drawn, rd, info
+    return spec, doc, plan, drawn, info
 
 
 def _refuse(rd: Path, problems: list[tuple[str, str]]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import RenderError, SpecError
 from .folders import write_text_atomic
-from .images import resolve_path
+from ..spec.access import InputPolicy
 from .records import sha256_or_none
 
 
@@ -24,24 +24,28 @@ def video_module():
     return video
 
 
-def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resume: bool = False) -> tuple[Any, Any]:
+def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume: bool = False) -> tuple[Any, Any]:
     """Extract the input video's frames into run_dir/video_frames and re-resolve the plan with
     max_frames = the extracted count (as DD sets max_frames from the frame count, §7.4).
 
     Writes run_dir/inputs.json: {"video_init_path", "sha256", "extract_nth_frame", "frames": [{path, sha256}]}.
     On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one
-    is missing or damaged (they must come out identical). Returns (spec, plan).
+    is missing or damaged (they must come out identical). The video must lie inside the folders `access`
+    allows (checked before the file is looked at). Returns (spec, plan).
     """
     from ..plan.resolve import resolve_plan
 
-    video = video_module()
     vi = spec.video_input
-    src = Path(resolve_path(vi.video_init_path, spec_dir))
+    if vi.video_init_path[:8].lower().startswith(("http://", "https://")):
+        why = f"{vi.video_init_path!r}: the input video must be a local file"
+        raise SpecError(f"video_input.video_init_path: {why}", [("video_input.video_init_path", why)])
+    src = access.resolve(vi.video_init_path, "video_input.video_init_path")
     if not src.is_file():
         raise SpecError(
             f"video_input.video_init_path: no such file {vi.video_init_path!r}",
             [("video_input.video_init_path", f"no such file: {vi.video_init_path!r} (looked at {src})")],
         )
+    video = video_module()
     sha = video.video_sha256(src)
     if vi.video_init_sha256 and vi.video_init_sha256.lower() != sha:
         raise SpecError(
@@ -79,6 +83,7 @@ def prepare_video_input(spec: Any, run_dir: Path, spec_dir: str | None, *, resum
         inputs = {
             "video_init_path": vi.video_init_path,
             "sha256": sha,
+            "bytes": src.stat().st_size,
             "extract_nth_frame": vi.extract_nth_frame,
             "frames": [{"path": p.relative_to(run_dir).as_posix(), "sha256": sha256_or_none(p)} for p in paths],
         }

@@ -134,6 +134,8 @@ def render_on_backend(
     spec_dir: str | None = None,
     fetch: bool = True,
     ship_files: bool | None = None,
+    allow_paths: tuple[str, ...] = (),
+    allow_network: bool = False,
 ) -> Any:
     """`render` on a backend; returns the RenderResult with `.manifest` set (manifest.json written).
 
@@ -148,7 +150,8 @@ def render_on_backend(
         from ..run.renderer import render
 
         result = render(spec_or_path, out, run_dir=run_dir, seed=seed, items=items, observers=observers,
-                        progress=progress, spec_dir=spec_dir, fetch=fetch)
+                        progress=progress, spec_dir=spec_dir, fetch=fetch, allow_paths=allow_paths,
+                        allow_network=allow_network)
         if getattr(result, "manifest", None) is None:
             finalize_run(result, spec_dir=spec_dir or _spec_dir_of(spec_or_path))
         return result
@@ -170,12 +173,14 @@ def render_on_backend(
     start = time.perf_counter()
     if plan.animation_mode != "None" or len(selected) == 1:
         job = Job(spec_document=doc, run_dir=str(rd), items=tuple(selected) if items is not None else None,
-                  spec_dir=sd, fetch=fetch, label=rd.name, seed_drawn=drawn)
+                  spec_dir=sd, fetch=fetch, label=rd.name, seed_drawn=drawn, allow_paths=tuple(allow_paths),
+                  allow_network=allow_network)
         (r,) = run_jobs([job], backend, address, ship_files=ship_files)
         result, steps = r.result, r.steps
     else:
         jobs = [Job(spec_document=doc, run_dir=str(part_dir(rd, i)), items=(i,), spec_dir=sd, finalize=False,
-                    fetch=fetch, label=f"item {i}") for i in selected]
+                    fetch=fetch, label=f"item {i}", allow_paths=tuple(allow_paths), allow_network=allow_network)
+                for i in selected]
         parts = run_jobs(jobs, backend, address, ship_files=ship_files)
         result = _merge_on_ray(rd, parts, address, seconds=time.perf_counter() - start, seed_drawn=drawn,
                                spec_dir=sd, ship_files=ship_files)

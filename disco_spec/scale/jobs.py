@@ -29,6 +29,8 @@ class Job:
     finalize: bool = True  # False: a part of a batch (its manifest is replaced when the parts are merged)
     fetch: bool = True
     seed_drawn: bool = False  # the driver drew the seed ('random_seed'): recorded in the manifest's volatile part
+    allow_paths: tuple[str, ...] = ()  # folders besides the spec's repository its files may be read from
+    allow_network: bool = False  # whether the spec's URLs may be fetched
 
 
 @dataclass
@@ -90,6 +92,7 @@ def run_job(job: Job, *, progress: bool = False, observers: Iterable[Any] = ()) 
     result = render(
         spec, run_dir=job.run_dir, items=list(job.items) if job.items is not None else None,
         observers=[recorder, *observers], progress=progress, spec_dir=job.spec_dir, fetch=job.fetch,
+        allow_paths=job.allow_paths, allow_network=job.allow_network,
     )
     manifest = getattr(result, "manifest", None)
     if job.seed_drawn and not result.seed_drawn:
