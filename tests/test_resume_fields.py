@@ -131,3 +131,17 @@ def test_a_frame_past_the_run_is_refused_and_a_missing_run_named(runs, tmp_path:
     with pytest.raises(SpecError) as exc:
         render(validate_document(two_d(AFTER, resume_run=True)), tmp_path / "nothing-here", progress=False)
     assert exc.value.problems[0][0] == "run.resume_run"
+
+
+def test_a_journal_naming_files_outside_its_run_folder_is_not_followed(tmp_path: Path) -> None:
+    from disco_spec.run.journal import FRAMES_LOG, read_entries
+
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"not yours")
+    rd = tmp_path / "run-0001"
+    rd.mkdir()
+    good = {"item": 0, "frame": 0, "files": [{"path": "smoke_0000.png", "kind": "image", "sha256": "0" * 64}]}
+    bad = {"item": 1, "frame": 1, "files": [{"path": "../secret.png", "kind": "image", "sha256": "0" * 64}]}
+    bad_state = {"item": 2, "frame": 2, "files": [], "state": {"prev_frame": {"path": "/etc/passwd", "sha256": "0"}}}
+    (rd / FRAMES_LOG).write_text("".join(json.dumps(e) + "\n" for e in (good, bad, bad_state)))
+    assert [e["item"] for e in read_entries(rd)] == [0]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import SpecError
+from ..record.manifest_schema import inside_run_dir
 from .records import sha256_or_none
 
 RUN_STATE = "run_state.json"
@@ -72,9 +73,16 @@ def read_entries(run_dir: Path) -> list[dict[str, Any]]:
             e = json.loads(line)
         except ValueError:
             continue
-        if isinstance(e, dict) and isinstance(e.get("item"), int) and isinstance(e.get("files"), list):
+        if isinstance(e, dict) and isinstance(e.get("item"), int) and isinstance(e.get("files"), list) \
+                and all(_inside(run_dir, f) for f in e["files"] + list((e.get("state") or {}).values())):
             entries.append(e)
     return entries
+
+
+def _inside(run_dir: Path, f: Any) -> bool:
+    """A journal line names files of its own run folder only (a journal handed over is input too)."""
+    return isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str) \
+        and inside_run_dir(run_dir, f["path"]) is not None
 
 
 @dataclass
