@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from . import schedules
+from .engine import EngineSection
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -448,13 +449,6 @@ class VideoSection(_Section):
     fps: Finite = Field(default=12, gt=0, le=240, description="Frames per second of the video.")
     crf: int = Field(default=17, ge=0, le=51, description="x264 quality (lower: better, larger).")
     vr_layout: Literal["side_by_side", "per_eye"] = Field(default="side_by_side", description="VR video: eyes side by side, or one video per eye.")
-
-
-class EngineSection(_Section):
-    """disco-spec's own execution settings (not in DD)."""
-
-    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="'auto' picks CUDA when available.")
-    deterministic: bool = Field(default=True, description="torch.use_deterministic_algorithms for byte-identical output.")
 
 
 # ---------------------------------------------------------------------------------------------
