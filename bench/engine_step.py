@@ -59,26 +59,42 @@ def _random_real_models(spec, device: torch.device) -> LoadedModels:
     return LoadedModels(unet=unet, secondary=secondary.eval().requires_grad_(False).to(device), clips=clips, lpips=None)
 
 
-def _spec(config: str, steps: int):
+def _spec(config: str, steps: int, overrides: dict | None = None):
+    overrides = overrides or {}
+    engine = dict(overrides.get("engine", {}))
     if config == "tiny":
         doc = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
         doc["diffusion"].update(steps=max(steps, 12))
+        for section, values in overrides.items():
+            doc.setdefault(section, {}).update(values)
         return validate_document(doc)
-    common = {"schema_version": 1, "run": {"set_seed": 0, "n_batches": 1}, "init": {"skip_steps": 0}}
-    if config == "real-small":
-        return validate_document({**common, "diffusion": {"width_height": [256, 256], "steps": 250},
-                                  "models": {"ViTB16": False, "RN50": False}, "cuts": {"cutn_batches": 1}})
-    return validate_document({**common, "diffusion": {"width_height": [1280, 768], "steps": 250}})
+    common = {"schema_version": 1, "run": {"set_seed": 0, "n_batches": 1}, "init": {"skip_steps": 0}, "engine": engine}
+    models = {**({"ViTB16": False, "RN50": False} if config == "real-small" else {}), **overrides.get("models", {})}
+    cuts = {**({"cutn_batches": 1} if config == "real-small" else {}), **overrides.get("cuts", {})}
+    size = overrides.get("diffusion", {}).get("width_height") or ([256, 256] if config == "real-small" else [1280, 768])
+    return validate_document({**common, "diffusion": {"width_height": size, "steps": 250}, "models": models, "cuts": cuts})
 
 
-def time_config(config: str, device: torch.device, measure: int) -> dict:
-    spec = _spec(config, measure)
+def parse_sets(sets: list[str]) -> dict:
+    """`section.key=value` overrides (value as TOML: true, 4, "x")."""
+    out: dict = {}
+    for item in sets:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        out.setdefault(section, {})[name] = tomllib.loads(f"v = {value}")["v"]
+    return out
+
+
+def time_config(config: str, device: torch.device, measure: int, overrides: dict | None = None) -> dict:
+    spec = _spec(config, measure, overrides)
     plan = resolve_plan(spec)
     item = plan.items[0]
     if config == "tiny":
         models = load_models(spec, [item], device, spec_dir=str(ROOT / "specs"))
     else:
         models = _random_real_models(spec, device)
+    if not spec.models.use_secondary_model:
+        models.secondary = None
     ac, timesteps, _ = sampler.respaced_alphas_cumprod(plan.steps)
     phases: dict[str, list[float]] = {"early": [], "late": []}
     # Two starting points: the first steps (t >= 600) and steps past 40% of the schedule (t < 600).
@@ -96,7 +112,9 @@ def time_config(config: str, device: torch.device, measure: int) -> dict:
             if n >= measure:
                 break
     size = f"{plan.width}x{plan.height}"
-    return {"config": config, "device": str(device), "size": size,
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    return {"config": config, "device": str(device), "size": size, "peak_gib": peak,
+            "secondary": models.secondary is not None, "engine": spec.engine.model_dump(),
             "early": statistics.median(phases["early"]), "late": statistics.median(phases["late"]),
             "threads": torch.get_num_threads()}
 
@@ -106,6 +124,10 @@ def main() -> None:
     ap.add_argument("--config", nargs="+", default=["tiny", "real-small"], choices=["tiny", "real-small", "real-default"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=4, help="measured steps per phase (after one warm-up step)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="spec override, e.g. engine.batch_cut_batches=false, models.use_secondary_model=false")
+    ap.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), help="width and height for the real configs")
+    ap.add_argument("--json-out", help="append one JSON line per configuration to this file")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.use_deterministic_algorithms(True)
@@ -114,7 +136,17 @@ def main() -> None:
         if config == "real-default" and device.type != "cuda":
             print(f"skipping {config}: needs a GPU", file=sys.stderr)
             continue
-        rows.append(time_config(config, device, args.steps))
+        sets = parse_sets(args.set)
+        if args.size:
+            sets.setdefault("diffusion", {})["width_height"] = list(args.size)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        rows.append(time_config(config, device, args.steps, sets))
+        if args.json_out:
+            import json
+
+            with open(args.json_out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
     print(f"{'config':<13} {'device':<6} {'size':<9} {'threads':>7} {'s/step t>=600':>14} {'s/step t<600':>13}")
     for r in rows:
         print(f"{r['config']:<13} {r['device']:<6} {r['size']:<9} {r['threads']:>7} {r['early']:>14.3f} {r['late']:>13.3f}")
