@@ -16,10 +16,10 @@ import math
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
-from resize_right import resize as _rr_resize
 
 from . import rng
 from .augment import augment_stack
+from .resize import resize_cubic_aa_matmul
 
 __all__ = [
     "grey3",
@@ -39,8 +39,9 @@ def grey3(x: torch.Tensor) -> torch.Tensor:
 
 
 def resize_cubic_aa(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize [B,C,h,w] to size×size with ResizeRight's defaults (cubic, antialiased), as DD."""
-    return _rr_resize(x, out_shape=[x.shape[0], x.shape[1], size, size])
+    """Resize [B,C,h,w] to size×size as ResizeRight's defaults do (cubic, antialiased), as DD: its weights
+    as cached matrices (engine/resize.py), equal to ResizeRight's up to float rounding."""
+    return resize_cubic_aa_matmul(x, size, size)
 
 
 def pad_to_square(x: torch.Tensor) -> torch.Tensor:

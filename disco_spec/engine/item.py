@@ -16,9 +16,10 @@ from ..models.loaded import LoadedModels
 from ..plan.resolve import PlanItem
 from ..spec.models import JobSpec
 from . import sampler
-from .guidance import GuidanceSettings, make_cond_fn, secondary_x0_fn, unet_x0_fn
+from .guidance import GuidanceSettings, make_cond_fn, read_stats, secondary_x0_fn, unet_x0_fn
 from .perlin import perlin_init_image
 from .rng import make_generator
+from .shared_unet import SharedUnetForward
 from .targets import build_targets
 
 
@@ -72,7 +73,19 @@ def guidance_settings(spec: JobSpec, plan: Any, item: PlanItem) -> GuidanceSetti
         aug_mode=plan.animation_mode,
         clamp_grad=bool(g.clamp_grad),
         clamp_max=float(g.clamp_max),
+        batch_cut_batches=bool(spec.engine.batch_cut_batches),
+        max_cuts_per_forward=int(spec.engine.max_cuts_per_forward),
     )
+
+
+def compile_unet(unet: torch.nn.Module) -> torch.nn.Module:
+    """``engine.compile``: the UNet through torch.compile, with Inductor's random ops falling back to
+    eager (so a compiled render draws what an eager one draws) and no autotuning (which picks kernels by
+    timing, hence differently run to run); deterministic algorithms stay on."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    return torch.compile(unet, mode="default", dynamic=False)
 
 
 def item_init(spec: JobSpec, plan: Any, item: PlanItem, gens: dict[str, torch.Generator], device: torch.device, *,
@@ -121,20 +134,24 @@ def sample_item(
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return unet(x, t.expand(x.shape[0]))[:, :3].float()
 
-    if models.secondary is not None:
-        x0_fn = secondary_x0_fn(models.secondary, alphas_cumprod)
-    else:
-        x0_fn = unet_x0_fn(eps_fn, alphas_cumprod, timesteps, plan.diffusion_steps)
-    last_stats: dict[str, float] = {}
-    cond_fn = make_cond_fn(
-        x0_fn=x0_fn, alphas_cumprod=alphas_cumprod, clips=clips, settings=guidance_settings(spec, plan, item),
-        init=init, lpips_fn=models.lpips, generator=gens["cutouts"],
-        on_stats=lambda k, s: (last_stats.clear(), last_stats.update(s)),
-    )
-
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return eps_fn(x, t)
+
+    leaf_fn = None
+    if models.secondary is not None:
+        x0_fn = secondary_x0_fn(models.secondary, alphas_cumprod)
+    elif spec.engine.share_unet_forward:
+        shared = SharedUnetForward(eps_fn, alphas_cumprod, timesteps, plan.diffusion_steps)
+        model_fn, x0_fn, leaf_fn = shared.model_fn, shared.x0_fn, shared.leaf_fn
+    else:
+        x0_fn = unet_x0_fn(eps_fn, alphas_cumprod, timesteps, plan.diffusion_steps)
+    last_stats: dict[str, torch.Tensor] = {}  # device scalars, read once per step below
+    cond_fn = make_cond_fn(
+        x0_fn=x0_fn, alphas_cumprod=alphas_cumprod, clips=clips, settings=guidance_settings(spec, plan, item),
+        init=init, lpips_fn=models.lpips, generator=gens["cutouts"],
+        on_stats=lambda k, s: (last_stats.clear(), last_stats.update(s)), leaf_fn=leaf_fn,
+    )
 
     x_start = sampler.initial_latent(
         (1, 3, plan.height, plan.width), alphas_cumprod, item.start_index, init=init, generator=gens["noise"], device=device
@@ -147,4 +164,5 @@ def sample_item(
         kwargs["eta"] = plan.eta
     for j, out in enumerate(sample(model_fn, x_start, alphas_cumprod, timesteps, **kwargs)):
         k = int(out["index"])
-        yield j, k, out["pred_xstart"], dict(last_stats), k == 0
+        # the step's one device-to-host read: its stats, for the progress bar, MLflow and the NaN-guard flag
+        yield j, k, out["pred_xstart"], read_stats(last_stats), k == 0

@@ -67,7 +67,10 @@ def _shape(shape: Sequence[int] | torch.Size | int) -> tuple[int, ...]:
 def _draw(sampler, shape, generator: torch.Generator, device, dtype: torch.dtype) -> torch.Tensor:
     _check(generator)
     out = sampler(_shape(shape), generator=generator, dtype=torch.float32, device="cpu")
-    return out.to(device=device or "cpu", dtype=dtype)
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":  # through pinned memory, asynchronously: the host does not wait for the device
+        return out.pin_memory().to(device=device, dtype=dtype, non_blocking=True)
+    return out.to(device=device, dtype=dtype)
 
 
 def randn(

@@ -16,7 +16,10 @@ Conventions
 * ``cond_fn(x, k, t_model) -> grad``: gradient of −loss with respect to x, already clamped; called
   under ``torch.enable_grad()`` (it differentiates through its own models); the result is detached.
   ``k`` is the respaced index DD's ``cur_t`` holds, which in PLMS' first step stays at k for the
-  second evaluation at k−1 (quirk Q23), while ``t_model`` is that of k−1.
+  second evaluation at k−1 (quirk Q23), while ``t_model`` is that of k−1.  cond_fn's ``t_model`` is
+  on the CPU (it only picks the cut schedule, and reading a device tensor would wait for the device).
+* No step reads a device value back: the schedule's coefficients are 0-dim CPU float32 tensors, which
+  device kernels take as scalars, and the noise moves to the device through pinned memory.
 * Coefficients are computed in float64 and cast to float32 where they are used, exactly as
   guided-diffusion's ``_extract_into_tensor`` does, and every update follows guided-diffusion's
   order of operations, so the results agree with it to float32 rounding.
@@ -110,7 +113,8 @@ class _Coefs:
         self._device = device
 
     def _get(self, arr: torch.Tensor, k: int) -> torch.Tensor:
-        return arr[k].to(torch.float32).to(self._device)
+        # a 0-dim CPU float32 tensor: the same float32 value on every device, without a host-to-device copy
+        return arr[k].to(torch.float32)
 
     def ac(self, k):
         return self._get(self._ac, k)
@@ -177,8 +181,8 @@ def initial_latent(
 # ---------------------------------------------------------------------------------------------
 
 
-def _eval(model_fn, cond_fn, c: _Coefs, x, k_model: int, k_cond: int, t_model, clip_denoised):
-    """One model (+ guidance) evaluation at schedule index k_model.
+def _eval(model_fn, cond_fn, c: _Coefs, x, k_model: int, k_cond: int, t_model, t_host, clip_denoised):
+    """One model (+ guidance) evaluation at schedule index k_model (t_host: t_model made on the CPU).
 
     Returns (eps', x̂₀', x̂₀): the guided ε re-derived from the guided x̂₀', the guided x̂₀' and the
     unguided x̂₀ (clamped to [-1, 1] first when clip_denoised), as guided-diffusion's
@@ -196,7 +200,7 @@ def _eval(model_fn, cond_fn, c: _Coefs, x, k_model: int, k_cond: int, t_model, c
     x0_guided = x0
     if cond_fn is not None:
         with torch.enable_grad():
-            grad = cond_fn(x.detach(), k_cond, t_model)
+            grad = cond_fn(x.detach(), k_cond, t_host)
         grad = grad.detach()
         eps_g = (recip * x - x0) / recipm1
         eps_g = eps_g - (1 - c.ac(k_model)).sqrt() * grad
@@ -236,7 +240,8 @@ def ddim_sample(
     c = _Coefs(alphas_cumprod, x.device)
     for k in range(start_index, -1, -1):
         t_model = t_model_for(timesteps, n, k, x.shape[0], x.device)
-        eps, x0_guided, x0 = _eval(model_fn, cond_fn, c, x, k, k, t_model, clip_denoised)
+        t_host = t_model_for(timesteps, n, k, x.shape[0], "cpu")
+        eps, x0_guided, x0 = _eval(model_fn, cond_fn, c, x, k, k, t_model, t_host, clip_denoised)
         ab, ab_prev = c.ac(k), c.ac_prev(k)
         sigma = eta * torch.sqrt((1 - ab_prev) / (1 - ab)) * torch.sqrt(1 - ab / ab_prev)
         mean = x0_guided * torch.sqrt(ab_prev) + torch.sqrt(1 - ab_prev - sigma**2) * eps
@@ -282,7 +287,8 @@ def plms_sample(
     prev_eps: torch.Tensor | None = None
     for k in range(start_index, -1, -1):
         t_model = t_model_for(timesteps, n, k, x.shape[0], x.device)
-        eps, x0_guided, x0 = _eval(model_fn, cond_fn, c, x, k, k, t_model, clip_denoised)
+        t_host = t_model_for(timesteps, n, k, x.shape[0], "cpu")
+        eps, x0_guided, x0 = _eval(model_fn, cond_fn, c, x, k, k, t_model, t_host, clip_denoised)
         ab_prev = c.ac_prev(k)
         recip, recipm1 = c.recip(k), c.recipm1(k)
         if k == 0:
@@ -291,7 +297,8 @@ def plms_sample(
             if prev_eps is None:
                 provisional = x0_guided * torch.sqrt(ab_prev) + torch.sqrt(1 - ab_prev) * eps
                 t_prev = t_model_for(timesteps, n, k - 1, x.shape[0], x.device)
-                eps_2, _, _ = _eval(model_fn, cond_fn, c, provisional, k - 1, k, t_prev, clip_denoised)
+                t_prev_host = t_model_for(timesteps, n, k - 1, x.shape[0], "cpu")
+                eps_2, _, _ = _eval(model_fn, cond_fn, c, provisional, k - 1, k, t_prev, t_prev_host, clip_denoised)
                 eps_prime = (eps + eps_2) / 2
             else:
                 eps_prime = (3 * eps - prev_eps) / 2

@@ -88,7 +88,8 @@ def build_hashed(result: Any) -> dict[str, Any]:
         "models": [model_record(w) for w in result.weights],
         "code": environment.code_version(),
         "packages": environment.package_versions(),
-        "environment": environment.capture_environment(str(result.device)),
+        "environment": environment.capture_environment(
+            str(result.device), compile=bool((result.spec_document.get("engine") or {}).get("compile", False))),
         "inputs": input_files(run_dir, _read_inputs(result)),
         "outputs": outputs,
     }

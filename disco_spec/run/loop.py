@@ -35,6 +35,10 @@ def run_plan(
 
         items = frames.items_to_compute(plan, selected)
     models = load_models(spec, items, device, spec_dir=spec_dir, fetch=fetch, access=result.inputs.access)
+    if spec.engine.compile:
+        from ..engine.item import compile_unet
+
+        models.unet = compile_unet(models.unet)
     result.weights = models.weights
     result.device = str(device)
     if plan.animation_mode != "None":

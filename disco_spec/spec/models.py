@@ -37,6 +37,7 @@ from .fields import (  # noqa: F401 - the bounds are part of the spec's contract
     Side,
     _Section,
 )
+from .engine import EngineSection
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -272,13 +273,6 @@ class SavingSection(_Section):
         default=0, description="n > 0: n evenly spaced partials; a list: loop iterations to save at."
     )
     intermediates_in_subfolder: bool = Field(default=True, description="Write intermediate saves into partials/.")
-
-
-class EngineSection(_Section):
-    """disco-spec's own execution settings (not in DD)."""
-
-    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="'auto' picks CUDA when available.")
-    deterministic: bool = Field(default=True, description="torch.use_deterministic_algorithms for byte-identical output.")
 
 
 # ---------------------------------------------------------------------------------------------
