@@ -59,11 +59,22 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Print the whole plan as JSON."),
     seed: Optional[int] = typer.Option(None, help="Use this base seed (needed to show seeds of a 'random_seed' spec)."),
     frames: Optional[str] = typer.Option(None, help="Only these items, e.g. '0:20' (table only)."),
+    resources: bool = typer.Option(
+        False, "--resources", help="Print the expected peak memory (GPU and CPU) and time per step instead."
+    ),
 ) -> None:
     """Show exactly what each image/frame will use."""
     from ..plan.table import plan_for_display, plan_table
 
     p, seed_note = plan_for_display(spec_file, seed)
+    if resources:
+        from ..run.resources import estimate_resources
+        from ..spec.load import load_spec
+
+        spec = load_spec(spec_file)
+        for device in ("cuda", "cpu"):
+            typer.echo(estimate_resources(spec, p, device).text())
+        return
     if as_json:
         sys.stdout.write(p.to_json() + "\n")
         return
@@ -129,6 +140,9 @@ def render(
     allow_network: bool = typer.Option(
         False, "--allow-network", help="Fetch the URLs the spec names (image prompts, init images); off by default."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Start even when the memory estimate (plan --resources) exceeds the device's free memory."
+    ),
     no_track: bool = typer.Option(False, "--no-track", help="Do not record the render in MLflow."),
     tracking_uri: Optional[str] = typer.Option(
         None, "--tracking-uri", metavar="URI",
@@ -169,7 +183,8 @@ def render(
                                      spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network)
     else:
         result = render_spec(spec, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir,
-                             observers=observers, spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network)
+                             observers=observers, spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network,
+                             force=force)
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         from ..tracking.ui import where_to_look
 

@@ -57,6 +57,7 @@ def render(
     allow_paths: Iterable[str | os.PathLike] = (),
     allow_network: bool = False,
     access: InputPolicy | None = None,
+    force: bool = False,
 ) -> RenderResult:
     """Render a spec (or a file path) and return what was written.
 
@@ -67,6 +68,8 @@ def render(
     Files the spec names are read only inside its repository and `allow_paths`, URLs only with
     `allow_network` (spec.access); `access` replaces that policy as a whole (rebuild passes its own).
     The run folder is locked for the render (run.lock): a second render into it is refused.
+    A render the device cannot hold (run.resources' estimate against its free memory) is refused before any
+    model loads, naming the setting to change; `force=True` starts it anyway.
     """
     import warnings
 
@@ -108,6 +111,12 @@ def render(
         else:
             spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
             spec_dir = spec_dir or found_dir
+        if not force:  # before any model loads or file is written: refuse what the device cannot hold
+            from ..engine.item import select_device
+            from .resources import available_bytes, check_fits, estimate_resources
+
+            device = select_device(spec.engine.device).type
+            check_fits(estimate_resources(spec, plan, device), available_bytes(device))
         policy_now = policy(spec_dir)
 
         def select(plan: Plan) -> list[int]:
