@@ -315,7 +315,7 @@ def test_loaded_weights_do_not_follow_later_changes_to_the_file(tmp_path):
     path = tmp_path / "midas.safetensors"
     path.write_bytes(src.read_bytes())
     ref = SimpleNamespace(path=str(path), sha256=TINY_PINS["tiny-midas"][0])
-    midas = load_midas(resolve_weights(ref, "depth"), "cpu", config=get_entry("tiny-midas").config)
+    midas = load_midas(resolve_weights(ref, "depth", spec_dir=str(tmp_path)), "cpu", config=get_entry("tiny-midas").config)
     before = {k: v.clone() for k, v in midas.model.state_dict().items()}
     data = bytearray(path.read_bytes())
     for i in range(len(data) // 2, len(data), 4096):
@@ -338,7 +338,7 @@ def test_adabins_training_checkpoint_layout_loads_weights_only(tmp_path, tiny_mo
     path = tmp_path / "AdaBins_tiny.pt"
     torch.save(ckpt, path)
     ref = SimpleNamespace(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    w = resolve_weights(ref, "depth")
+    w = resolve_weights(ref, "depth", spec_dir=str(tmp_path))
     loaded = load_adabins(w, "cpu", config=get_entry("tiny-adabins").config)
     img = _image(24, 32, 3)
     assert torch.equal(loaded.predict(img, "cpu"), tiny_models.adabins.predict(img, "cpu"))
@@ -349,7 +349,7 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path, tiny_models):
     torch.save({"model": tiny_models.adabins.model.state_dict(), "args": argparse.Namespace(lr=1)}, path)
     ref = SimpleNamespace(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
     with pytest.raises(errors.ModelError, match="never unpickles"):
-        load_adabins(resolve_weights(ref, "depth"), "cpu", config=get_entry("tiny-adabins").config)
+        load_adabins(resolve_weights(ref, "depth", spec_dir=str(tmp_path)), "cpu", config=get_entry("tiny-adabins").config)
 
 
 # ---------------------------------------------------------------------------------------------
