@@ -81,7 +81,7 @@ def test_archive_code_never_runs(tmp_path, monkeypatch, make):
         read_state_dict(archive, "CLIP test")
     # The path a spec takes: a local file with its correct sha256.
     w = resolve_weights(SimpleNamespace(path=str(archive), sha256=hashlib.sha256(archive.read_bytes()).hexdigest()),
-                        "clip")
+                        "clip", spec_dir=str(tmp_path))
     with pytest.raises(errors.ModelError):
         load_clip(w, "cpu")
     assert not marker.exists()

@@ -76,7 +76,7 @@ def test_plan_weights_with_fuzzy_and_an_image_prompt_sum_to_one_over_all_targets
     assert item.image_prompts[0].normalized_weight == pytest.approx(3 / 16 / total)
     clip = ClipBundle(name="fake", input_resolution=8, encode_image=lambda x: x.flatten(1)[:, :6],
                       encode_text=lambda texts: RAW[: len(texts)].clone())
-    image = load_image_prompt(item.image_prompts[0].text, 64, 64, base_dir=None)
+    image = load_image_prompt(item.image_prompts[0].text, 64, 64, inputs=None)
     t = build_targets(clip, item.text_prompts, item.image_prompts, fuzzy=True, rand_mag=0.05,
                       skip_augs=True, images=[image], fuzzy_generator=torch.Generator().manual_seed(1),
                       image_generator=torch.Generator().manual_seed(2), device=torch.device("cpu"))

@@ -27,7 +27,7 @@ def test_huge_init_image_is_a_spec_error_naming_the_limit(tmp_path, side):
     _png_header_only(path, side, side)
     assert path.stat().st_size < 200
     with pytest.raises(SpecError) as info:
-        images.load_init_image(str(path), 64, 64, base_dir=None)
+        images.load_init_image(str(path), 64, 64, inputs=None)
     (loc, msg), = info.value.problems
     assert loc == "init.init_image" and "MAX_INPUT_PIXELS" in msg
 
@@ -36,7 +36,7 @@ def test_huge_image_prompt_is_refused(tmp_path):
     path = tmp_path / "huge.png"
     _png_header_only(path, 20000, 20000)
     with pytest.raises(SpecError, match="MAX_INPUT_PIXELS"):
-        images.load_image_prompt(str(path), 64, 64, base_dir=None)
+        images.load_image_prompt(str(path), 64, 64, inputs=None)
 
 
 def test_ordinary_image_still_loads(tmp_path):
@@ -44,5 +44,5 @@ def test_ordinary_image_still_loads(tmp_path):
 
     path = tmp_path / "ok.png"
     Image.new("RGB", (80, 48), (255, 0, 0)).save(path)
-    x = images.load_init_image(str(path), 64, 64, base_dir=None)
+    x = images.load_init_image(str(path), 64, 64, inputs=None)
     assert tuple(x.shape) == (1, 3, 64, 64) and float(x[0, 0].mean()) == pytest.approx(1.0)

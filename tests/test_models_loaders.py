@@ -121,13 +121,13 @@ def test_torch_pickle_checkpoints_load_weights_only(tmp_path):
     good = tmp_path / "sec.pt"
     torch.save(sd, good)
     ref = SimpleNamespace(path=str(good), sha256=hashlib.sha256(good.read_bytes()).hexdigest())
-    model = load_secondary(resolve_weights(ref, "secondary"), "cpu", config={"c": 8})
+    model = load_secondary(resolve_weights(ref, "secondary", spec_dir=str(tmp_path)), "cpu", config={"c": 8})
     assert model.net[4].weight.shape == (3, 8, 3, 3)
     evil = tmp_path / "evil.pt"
     torch.save({"x": SimpleNamespace(a=1)}, evil)
     ref = SimpleNamespace(path=str(evil), sha256=hashlib.sha256(evil.read_bytes()).hexdigest())
     with pytest.raises(errors.ModelError, match="cannot read checkpoint"):
-        load_secondary(resolve_weights(ref, "secondary"), "cpu", config={"c": 8})
+        load_secondary(resolve_weights(ref, "secondary", spec_dir=str(tmp_path)), "cpu", config={"c": 8})
 
 
 def test_missing_real_model_without_fetch_says_where_to_put_it(cache):
@@ -216,7 +216,7 @@ def test_openai_torchscript_archive_path(tmp_path):
     model.load_state_dict(load_file(ref_bundle.weights.path))
     _as_openai_jit(model.eval(), archive)
     w = resolve_weights(SimpleNamespace(path=str(archive), sha256=hashlib.sha256(archive.read_bytes()).hexdigest()),
-                        "clip")
+                        "clip", spec_dir=str(tmp_path))
     b = load_clip(w, "cpu")
     assert b.input_resolution == 32
     prompts = ["a lighthouse", "blood red sea"]
@@ -254,7 +254,7 @@ def test_open_clip_arch_with_local_file(tmp_path, monkeypatch):
     with pytest.raises(errors.ModelError, match="sha256"):
         load_clip(SimpleNamespace(name=None, arch=arch, pretrained=str(local), sha256=None), "cpu")
     with pytest.raises(errors.WeightsHashMismatch):
-        load_clip(SimpleNamespace(name=None, arch=arch, pretrained=str(local), sha256="1" * 64), "cpu")
+        load_clip(SimpleNamespace(name=None, arch=arch, pretrained=str(local), sha256="1" * 64), "cpu", spec_dir=tmp_path)
 
 
 def test_open_clip_tag_offline_is_a_model_error(monkeypatch):
@@ -302,7 +302,7 @@ def test_lpips_vgg_from_torchvision_backbone(tmp_path):
     path = tmp_path / "vgg16-fake.pth"
     torch.save(sd, path)
     ref_w = SimpleNamespace(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    w = resolve_weights(ref_w, "lpips")
+    w = resolve_weights(ref_w, "lpips", spec_dir=str(tmp_path))
     lp = load_lpips(w, "cpu", config=get_entry("lpips-vgg").config)
     heads = _package_heads("vgg", "0.1")
     torch.testing.assert_close(lp.lpips.lin0.model[1].weight, heads["lin0.model.1.weight"])
