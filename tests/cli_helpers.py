@@ -7,6 +7,8 @@ import io
 import sys
 from pathlib import Path
 
+import tomllib
+
 import tomli_w
 
 from disco_spec.cli import app as cli
@@ -27,6 +29,16 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     finally:
         sys.argv = old
     return code, out.getvalue(), err.getvalue()
+
+
+def small_smoke_doc(**sections: dict) -> dict:
+    """specs/smoke.toml at 6 steps (2 skipped), with `sections` merged in: a spec document a test renders fast."""
+    doc = tomllib.loads((Path(__file__).resolve().parent.parent / "specs" / "smoke.toml").read_text())
+    doc["diffusion"]["steps"] = 6
+    doc["init"]["skip_steps"] = 2
+    for name, values in sections.items():
+        doc.setdefault(name, {}).update(values)
+    return doc
 
 
 def write_spec(path: Path, doc: dict) -> Path:

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
-import sys
 
 import pytest
 import torch
 from PIL import Image
 
+from cli_helpers import run_cli
 from disco_spec.cli import doctor as cli_doctor
-from disco_spec.cli.app import main as cli_main
 from disco_spec.repro import doctor
 from disco_spec.repro.doctor import RenderCheck, advice_for, compare_renders
 
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """The console entry point with `args`: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    old, sys.argv = sys.argv, ["disco-spec", *args]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli_main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_doctor_on_cpu_exits_0_and_says_the_renders_are_identical():

@@ -5,7 +5,6 @@ widen it. Refusals come before the file is opened or hashed, and before any mode
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import tomllib
@@ -16,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_helpers import run_cli, write_spec
+from cli_helpers import small_smoke_doc as small_doc, run_cli, write_spec
 from disco_spec.errors import SpecError, WeightsHashMismatch
 from disco_spec.models import resolve
 from disco_spec.spec.access import InputPolicy, allow_paths_from_env, repository_root
@@ -24,14 +23,6 @@ from disco_spec.spec.access import InputPolicy, allow_paths_from_env, repository
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
 
-
-def small_doc(**sections: dict) -> dict:
-    doc = copy.deepcopy(SMOKE)
-    doc["diffusion"]["steps"] = 6
-    doc["init"]["skip_steps"] = 2
-    for name, values in sections.items():
-        doc.setdefault(name, {}).update(values)
-    return doc
 
 
 def png(path: Path, color: tuple[int, int, int] = (200, 30, 30)) -> Path:

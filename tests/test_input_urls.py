@@ -5,7 +5,6 @@ their SHA-256 in the manifest. Every server here is local (127.0.0.1) and stoppe
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import http.server
 import io
@@ -19,7 +18,7 @@ from typing import Iterator
 import pytest
 from PIL import Image
 
-from cli_helpers import run_cli, write_spec
+from cli_helpers import small_smoke_doc as small_doc, run_cli, write_spec
 from disco_spec.errors import SpecError
 from disco_spec.run.fetch import fetch_url
 
@@ -127,14 +126,6 @@ def test_fetch_returns_the_body() -> None:
     with serving("ok", body) as s:
         assert fetch_url(s.url, deadline_s=5, max_bytes=1 << 20, fld="init.init_image") == body
 
-
-def small_doc(**sections: dict) -> dict:
-    doc = copy.deepcopy(SMOKE)
-    doc["diffusion"]["steps"] = 6
-    doc["init"]["skip_steps"] = 2
-    for name, values in sections.items():
-        doc.setdefault(name, {}).update(values)
-    return doc
 
 
 def test_urls_are_fetched_only_with_allow_network_and_recorded(tmp_path: Path) -> None:
