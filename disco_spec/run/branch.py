@@ -36,8 +36,7 @@ from ..errors import SpecError
 from ..plan.resolve import with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
-from .folders import write_text_atomic
-from .journal import FRAMES_LOG, RUN_STATE, Journal, read_entries
+from .journal import RUN_STATE, Journal, read_entries
 from .images import write_png_atomic
 from .prepare import prepare
 from .records import file_sha256, png_metadata
@@ -208,8 +207,7 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
             f["sha256"] = new_sha.get(f["path"], f["sha256"])
         for s in (entry.get("state") or {}).values():
             s["sha256"] = new_sha.get(s["path"], s["sha256"])
-    lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in kept.values())
-    write_text_atomic(rd / FRAMES_LOG, lines)
+    journal.rewrite(kept.values())
 
     branch = {
         "parent_manifest_id": (parent_manifest or {}).get("id"),

@@ -120,12 +120,12 @@ class Journal:
             for e in read_entries(j.run_dir):
                 j.entries[e["item"]] = e
         write_text_atomic(j.run_dir / RUN_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
-        j._rewrite(j.entries.values())
+        j.rewrite(j.entries.values())
         return j
 
     # -- entries ------------------------------------------------------------------------------
 
-    def _rewrite(self, entries: Iterable[dict[str, Any]]) -> None:
+    def rewrite(self, entries: Iterable[dict[str, Any]]) -> None:
         """Replace frames.jsonl by these entries (drops a torn last line before anything is appended)."""
         from .folders import write_text_atomic
 
@@ -135,7 +135,7 @@ class Journal:
     def keep_only(self, items: Iterable[int]) -> None:
         keep = set(items)
         self.entries = {i: e for i, e in self.entries.items() if i in keep}
-        self._rewrite(sorted(self.entries.values(), key=lambda e: e["item"]))
+        self.rewrite(sorted(self.entries.values(), key=lambda e: e["item"]))
 
     def append(self, item: Any, records: Sequence[Any], state: dict[str, str] | None = None) -> None:
         """Record a finished item: its files (as recorded) and its state images (name -> relative path)."""
