@@ -34,6 +34,15 @@ PER_PIXEL_UNET_GRAD = 9_700  # bytes per output pixel, secondary model off (UNet
 PER_PADDED_PIXEL = 72  # bytes per pixel of the zero-padded square (fp32 image, its gradient, the resize input)
 PER_CUT_224 = 24 << 20  # bytes per 224² cut through one CLIP model with its graph, fp16
 CUDA_WORKSPACE = 1 << 30  # the CUDA context, cuBLAS workspace and allocator slack
+# Each part of the estimate, with the spec field a refusal names and what to change (None: not a user setting).
+IMAGE = "image activations (diffusion.width_height)"
+PADDED = "padded overview (the longer side squared)"
+CUTS = "cutouts (cuts.cutn_batches, cut_overview/innercut)"
+SETTING_TO_CHANGE = {
+    IMAGE: ("diffusion.width_height", "diffusion.width_height"),
+    PADDED: ("diffusion.width_height", "the longer side of diffusion.width_height"),
+    CUTS: ("cuts.cutn_batches", "cuts.cutn_batches, cut_overview/innercut or set engine.max_cuts_per_forward"),
+}
 # s/step on the H200 (t >= 600, 12+4 cuts, three CLIP models), same fit: seconds = base + per_pixel · pixels
 H200_BASE_S, H200_PER_PIXEL_S, H200_PER_PIXEL_UNET_GRAD_S = 0.432, 1.73e-7, 6.6e-7
 
@@ -72,12 +81,9 @@ def _gib(b: int) -> str:
 def _file_size(ref: Any) -> int:
     """fp32 bytes of a model the spec names (0 for a file the registry cannot size: custom checkpoints)."""
     name = getattr(ref, "name", ref)
-    if not isinstance(name, str):
-        return 0
     if name in DD_MODEL_PARAMETERS:
         return 4 * DD_MODEL_PARAMETERS[name]
-    entry = REGISTRY.get(name)
-    return int(entry.size or 0) if entry is not None else 0
+    return int(_entry(ref).get("size") or 0)
 
 
 def estimate_resources(spec: Any, plan: Any, device: str) -> ResourceEstimate:
@@ -98,13 +104,13 @@ def estimate_resources(spec: Any, plan: Any, device: str) -> ResourceEstimate:
         batches = max(1, int(spec.cuts.cutn_batches))
         if spec.engine.max_cuts_per_forward:
             batches = max(1, min(batches, spec.engine.max_cuts_per_forward // max(cuts_per_batch, 1)))
-    resolutions = [int((_entry_config(c).get("input_resolution") or 224)) for c in clips] or [224]
+    resolutions = [int(_entry(c).get("input_resolution") or 224) for c in clips] or [224]
     cut_bytes = max(int(PER_CUT_224 * (r / 224) ** 2) for r in resolutions) * cuts_per_batch * batches * act
     parts = {
         "model weights": weights,
-        "image activations (diffusion.width_height)": pixels * per_pixel * act,
-        "padded overview (the longer side squared)": max(plan.width, plan.height) ** 2 * PER_PADDED_PIXEL,
-        "cutouts (cuts.cutn_batches, cut_overview/innercut)": cut_bytes,
+        IMAGE: pixels * per_pixel * act,
+        PADDED: max(plan.width, plan.height) ** 2 * PER_PADDED_PIXEL,
+        CUTS: cut_bytes,
     }
     if cuda:
         parts["CUDA context and workspace"] = CUDA_WORKSPACE
@@ -112,10 +118,11 @@ def estimate_resources(spec: Any, plan: Any, device: str) -> ResourceEstimate:
     return ResourceEstimate(device=device, parts=parts, h200_seconds_per_step=H200_BASE_S + per_pixel_s * pixels)
 
 
-def _entry_config(ref: Any) -> dict[str, Any]:
+def _entry(ref: Any) -> dict[str, Any]:
+    """The registry entry's size and config for a model the spec names ({} for custom checkpoints)."""
     name = getattr(ref, "name", ref)
     entry = REGISTRY.get(name) if isinstance(name, str) else None
-    return dict(entry.config) if entry is not None else {}
+    return {**entry.config, "size": entry.size} if entry is not None else {}
 
 
 def available_bytes(device: str) -> int | None:
@@ -142,12 +149,9 @@ def check_fits(estimate: ResourceEstimate, available: int | None) -> None:
     """SpecError (exit 2) naming the setting to change when the estimate exceeds what is available."""
     if available is None or estimate.peak_bytes <= available:
         return
-    part = max((k for k in estimate.parts if "(" in k), key=lambda k: estimate.parts[k])
-    setting = part[part.index("(") + 1: part.rindex(")")]
-    field_name = {"diffusion.width_height": "diffusion.width_height",
-                  "the longer side squared": "diffusion.width_height"}.get(setting, setting.split(",")[0].strip())
+    part = max(SETTING_TO_CHANGE, key=lambda k: estimate.parts.get(k, 0))
+    field_name, setting = SETTING_TO_CHANGE[part]
     why = (f"the render needs about {_gib(estimate.peak_bytes)} on {estimate.device}, but {_gib(available)} is free; "
            f"most of it is {part.split(' (')[0]} ({_gib(estimate.parts[part])}): reduce {setting}"
-           + (" or set engine.max_cuts_per_forward" if "cutn_batches" in setting else "")
-           + " (render --force starts anyway; `disco-spec plan SPEC --resources` shows the estimate)")
+           " (render --force starts anyway; `disco-spec plan SPEC --resources` shows the estimate)")
     raise SpecError(f"{field_name}: {why}", [(field_name, why)])
