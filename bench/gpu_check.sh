@@ -30,47 +30,13 @@
 #     PYTHON=/path/to/venv/bin/python bash bench/gpu_check.sh --cpu
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
-ROOT="$PWD"
-MODE=gpu
-case "${1:-}" in
-    "") ;;
-    --cpu) MODE=cpu ;;
-    --fetch-wheels) MODE=fetch ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
-    *) echo "usage: bench/gpu_check.sh [--cpu | --fetch-wheels]" >&2; exit 2 ;;
-esac
-PYTHON="${PYTHON:-python3}"
-WHEELS="${WHEELS:-.whl}"
-
-# What the GPU machine lacks, as wheels for its Python 3.12 (x86-64): the shared bench's needs
-# (open_clip, ftfy, wcwidth, resize_right, guided-diffusion-sdk) and disco-spec's (its base install).
-PURE_WHEELS=(open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.2.13 resize_right==0.0.2 pydantic==2.14.4
-    annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0 jsonschema==4.26.0
-    jsonschema-specifications==2025.9.1 referencing==0.37.0 tomli_w==1.2.0 platformdirs==4.14.9
-    rfc8785==0.1.4)
-BINARY_WHEELS=(pydantic_core==2.50.5 rpds-py==2026.9.1)
-if [ "$MODE" = fetch ]; then
-    set -e
-    mkdir -p "$WHEELS"
-    plat=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
-          --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
-    "$PYTHON" -m pip download -q --no-deps "${plat[@]}" -d "$WHEELS" "${PURE_WHEELS[@]}" "${BINARY_WHEELS[@]}"
-    "$PYTHON" -m pip wheel -q --no-deps -w "$WHEELS" guided-diffusion-sdk==1.0.0
-    ls -l "$WHEELS"
-    du -sh "$WHEELS"
-    exit 0
-fi
-
-REF=.ref
-[ -f "$REF/dd_reference_step.py" ] || REF=../shared/bench  # beside a developer's checkout
-export PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
+source bench/gpu_env.sh
+gpu_script_start gpu_check.sh 30 "$@"
 export DISCO_SPEC_CACHE="${DISCO_SPEC_CACHE:-/tmp/disco-spec-gpu-check-cache}"
 WORK="$(mktemp -d /tmp/disco-spec-gpu-check.XXXXXX)"
 
 if [ "$MODE" = gpu ]; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        "$WHEELS"/*.whl || { echo "gpu_check: installing $WHEELS/*.whl failed (see the header)" >&2; exit 1; }
-    export PYTHONPATH="/tmp/site:$ROOT"
+    install_wheels || exit 1
     nvidia-smi -L || true
     DEVICE=cuda
     GPU_NAME="$("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))' 2>/dev/null || echo unknown-gpu)"
@@ -89,8 +55,7 @@ else
     REF_ARGS=(--device cpu --tiny --width 64 --height 64 --steps-timed 1 --warmup 0)
 fi
 mkdir -p "$RES"
-SLUG="$(printf '%s' "$GPU_NAME" | tr -c 'A-Za-z0-9._-' '-' | sed 's/--*/-/g; s/^-//; s/-$//')"
-PREFIX="$RES/gpu_check-$SLUG-$(date -u +%Y-%m-%d)"
+PREFIX="$(results_prefix gpu_check "$RES")"
 SUMMARY="$PREFIX.txt"
 : > "$SUMMARY"
 : > "$PREFIX-engine.jsonl"
@@ -98,12 +63,6 @@ SUMMARY="$PREFIX.txt"
 DS=("$PYTHON" -m disco_spec.cli)
 FAILED=0
 
-say() { echo "$*" | tee -a "$SUMMARY"; }
-cap() {  # cap WANT: WANT seconds, or what is left of BUDGET (keeping 10 s for the summary), at least 5
-    local left=$((BUDGET - SECONDS - 10))
-    [ "$left" -lt 5 ] && left=5
-    echo $(( $1 < left ? $1 : left ))
-}
 verdict() {  # verdict NAME OK(0/1) DETAIL
     if [ "$2" -eq 0 ]; then say "PASS  $1: $3"; else say "FAIL  $1: $3"; FAILED=1; fi
 }
