@@ -36,11 +36,7 @@ export DISCO_SPEC_CACHE="${DISCO_SPEC_CACHE:-/tmp/disco-spec-gpu-check-cache}"
 WORK="$(mktemp -d /tmp/disco-spec-gpu-check.XXXXXX)"
 
 if [ "$MODE" = gpu ]; then
-    install_wheels || exit 1
-    nvidia-smi -L || true
-    DEVICE=cuda
-    GPU_NAME="$("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))' 2>/dev/null || echo unknown-gpu)"
-    RES="${RESULTS_DIR:-${OUT:-$ROOT/bench/results}}"
+    gpu_machine_start || exit 1
     # per-step caps (s); BUDGET caps them all together so that the call ends within 8 minutes
     DOCTOR_STEPS=6 SMOKE_STEPS=12 HASH_STEPS=5 REAL_ARGS=() T_DOCTOR=90 T_SMOKE=60 T_REAL=110 T_REF=80 BUDGET=465
     REF_ARGS=(--device cuda --secondary on --width 1280 --height 768 --phase early --steps-timed 8)

@@ -56,6 +56,14 @@ gpu_script_start() {  # gpu_script_start NAME HELP_LAST_LINE ARGS...: MODE (gpu|
     export PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
 }
 
+gpu_machine_start() {  # on the GPU machine: the wheels installed; DEVICE, GPU_NAME, RES (where results go)
+    install_wheels || return 1
+    nvidia-smi -L || true
+    DEVICE=cuda
+    GPU_NAME="$("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))' 2>/dev/null || echo unknown-gpu)"
+    RES="${RESULTS_DIR:-${OUT:-$ROOT/bench/results}}"
+}
+
 say() { echo "$*" | tee -a "$SUMMARY"; }  # a line for the screen and the summary file
 
 cap() {  # cap WANT: WANT seconds, or what is left of BUDGET (keeping 10 s for the summary), at least 5

@@ -33,11 +33,7 @@ gpu_script_start gpu_speed.sh 28 "$@"
 export DISCO_SPEC_CACHE="${DISCO_SPEC_CACHE:-/tmp/disco-spec-gpu-speed-cache}"
 
 if [ "$MODE" = gpu ]; then
-    install_wheels || exit 1
-    nvidia-smi -L || true
-    DEVICE=cuda
-    GPU_NAME="$("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))' 2>/dev/null || echo unknown-gpu)"
-    RES="${RESULTS_DIR:-${OUT:-$ROOT/bench/results}}"
+    gpu_machine_start || exit 1
     # caps (s): the hash runs, the table, the levers; BUDGET keeps the whole call within 8 minutes
     T_HASH=60 T_TABLE=380 BUDGET=470
     HASH_ARGS=(--config real-default --hash-steps 5)
