@@ -66,9 +66,11 @@ CLIP_NAMES = ("ViTB32", "ViTB16", "RN50")
 OPENCLIP_ARCH = {"ViTB32": "ViT-B-32", "ViTB16": "ViT-B-16", "RN50": "RN50"}
 
 
-def random_real_models(spec, device: torch.device, *, with_secondary: bool | None = None) -> LoadedModels:
+def random_real_models(spec, device: torch.device, *, with_secondary: bool | None = None,
+                       half: bool | None = None) -> LoadedModels:
     """The real architectures with seeded random weights, built as a render loads them (no checkpoint
-    files exist offline). `with_secondary` overrides `models.use_secondary_model`."""
+    files exist offline). `with_secondary` overrides `models.use_secondary_model`; `half` (default: on CUDA,
+    DD's rule) the fp16 UNet torso and CLIP, so that a CPU test can run the GPU's precision."""
     import open_clip
     from guided_diffusion.script_util import create_model
 
@@ -76,13 +78,13 @@ def random_real_models(spec, device: torch.device, *, with_secondary: bool | Non
     from disco_spec.models.clip_common import _bundle
     from disco_spec.models.diffusion_loader import _GRAD_NAME_PARTS
 
-    on_cuda = device.type == "cuda"
+    half = device.type == "cuda" if half is None else half
     use_secondary = spec.models.use_secondary_model if with_secondary is None else with_secondary
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # bench-only: weights' values do not affect speed
         entry = registry.get_entry("512x512_diffusion_uncond_finetune_008100").config
         cfg = builders.model_and_diffusion_config(entry, steps=spec.diffusion.steps,
-                                                  use_checkpoint=spec.models.use_checkpoint, use_fp16=False)
+                                                  use_checkpoint=spec.models.use_checkpoint, use_fp16=half)
         names = ("image_size", "num_channels", "num_res_blocks", "channel_mult", "learn_sigma", "class_cond",
                  "use_checkpoint", "attention_resolutions", "num_heads", "num_head_channels", "num_heads_upsample",
                  "use_scale_shift_norm", "dropout", "resblock_updown", "use_fp16", "use_new_attention_order")
@@ -95,14 +97,14 @@ def random_real_models(spec, device: torch.device, *, with_secondary: bool | Non
         for dd_name in CLIP_NAMES:
             if getattr(spec.models, dd_name):
                 model = open_clip.create_model(OPENCLIP_ARCH[dd_name], pretrained=None)
-                if on_cuda:  # OpenAI CLIP runs in fp16 on GPUs, as in DD
+                if half:  # OpenAI CLIP runs in fp16 on GPUs, as in DD
                     open_clip.model.convert_weights_to_fp16(model)
                 clips.append(_bundle(dd_name, model.eval().requires_grad_(False).to(device), device, None))
     unet = unet.requires_grad_(False).eval().to(device)
     for name, p in unet.named_parameters():  # as the loader (and DD): these take part in the backward
         if any(part in name for part in _GRAD_NAME_PARTS):
             p.requires_grad_(True)
-    if on_cuda:
+    if half:  # as the loader: built with use_fp16 (the UNet casts its input to that dtype), then converted
         unet.convert_to_fp16()
     if spec.engine.compile:
         unet = compile_unet(unet)

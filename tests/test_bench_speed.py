@@ -133,6 +133,20 @@ def test_timing_mode_measures_the_settings_it_was_given(small_real_models):
     assert r["early_flops"] > 3 * 15e9 and len(r["early_sha256"]) == 64
 
 
+def test_the_gpu_precision_is_built_as_the_loader_builds_it():
+    """On CUDA the bench builds the UNet torso and CLIP in fp16 (DD's rule), here forced on the CPU. The UNet
+    casts its input to the dtype it was built for, so a torso converted after a float32 build fails at its
+    first conv ("Input type (float) and bias type (c10::Half)"): the bench's build did, until this test.
+    (A whole fp16 step of the 512 UNet takes minutes on a CPU; the declared and actual dtypes are what broke.)"""
+    spec = engine_step._spec("real-default", 4, size=(64, 64), cutn_batches=1, clips=["ViTB32"])
+    models = engine_step.random_real_models(spec, CPU, half=True)
+    torso = next(models.unet.input_blocks.parameters()).dtype
+    assert torso == torch.float16 and models.unet.dtype == torso  # what forward casts its input to
+    assert next(models.secondary.parameters()).dtype == torch.float32  # fp32, as DD
+    emb = models.clips[0].encode_image(torch.rand(1, 3, 224, 224))  # float32 cuts into the fp16 tower
+    assert emb.dtype == torch.float32 and emb.shape == (1, 512) and bool(torch.isfinite(emb).all())
+
+
 def test_a_lever_run_compares_on_and_off(small_real_models):
     lever = levers.LEVERS["batch_cut_batches"]
     r = levers.measure_lever(lever, small_real_models, CPU, size=(64, 64), cutn_batches=2, clips=["ViTB32"],
