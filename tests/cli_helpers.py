@@ -31,11 +31,24 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def smoke_doc(**sections: dict) -> dict:
+    """specs/smoke.toml with `sections` merged in (each section's keys updated, new sections added)."""
+    doc = tomllib.loads((Path(__file__).resolve().parent.parent / "specs" / "smoke.toml").read_text())
+    for name, values in sections.items():
+        doc.setdefault(name, {}).update(values)
+    return doc
+
+
+def smoke_spec(**sections: dict):
+    """smoke_doc(**sections), validated: the JobSpec a render test passes to `render`."""
+    from disco_spec.spec.load import validate_document
+
+    return validate_document(smoke_doc(**sections))
+
+
 def small_smoke_doc(**sections: dict) -> dict:
     """specs/smoke.toml at 6 steps (2 skipped), with `sections` merged in: a spec document a test renders fast."""
-    doc = tomllib.loads((Path(__file__).resolve().parent.parent / "specs" / "smoke.toml").read_text())
-    doc["diffusion"]["steps"] = 6
-    doc["init"]["skip_steps"] = 2
+    doc = smoke_doc(diffusion={"steps": 6}, init={"skip_steps": 2})
     for name, values in sections.items():
         doc.setdefault(name, {}).update(values)
     return doc

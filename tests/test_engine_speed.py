@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import inspect
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -24,9 +22,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from disco_spec.engine import guidance, resize, sampler
 from disco_spec.engine.shared_unet import SharedUnetForward
 from disco_spec.run.renderer import render
-from disco_spec.spec.load import validate_document
 
 import test_guidance_dd as dd  # the DD reference cond_fn and its tiny models
+
+from cli_helpers import smoke_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -218,18 +217,9 @@ def test_one_unet_forward_per_evaluation_gives_the_same_samples(mode):
 # Every default lever on: the same spec twice, byte-identical PNGs
 # ---------------------------------------------------------------------------------------------
 
-SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
-
-
-def _spec(**patch):
-    doc = copy.deepcopy(SMOKE)
-    for section, values in patch.items():
-        doc.setdefault(section, {}).update(values)
-    return validate_document(doc)
-
 
 def test_defaults_turn_the_exact_levers_on_and_compile_off():
-    engine = _spec().engine
+    engine = smoke_spec().engine
     assert engine.batch_cut_batches and engine.share_unet_forward and engine.max_cuts_per_forward == 0
     assert not engine.compile
 
@@ -244,7 +234,7 @@ def keep_determinism_setting():
 
 @pytest.mark.parametrize("mode", ["ddim", "plms"])
 def test_every_default_lever_on_renders_byte_identical_twice(tmp_path: Path, mode: str, keep_determinism_setting):
-    spec = _spec(models={"use_secondary_model": False, "extra_clip_models": [{"name": "tiny-clip"}, {"name": "tiny-clip-rn"}]},
+    spec = smoke_spec(models={"use_secondary_model": False, "extra_clip_models": [{"name": "tiny-clip"}, {"name": "tiny-clip-rn"}]},
                  cuts={"cutn_batches": 3}, diffusion={"diffusion_sampling_mode": mode, "steps": 6})
     a = render(spec, tmp_path / "a", progress=False)
     b = render(spec, tmp_path / "b", progress=False)

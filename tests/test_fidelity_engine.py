@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +17,11 @@ from disco_spec.engine.targets import build_targets, text_targets
 from disco_spec.models.types import ClipBundle
 from disco_spec.plan.resolve import PromptTarget, resolve_plan
 from disco_spec.run.images import load_image_prompt
-from disco_spec.spec.load import validate_document
+
+from cli_helpers import smoke_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
 RAW = torch.tensor([[-0.4, 0.02, 0.5, 0.97, 1.3, 2.0], [0.1, -2.0, 0.99, 0.0, 0.6, 1.01]])
-
-
-def _spec(**patch):
-    doc = copy.deepcopy(SMOKE)
-    for section, values in patch.items():
-        doc.setdefault(section, {}).update(values)
-    return validate_document(doc)
 
 
 def _fake_clip() -> ClipBundle:
@@ -68,7 +59,7 @@ def test_without_fuzzy_each_text_prompt_is_one_clean_target():
 
 def test_plan_weights_with_fuzzy_and_an_image_prompt_sum_to_one_over_all_targets(tmp_path):
     asset = ROOT / "specs" / "assets" / "init-gradient.png"
-    spec = _spec(prompts={"text_prompts": ["a:2", "b:1"], "image_prompts": [f"{asset}:3"]}, guidance={"fuzzy_prompt": True})
+    spec = smoke_spec(prompts={"text_prompts": ["a:2", "b:1"], "image_prompts": [f"{asset}:3"]}, guidance={"fuzzy_prompt": True})
     plan = resolve_plan(spec)
     item = plan.items[0]
     total = 25 * (2 + 1) + 3
@@ -89,7 +80,7 @@ def test_clip_denoised_reaches_the_sampler(mode):
     """clip_denoised = true clamps every step's x̂₀ to [-1, 1] (and changes the trajectory); false leaves it."""
     preds = {}
     for flag in (False, True):
-        spec = _spec(diffusion={"clip_denoised": flag, "diffusion_sampling_mode": mode, "steps": 6}, init={"skip_steps": 0})
+        spec = smoke_spec(diffusion={"clip_denoised": flag, "diffusion_sampling_mode": mode, "steps": 6}, init={"skip_steps": 0})
         plan = resolve_plan(spec)
         item = plan.items[0]
         models = load_models(spec, [item], torch.device("cpu"), spec_dir=str(ROOT / "specs"))

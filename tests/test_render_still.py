@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,10 @@ from PIL import Image
 from disco_spec.record.pngmeta import pixels_sha256
 from disco_spec.run.records import BaseObserver
 from disco_spec.run.renderer import render
-from disco_spec.spec.load import validate_document
+
+from cli_helpers import smoke_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
-
-
-def _spec(**patch):
-    doc = copy.deepcopy(SMOKE)
-    for section, values in patch.items():
-        doc.setdefault(section, {}).update(values)
-    return validate_document(doc)
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -84,7 +73,7 @@ def test_two_processes_give_identical_bytes_and_a_new_seed_changes_the_image(tmp
 
 
 def test_any_image_of_a_batch_renders_alone_identically(tmp_path: Path) -> None:
-    spec = _spec(run={"n_batches": 3})
+    spec = smoke_spec(run={"n_batches": 3})
     full = render(spec, tmp_path / "full", progress=False)
     alone = render(spec, tmp_path / "alone", items=[2], progress=False)
     name = "smoke_0002.png"
@@ -95,13 +84,13 @@ def test_any_image_of_a_batch_renders_alone_identically(tmp_path: Path) -> None:
 
 
 def test_run_folders_never_collide(tmp_path: Path) -> None:
-    a = render(_spec(diffusion={"steps": 4}, init={"skip_steps": 2}), tmp_path, progress=False)
-    b = render(_spec(diffusion={"steps": 4}, init={"skip_steps": 2}), tmp_path, progress=False)
+    a = render(smoke_spec(diffusion={"steps": 4}, init={"skip_steps": 2}), tmp_path, progress=False)
+    b = render(smoke_spec(diffusion={"steps": 4}, init={"skip_steps": 2}), tmp_path, progress=False)
     assert a.run_dir.name == "run-0001" and b.run_dir.name == "run-0002"
 
 
 def test_intermediate_saves_are_written_as_partials(tmp_path: Path) -> None:
-    result = render(_spec(saving={"intermediate_saves": [1, 3]}), tmp_path, progress=False)
+    result = render(smoke_spec(saving={"intermediate_saves": [1, 3]}), tmp_path, progress=False)
     partials = sorted(p.name for p in (result.run_dir / "partials").iterdir())
     assert partials == ["smoke_0000-001.png", "smoke_0000-003.png"]
     assert [o.kind for o in result.outputs] == ["partial", "partial", "image"]
@@ -122,7 +111,7 @@ def test_intermediate_saves_are_written_as_partials(tmp_path: Path) -> None:
     ids=["plms", "no-secondary", "init-image", "perlin", "image-prompt+fuzzy", "two-clips", "skip-augs"],
 )
 def test_each_code_path_renders_deterministically(tmp_path: Path, patch: dict) -> None:
-    spec = _spec(**patch)
+    spec = smoke_spec(**patch)
     rec = Recorder()
     a = render(spec, tmp_path / "a", observers=[rec], progress=False)
     b = render(spec, tmp_path / "b", progress=False)
