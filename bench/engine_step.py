@@ -229,7 +229,7 @@ def time_config(config: str, device: torch.device, measure: int, *, size=None, c
         torch.cuda.reset_peak_memory_stats()
     result = {"config": config, "device": str(device), "size": f"{plan.width}x{plan.height}",
               "cutn_batches": spec.cuts.cutn_batches, "clips": [c.name for c in models.clips],
-              "secondary": models.secondary is not None, "set": {k: v for k, v in overrides},
+              "secondary": models.secondary is not None, "set": dict(overrides),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
               "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}
     for phase in phases:
@@ -258,25 +258,15 @@ def hash_config(config: str, device: torch.device, n: int, size=None, cutn_batch
     ac, timesteps, _ = sampler.respaced_alphas_cumprod(plan.steps)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times: list[float] = []
-    digest = None
-    t0 = time.perf_counter()
-    for j, _k, x0, _stats, _final in sample_item(spec, plan, item, models, ac, timesteps, device):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t1 = time.perf_counter()
-        if j > 0:
-            times.append(t1 - t0)
-        t0 = t1
-        if j == n:  # x̂₀ of x_n: the latent after n guided steps (steps 0..n-1)
-            digest = _x0_digest(x0)
-            break
-    if digest is None:
+    # one warm-up step, then n timed: x̂₀ of the last is that of x_n, the latent after n guided steps
+    r = run_phase(spec, plan, item, models, ac, timesteps, device, item.start_index, n, warmup=1)
+    times, digest = r["times"], r["sha256"]
+    if len(times) < n:
         raise SystemExit(f"{config}: the schedule ended before {n} guided steps")
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     return {"config": config, "device": str(device), "size": f"{plan.width}x{plan.height}",
             "cutn_batches": spec.cuts.cutn_batches, "clips": [c.name for c in models.clips],
-            "set": {k: v for k, v in overrides},
+            "set": dict(overrides),
             "hash_steps": n, "sha256": digest, "s_per_step": statistics.median(times),
             "s_per_step_all": [round(t, 4) for t in times], "build_s": round(build_s, 2),
             "peak_mem_gib": None if peak is None else round(peak, 3),
