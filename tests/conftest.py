@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,13 @@ SPECS = ROOT / "specs"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # One torch thread in every test process (each xdist worker, and every CLI the tests start, which
+    # inherits the variable): CPU reductions split work by thread, so the CPU goldens (made with
+    # OMP_NUM_THREADS=1) stay byte-exact however many workers run. The environment fingerprint of a test
+    # render records it (`threads.torch = 1`, `env_vars.OMP_NUM_THREADS = "1"`), as the goldens' do.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     # Tiny checkpoints are generated once per session into this cache (never the user's cache).
     if "DISCO_SPEC_CACHE" not in os.environ:
         import tempfile

@@ -112,6 +112,8 @@ def two_d(tmp_path_factory, ) -> tuple:
     return a, b, recs, seen
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_2d_frames_warp_the_previous_frame_and_follow_prompt_changes(two_d) -> None:
     a, b, recs, seen = two_d
     plan = a.plan
@@ -131,6 +133,8 @@ def test_2d_frames_warp_the_previous_frame_and_follow_prompt_changes(two_d) -> N
     assert not (a.run_dir / "smoke.mp4").exists()  # skip_video_for_run_all defaults to true
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_2d_two_renders_are_byte_identical(two_d) -> None:
     a, b, *_ = two_d
     assert frame_shas(a) == frame_shas(b) and len(frame_shas(a)) == 4
@@ -140,6 +144,8 @@ def test_2d_two_renders_are_byte_identical(two_d) -> None:
 # ------------------------------------------------------------------------------------------------ 3D
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_3d_frames_are_depth_warps_of_the_previous_frame_and_repeat_exactly(tmp_path: Path) -> None:
     import disco_spec.animation.warp3d as w3
 
@@ -183,6 +189,8 @@ def turbo_vr(tmp_path_factory) -> tuple:
     return render_twice(spec, tmp_path_factory.mktemp("turbo"))
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_turbo_diffuses_only_the_planned_frames(turbo_vr) -> None:
     a, b, recs = turbo_vr
     plan = a.plan
@@ -200,6 +208,8 @@ def test_turbo_diffuses_only_the_planned_frames(turbo_vr) -> None:
     assert "old_warp" in entries[4]["state"] and "old_warp" not in entries[0]["state"]
 
 
+@pytest.mark.slow
+@pytest.mark.render
 def test_turbo_blends_follow_dd(turbo_vr) -> None:
     """Frame 4 (skipped, b = 2/3) = addWeighted(warp(prev after 3), 2/3, warp(old chain), 1/3)."""
     from disco_spec.animation.turbo import turbo_blend, turbo_output
@@ -224,6 +234,8 @@ def test_turbo_blends_follow_dd(turbo_vr) -> None:
     assert np.array_equal(pixels(rd / "smoke_0003.png"), turbo_output(prev3, new3, 3))
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_vr_eyes_for_every_frame_and_videos(turbo_vr) -> None:
     a, b, _ = turbo_vr
     eyes = [o.path for o in a.outputs if o.kind == "vr_eye"]
@@ -239,6 +251,8 @@ def test_vr_eyes_for_every_frame_and_videos(turbo_vr) -> None:
 # ---------------------------------------------------------------------------------------- Video Input
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_video_input_uses_the_extracted_frames(tmp_path: Path) -> None:
     from disco_spec.animation import video
 
@@ -276,6 +290,8 @@ def test_smoke_spec_switches_to_every_animation_mode() -> None:
     assert (SPECS / "assets" / "smoke.mp4").stat().st_size < 50_000
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_vr_per_eye_videos(tmp_path: Path) -> None:
     spec = anim_spec("3D", animation={"max_frames": 2}, vr={"vr_mode": True},
                      video={"skip_video_for_run_all": False, "init_frame": 0, "vr_layout": "per_eye", "fps": 5})

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.render
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -108,6 +110,7 @@ def test_table_speedup_and_floor_are_the_documented_ones():
                                                                                       "dtype": "x", "n": 1}, "GPU")
 
 
+@pytest.mark.slow
 def test_a_child_process_is_timed_out_and_its_memory_read(tmp_path: Path):
     rc, rss = speed_table.run_child([sys.executable, "-c", "b = bytearray(200 * 2**20)"], tmp_path / "a.log", 60)
     assert rc == 0 and rss >= 0.19
@@ -123,6 +126,7 @@ def small_real_models():
     return engine_step.random_real_models(spec, CPU, with_secondary=True)
 
 
+@pytest.mark.slow
 def test_timing_mode_measures_the_settings_it_was_given(small_real_models):
     r = engine_step.time_config("real-default", CPU, 1, size=(64, 64), cutn_batches=1, clips=["ViTB32"],
                                 overrides=[("models.use_secondary_model", False)], phases=("early",), warmup=0,
@@ -133,6 +137,7 @@ def test_timing_mode_measures_the_settings_it_was_given(small_real_models):
     assert r["early_flops"] > 3 * 15e9 and len(r["early_sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_the_gpu_precision_is_built_as_the_loader_builds_it():
     """On CUDA the bench builds the UNet torso and CLIP in fp16 (DD's rule), here forced on the CPU. The UNet
     casts its input to the dtype it was built for, so a torso converted after a float32 build fails at its
@@ -147,6 +152,7 @@ def test_the_gpu_precision_is_built_as_the_loader_builds_it():
     assert emb.dtype == torch.float32 and emb.shape == (1, 512) and bool(torch.isfinite(emb).all())
 
 
+@pytest.mark.slow
 def test_a_lever_run_compares_on_and_off(small_real_models):
     lever = levers.LEVERS["batch_cut_batches"]
     r = levers.measure_lever(lever, small_real_models, CPU, size=(64, 64), cutn_batches=2, clips=["ViTB32"],

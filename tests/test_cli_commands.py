@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from cli_helpers import run_cli
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.render
 def test_models_make_tiny_list_and_verify() -> None:
     code, out, _ = run_cli("models", "make-tiny")
     assert code == 0 and "tiny-uncond" in out and "tiny-clip" in out
@@ -22,6 +24,7 @@ def test_models_make_tiny_list_and_verify() -> None:
     assert code == 0 and out.count(": OK") == 2
 
 
+@pytest.mark.render
 def test_models_verify_fails_for_missing_and_tampered(tmp_path: Path) -> None:
     code, out, _ = run_cli("models", "verify", "ViTL14")
     assert code == 1 and "not in the cache" in out
@@ -71,6 +74,8 @@ def test_plan_json_and_table(specs_dir: Path) -> None:
     assert code == 2 and "--frames" in err
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_render_command_reports_where_images_went(tmp_path: Path, specs_dir: Path) -> None:
     code, out, err = run_cli("render", str(specs_dir / "smoke.toml"), "--out", str(tmp_path), "-q", "--no-track")
     assert code == 0, err

@@ -105,6 +105,8 @@ def test_new_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_render_set_overrides_are_recorded_like_any_setting(rendered: Path) -> None:
     runs = sorted((rendered / "TimeToDisco").glob("run-*"))
     assert [r.name for r in runs] == ["run-0001", "run-0002"]

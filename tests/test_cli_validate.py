@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import copy
 import json
 import subprocess
@@ -18,6 +19,7 @@ from cli_helpers import run_cli
 SMOKE = tomllib.loads((Path(__file__).resolve().parent.parent / "specs" / "smoke.toml").read_text())
 
 
+@pytest.mark.slow
 def test_valid_specs_exit_0(specs_dir: Path) -> None:
     code, out, err = run_cli("validate", *map(str, sorted(specs_dir.glob("*.toml"))))
     assert code == 0, err
@@ -44,6 +46,7 @@ def test_syntax_error_line_col(tmp_path: Path) -> None:
     assert code == 2 and err.startswith(f"{bad}:2:8: invalid TOML")
 
 
+@pytest.mark.slow
 def test_console_script_never_shows_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("schema_version = 99\n")
@@ -87,6 +90,7 @@ mutations = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(mutation=mutations)
 def test_fuzzed_specs_exit_2_with_the_field_named(tmp_path_factory, mutation) -> None:

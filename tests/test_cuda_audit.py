@@ -24,6 +24,8 @@ from disco_spec.engine import augment, cuda_determinism, losses
 from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document
 
+pytestmark = pytest.mark.render
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 SMOKE = tomllib.loads((SPECS / "smoke.toml").read_text())
@@ -89,6 +91,7 @@ def _audited_render(spec, tmp_path: Path, monkeypatch) -> tuple[GraphRecorder, c
     return graphs, ops, result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_no_mode_uses_an_operation_that_throws_on_cuda(variant, tmp_path, monkeypatch):
     graphs, ops, result = _audited_render(_spec(VARIANTS[variant]), tmp_path, monkeypatch)

@@ -17,6 +17,8 @@ from disco_spec.engine import augment, cuda_determinism, rng, warps
 from disco_spec.engine.augment import _perspective_points
 from disco_spec.models.secondary import SecondaryDiffusionImageNet2, Upsample2xBilinear, upsample2x_bilinear
 
+pytestmark = pytest.mark.render
+
 FORWARD_TOL = 1e-5
 GRAD_TOL = 1e-4
 MODES = {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}

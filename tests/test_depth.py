@@ -262,6 +262,7 @@ print(json.dumps({n: [hashlib.sha256(b).hexdigest(), len(b)] for n in ("tiny-mid
 """
 
 
+@pytest.mark.slow
 def test_tiny_depth_bytes_reproducible_in_two_processes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DISCO_SPEC_CACHE": str(tmp_path / "c"), "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-W", "ignore", "-c", _CHILD], env=env, stdout=subprocess.PIPE,

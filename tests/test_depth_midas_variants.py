@@ -86,6 +86,7 @@ print(json.dumps({n: [hashlib.sha256(b).hexdigest(), len(b)] for n in %r for b i
 """ % (NEW_TINY,)
 
 
+@pytest.mark.slow
 def test_tiny_bytes_in_a_fresh_process_equal_the_pins(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DISCO_SPEC_CACHE": str(tmp_path / "c"), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", _CHILD], env=env, capture_output=True, text=True,

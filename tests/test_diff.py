@@ -128,6 +128,8 @@ def test_compare_images_psnr_max_and_difference_image(tmp_path: Path) -> None:
     assert same["psnr"] == float("inf") and same["max_abs_diff"] == 0
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_diff_of_two_runs_compares_outputs(tmp_path: Path) -> None:
     a_spec = write_spec(tmp_path / "a.toml", doc_with())
     b_spec = write_spec(tmp_path / "b.toml", doc_with(diffusion={"eta": 0.5}))

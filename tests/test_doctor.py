@@ -13,6 +13,8 @@ from disco_spec.cli import doctor as cli_doctor
 from disco_spec.repro import doctor
 from disco_spec.repro.doctor import RenderCheck, advice_for, compare_renders
 
+pytestmark = pytest.mark.render
+
 
 
 def test_doctor_on_cpu_exits_0_and_says_the_renders_are_identical():
@@ -33,6 +35,7 @@ def test_doctor_on_cpu_exits_0_and_says_the_renders_are_identical():
 
 
 def test_a_forced_difference_exits_1_and_names_the_output(monkeypatch, tmp_path):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # so the advice to fix the thread count is given
     real_render = doctor.render
     calls = []
 

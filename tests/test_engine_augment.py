@@ -14,6 +14,8 @@ import torchvision.transforms as T
 
 from disco_spec.engine import augment, rng
 
+pytestmark = pytest.mark.render
+
 
 def _noise():
     return T.Lambda(lambda im: im + torch.randn_like(im) * 0.01)

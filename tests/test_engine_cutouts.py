@@ -19,6 +19,8 @@ from resize_right import resize as rr_resize
 
 from disco_spec.engine import cutouts, rng
 
+pytestmark = pytest.mark.render
+
 
 def _image(h, w, seed=0):
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))

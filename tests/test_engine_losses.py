@@ -9,6 +9,8 @@ import torch
 
 from disco_spec.engine import losses
 
+pytestmark = pytest.mark.render
+
 
 def test_spherical_dist_known_angles():
     e1 = torch.tensor([1.0, 0.0, 0.0])

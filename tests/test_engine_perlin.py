@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from disco_spec.engine import perlin, rng
 
+pytestmark = pytest.mark.render
+
 
 def _reference_octave(gx, gy, cell):
     """Whole-square classic Perlin noise of one octave, written out corner by corner."""
@@ -116,6 +118,7 @@ def test_autocontrast_stretches_each_channel(grey):
             assert float(mapped.max()) >= 253 / 255 * 2 - 1 and int(img[ch].max()) in (254, 255)
 
 
+@pytest.mark.slow
 def test_statistics_are_sane():
     means = []
     for seed in range(3):

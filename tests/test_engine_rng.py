@@ -9,6 +9,8 @@ import torch
 
 from disco_spec.engine import rng
 
+pytestmark = pytest.mark.render
+
 
 def _expected(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") & (2**63 - 1)

@@ -11,6 +11,8 @@ import torch
 
 from disco_spec.engine import rng, sampler
 
+pytestmark = pytest.mark.render
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from guided_diffusion.respace import SpacedDiffusion, space_timesteps

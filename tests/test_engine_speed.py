@@ -27,6 +27,8 @@ import test_guidance_dd as dd  # the DD reference cond_fn and its tiny models
 
 from cli_helpers import smoke_spec
 
+pytestmark = pytest.mark.render
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -133,6 +135,7 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.mark.slow
 def test_guidance_reads_nothing_back_from_the_device_and_the_stats_in_one_read():
     s = dd._settings(clip_guidance_scale=3000.0, tv_scale=100.0, sat_scale=7.0, init_scale=500.0, cutn_batches=2,
                      clamp_grad=True, batch_cut_batches=True)
@@ -232,6 +235,7 @@ def keep_determinism_setting():
     torch.use_deterministic_algorithms(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["ddim", "plms"])
 def test_every_default_lever_on_renders_byte_identical_twice(tmp_path: Path, mode: str, keep_determinism_setting):
     spec = smoke_spec(models={"use_secondary_model": False, "extra_clip_models": [{"name": "tiny-clip"}, {"name": "tiny-clip-rn"}]},

@@ -20,6 +20,8 @@ from disco_spec.run.images import load_image_prompt
 
 from cli_helpers import smoke_spec
 
+pytestmark = pytest.mark.render
+
 ROOT = Path(__file__).resolve().parent.parent
 RAW = torch.tensor([[-0.4, 0.02, 0.5, 0.97, 1.3, 2.0], [0.1, -2.0, 0.99, 0.0, 0.6, 1.01]])
 
@@ -75,6 +77,7 @@ def test_plan_weights_with_fuzzy_and_an_image_prompt_sum_to_one_over_all_targets
     assert float(t.weights.sum()) == pytest.approx(1.0, rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["ddim", "plms"])
 def test_clip_denoised_reaches_the_sampler(mode):
     """clip_denoised = true clamps every step's x̂₀ to [-1, 1] (and changes the trajectory); false leaves it."""

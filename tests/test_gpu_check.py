@@ -5,12 +5,15 @@ two runs (the weights and every draw are seeded) and a different one for a diffe
 
 from __future__ import annotations
 
+import pytest
 import importlib.util
 import os
 import subprocess
 from pathlib import Path
 
 import torch
+
+pytestmark = pytest.mark.render
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
@@ -34,6 +37,7 @@ def test_gpu_check_script_parses_and_says_how_to_run_it():
     assert bad.returncode == 2 and "usage" in bad.stderr
 
 
+@pytest.mark.slow
 def test_hash_mode_is_reproducible_and_sees_a_changed_render():
     bench = _engine_step()
     device = torch.device("cpu")

@@ -20,6 +20,8 @@ from disco_spec.engine.cutouts import dango_cutouts
 from disco_spec.engine.guidance import ClipTargets, GuidanceSettings, guidance_gradient
 from disco_spec.models.types import ClipBundle
 
+pytestmark = pytest.mark.render
+
 SIDE = 32
 RES = 16
 ALPHAS, TIMESTEPS, N = sampler.respaced_alphas_cumprod(10)

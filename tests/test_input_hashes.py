@@ -52,6 +52,8 @@ def test_a_wrong_init_image_sha256_refuses_before_models_load(tmp_path: Path, im
     assert not list((tmp_path / "out").rglob("*.png"))
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_the_manifest_lists_every_input_with_its_sha256(tmp_path: Path, images) -> None:
     init, prompt = images
     spec = write_spec(tmp_path / "s.toml", doc(init_image_sha256=sha(init).upper()))  # a pin in any case

@@ -20,6 +20,8 @@ from disco_spec.errors import SpecError, WeightsHashMismatch
 from disco_spec.models import resolve
 from disco_spec.spec.access import InputPolicy, allow_paths_from_env, repository_root
 
+pytestmark = pytest.mark.render
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
 
@@ -66,6 +68,7 @@ def test_init_image_outside_the_spec_folder_is_refused(project, how, monkeypatch
     assert not list((project["tmp"] / "out").rglob("*.png"))
 
 
+@pytest.mark.slow
 def test_image_prompt_outside_is_refused_and_allow_path_widens(project, monkeypatch) -> None:
     from disco_spec.run.renderer import render
 

@@ -101,6 +101,7 @@ def serving(mode: str, body: bytes = b"") -> Iterator[Server]:
         s.close()
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("mode", ["trickle", "trickle-headers"])
 def test_a_trickling_server_is_cut_at_the_overall_deadline(mode: str) -> None:
     with serving(mode) as s:
@@ -128,6 +129,8 @@ def test_fetch_returns_the_body() -> None:
 
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_urls_are_fetched_only_with_allow_network_and_recorded(tmp_path: Path) -> None:
     body = png_bytes()
     with serving("ok", body) as s:

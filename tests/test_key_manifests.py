@@ -26,6 +26,8 @@ from disco_spec.models.depth_adabins import normalise_adabins_keys
 from disco_spec.models.registry import REGISTRY
 from disco_spec.models.types import ResolvedWeights
 
+pytestmark = pytest.mark.render
+
 MANIFESTS = Path(__file__).resolve().parent / "data" / "key_manifests"
 REAL = [n for n, e in REGISTRY.items() if not e.tiny]
 

@@ -151,6 +151,7 @@ def test_no_import_cycle_between_modules() -> None:
     assert find_cycle(import_graph()) is None
 
 
+@pytest.mark.slow
 def test_a_planted_upward_import_is_caught(tmp_path: Path) -> None:
     graph = import_graph()
     planted = {**graph, "engine.sampler": graph["engine.sampler"] | {"run.records"}}
@@ -211,6 +212,8 @@ def test_importing_any_module_leaves_the_render_function_in_place(name: str) -> 
     assert callable(disco_spec.render) and disco_spec.render.__module__ == "disco_spec"
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_the_python_api_renders_twice_in_one_process(tmp_path: Path, smoke_doc: dict) -> None:
     """A newcomer's notebook: `disco_spec.render(a); disco_spec.render(b)` (the module behind it cannot shadow it)."""
     from disco_spec.spec.load import validate_document
@@ -224,6 +227,7 @@ def test_the_python_api_renders_twice_in_one_process(tmp_path: Path, smoke_doc: 
     assert [o.sha256 for o in first.outputs] == [o.sha256 for o in second.outputs] != []
 
 
+@pytest.mark.render
 def test_a_render_leaves_torchs_global_settings_as_it_found_them(tmp_path: Path, smoke_doc: dict) -> None:
     import torch
 

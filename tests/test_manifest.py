@@ -53,6 +53,8 @@ def two_runs(tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_two_renders_give_the_same_manifest_id_and_identical_files(two_runs) -> None:
     r1, m1, r2, m2 = two_runs
     assert r1.run_dir != r2.run_dir
@@ -64,6 +66,8 @@ def test_two_renders_give_the_same_manifest_id_and_identical_files(two_runs) -> 
     assert m1["volatile"]["run_dir"] != m2["volatile"]["run_dir"]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_manifest_file_is_canonical_and_its_id_hashes_the_hashed_part(two_runs) -> None:
     r1, m1, _, _ = two_runs
     raw = (r1.run_dir / "manifest.json").read_bytes()
@@ -93,6 +97,8 @@ def test_manifest_file_is_canonical_and_its_id_hashes_the_hashed_part(two_runs) 
     assert set(on_disk["volatile"]) >= {"hostname", "created_utc", "run_dir", "seconds"}
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_outputs_record_pixels_in_the_hash_and_files_outside(two_runs) -> None:
     r1, m1, _, _ = two_runs
     outs = m1["hashed"]["outputs"]
@@ -115,6 +121,8 @@ def test_outputs_record_pixels_in_the_hash_and_files_outside(two_runs) -> None:
     assert {o.path: o.sha256 for o in r1.outputs} == {p: f["sha256"] for p, f in files.items() if p.endswith(".png")}
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_manifest_id_ignores_volatile_fields(two_runs) -> None:
     _, m1, _, _ = two_runs
     other = copy.deepcopy(m1)

@@ -206,6 +206,7 @@ def _as_openai_jit(model: torch.nn.Module, path: Path) -> None:
     torch.jit.save(traced, str(path))
 
 
+@pytest.mark.slow
 def test_openai_torchscript_archive_path(tmp_path):
     ref_bundle = load_clip("tiny-clip", "cpu")
     archive = tmp_path / "Tiny-OpenAI.pt"

@@ -12,6 +12,8 @@ from disco_spec.models import builders
 from disco_spec.models.registry import REGISTRY, get_entry, list_models
 from disco_spec.models.secondary import SecondaryDiffusionImageNet2
 
+pytestmark = pytest.mark.render
+
 # DD's CLIP checkboxes (spelled out here rather than imported, so these tests stand alone)
 DD_CLIP_NAMES = ("ViTB32", "ViTB16", "ViTL14", "RN50", "RN50x4", "RN50x16", "RN50x64", "RN101")
 

@@ -29,6 +29,8 @@ print(json.dumps({w.name: [w.sha256, w.size, w.path] for w in make_tiny(sys.argv
 """
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_make_tiny_in_two_processes_matches_pins(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DISCO_SPEC_CACHE": str(tmp_path / "c")}
     procs = [

@@ -1,10 +1,12 @@
-"""The pre-commit hook for spec repositories, run by pre-commit itself (`pre-commit try-repo`).
+"""The pre-commit hook for spec repositories, run by pre-commit itself (`pre-commit run`).
 
 pre-commit installs this repository into its own virtualenv exactly as it would for a user (pip,
-from a git repository: a copy of this checkout's package files committed in a temporary repository,
-so uncommitted work is tested too), then runs `disco-spec validate` on the files given. That install
-needs PyPI (pydantic, jsonschema, typer, ...; no torch: the base package is light). One environment
-is built per test module, under a temporary PRE_COMMIT_HOME.
+from a git repository named with its `rev` in the spec repository's `.pre-commit-config.yaml`: a copy
+of this checkout's package files committed in a temporary repository, so uncommitted work is tested
+too), then runs `disco-spec validate` on the files given. That install needs PyPI (pydantic,
+jsonschema, typer, ...; no torch: the base package is light). One environment is built per test
+module, under a temporary PRE_COMMIT_HOME that the module's runs share (`pre-commit try-repo` would
+build a new one for every run).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def hook_env(tmp_path_factory):
     assert bad != SMOKE
     (specs_repo / "specs" / "bad.toml").write_text(bad, encoding="utf-8")
     (specs_repo / "notes.toml").write_text("not = 'a spec'\n", encoding="utf-8")  # outside specs/: not checked
+    rev = _git("rev-parse", "HEAD", cwd=hook_repo).strip()
+    (specs_repo / ".pre-commit-config.yaml").write_text(
+        yaml.safe_dump({"repos": [{"repo": str(hook_repo), "rev": rev, "hooks": [{"id": HOOK_ID}]}]}),
+        encoding="utf-8")
     _git("init", "-q", cwd=specs_repo)
     _git("add", "-A", cwd=specs_repo)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRE_COMMIT", "VIRTUAL_ENV"))}
@@ -67,8 +73,8 @@ def hook_env(tmp_path_factory):
     return {"hook_repo": hook_repo, "specs_repo": specs_repo, "env": env}
 
 
-def try_repo(env: dict, *files: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "pre_commit", "try-repo", str(env["hook_repo"]), HOOK_ID, "--verbose"]
+def run_hook(env: dict, *files: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "pre_commit", "run", HOOK_ID, "--verbose"]
     cmd += ["--files", *files] if files else ["--all-files"]
     return subprocess.run(cmd, cwd=env["specs_repo"], env=env["env"], capture_output=True, text=True, timeout=600)
 
@@ -86,21 +92,24 @@ def test_hook_definition():
     assert picked == ["specs/a.toml", "specs/sub/b.json", "x/specs/c.toml"]
 
 
+@pytest.mark.slow
 def test_valid_spec_passes(hook_env):
-    r = try_repo(hook_env, "specs/good.toml")
+    r = run_hook(hook_env, "specs/good.toml")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "specs/good.toml: ok" in r.stdout
 
 
+@pytest.mark.slow
 def test_invalid_spec_fails_naming_the_field(hook_env):
-    r = try_repo(hook_env, "specs/good.toml", "specs/bad.toml")
+    r = run_hook(hook_env, "specs/good.toml", "specs/bad.toml")
     assert r.returncode != 0, r.stdout + r.stderr
     assert "specs/bad.toml: guidance.clip_guidance_scale:" in r.stdout, r.stdout
     assert "Failed" in r.stdout
 
 
+@pytest.mark.slow
 def test_all_files_checks_only_spec_folders(hook_env):
-    r = try_repo(hook_env)
+    r = run_hook(hook_env)
     assert r.returncode != 0
     assert "notes.toml" not in r.stdout  # not under specs/
     assert "specs/bad.toml: guidance.clip_guidance_scale:" in r.stdout

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.ray
+
 ray = pytest.importorskip("ray")
 
 from disco_spec import errors  # noqa: E402
@@ -95,6 +97,8 @@ def sweeps(tmp_path_factory):
     return {"local": local, "ray": on_ray, "uri": uri, "tracker": tracker}
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_sweep_on_ray_equals_local(sweeps):
     local, on_ray = sweeps["local"], sweeps["ray"]
     assert [c.manifest_id for c in on_ray.cells] == [c.manifest_id for c in local.cells]
@@ -126,6 +130,8 @@ def test_ray_sweep_is_tracked_in_the_driver(sweeps):
     assert "contact_sheet.png" in {a.path for a in client.list_artifacts(tracker.parent_run_id)}
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_batch_of_stills_one_task_per_image_equals_local(tmp_path):
     doc = small_smoke(run__n_batches=3, saving__intermediate_saves=1)
     spec = validate_document(doc)
@@ -147,6 +153,8 @@ def test_batch_of_stills_one_task_per_image_equals_local(tmp_path):
     assert manifest.load_manifest(shipped.run_dir)["volatile"]["run_dir"] == str(shipped.run_dir.resolve())
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_resume_continues_a_ray_run_locally(tmp_path):
     from disco_spec.run.renderer import render
 
@@ -162,6 +170,7 @@ def test_resume_continues_a_ray_run_locally(tmp_path):
     assert after == before
 
 
+@pytest.mark.render
 def test_animation_is_one_job_with_sequential_frames(tmp_path):
     doc = small_smoke(animation__animation_mode="2D", animation__max_frames=2)
     spec = validate_document(doc)
@@ -172,6 +181,7 @@ def test_animation_is_one_job_with_sequential_frames(tmp_path):
     assert_same_run(local.run_dir, on_ray.run_dir)
 
 
+@pytest.mark.render
 def test_separate_specs_as_jobs(tmp_path):
     docs = [validate_document(small_smoke(guidance__clip_guidance_scale=s)) for s in (1000, 2000)]
     from disco_spec.spec.load import spec_to_document
@@ -216,6 +226,8 @@ def test_missing_ray_says_how_to_install_it(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_a_fresh_driver_gets_the_local_manifest(tmp_path):
     """`disco-spec render --backend ray` in a new process (nothing rendered there yet, so none of the
     settings a render leaves behind): the merged manifest still equals a local render's."""

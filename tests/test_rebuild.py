@@ -37,6 +37,8 @@ def batch_run(tmp_path_factory):
     return render_run(spec, base / "out")
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_rebuild_of_a_run_folder_is_identical_exit_0(batch_run, tmp_path: Path) -> None:
     result, m = batch_run
     code, out, err = run_cli("rebuild", "-q", str(result.run_dir), "--out", str(tmp_path / "again"))
@@ -47,6 +49,8 @@ def test_rebuild_of_a_run_folder_is_identical_exit_0(batch_run, tmp_path: Path) 
     assert rebuilt["files"] == m["files"]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_rebuild_of_a_single_item_from_the_manifest(batch_run) -> None:
     result, m = batch_run
     report = rebuild(result.run_dir / "manifest.json", item=1)
@@ -55,6 +59,8 @@ def test_rebuild_of_a_single_item_from_the_manifest(batch_run) -> None:
     assert report.rebuilt_id != m["id"]  # a one-item manifest, but the same pixels
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_a_png_copied_out_of_its_run_can_be_inspected_and_rebuilt_alone(batch_run, tmp_path: Path) -> None:
     result, m = batch_run
     lone = tmp_path / "somewhere" / "keep-this.png"
@@ -75,6 +81,8 @@ def test_a_png_copied_out_of_its_run_can_be_inspected_and_rebuilt_alone(batch_ru
     assert "items 1" in out and "smoke_0001.png: identical" in out
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_rebuild_refuses_a_tampered_custom_checkpoint_naming_both_hashes(batch_run, tmp_path: Path) -> None:
     result, m = batch_run
     diffusion = next(w for w in result.weights if w.role == "diffusion")
@@ -104,6 +112,8 @@ def test_rebuild_refuses_a_tampered_custom_checkpoint_naming_both_hashes(batch_r
     assert not (tmp_path / "never").exists()  # refused before rendering
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_rebuild_reports_environment_differences_when_outputs_differ(batch_run, tmp_path: Path) -> None:
     """A manifest whose recorded pixels and environment differ from this machine's: exit 1, fields named."""
     result, m = batch_run

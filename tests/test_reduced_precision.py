@@ -23,6 +23,8 @@ from disco_spec.run.records import BaseObserver
 from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document
 
+pytestmark = pytest.mark.render
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = tomllib.loads((ROOT / "specs" / "smoke.toml").read_text())
 
@@ -107,6 +109,7 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.float64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("secondary", [True, False], ids=["secondary", "unet-x0"])
 def test_render_with_dds_cuda_precision_on_a_cpu(secondary, tmp_path, monkeypatch):
     """The full render path with DD's CUDA precision choice: fp16 UNet torso and CLIP, fp32 losses."""

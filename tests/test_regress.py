@@ -3,6 +3,7 @@ with a JUnit <failure>."""
 
 from __future__ import annotations
 
+import pytest
 import shutil
 import tomllib
 import xml.etree.ElementTree as ET
@@ -29,6 +30,8 @@ def test_checked_in_golden_files_are_consistent() -> None:
     assert pngmeta.read_text(img)[pngmeta.KEY_MANIFEST_ID] == m["id"]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_smoke_passes_against_the_checked_in_golden(tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     code, out, err = run_cli("regress", str(SMOKE_TOML), "--golden", str(GOLDEN), "--junit", str(junit))
@@ -42,6 +45,8 @@ def test_smoke_passes_against_the_checked_in_golden(tmp_path: Path) -> None:
     assert case.get("name") == "smoke" and case.find("failure") is None
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_a_changed_spec_value_fails_with_a_junit_failure(tmp_path: Path) -> None:
     doc = tomllib.loads(SMOKE_TOML.read_text())
     doc["diffusion"]["eta"] = 0.5
@@ -62,6 +67,8 @@ def test_a_changed_spec_value_fails_with_a_junit_failure(tmp_path: Path) -> None
     assert "smoke_0000.png" in failure.text  # the image differs too
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_update_writes_golden_files_that_then_pass_byte_exact(tmp_path: Path) -> None:
     golden = tmp_path / "golden"
     report = regress([SMOKE_TOML], golden, update=True)
@@ -73,6 +80,8 @@ def test_update_writes_golden_files_that_then_pass_byte_exact(tmp_path: Path) ->
     assert again.ok and again.cases[0].mode == "byte-exact", again.to_text()
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_off_fingerprint_comparison_uses_psnr(tmp_path: Path) -> None:
     """A golden from 'another machine' (another thread count, slightly different pixels): compared by PSNR."""
     import numpy as np

@@ -43,6 +43,8 @@ def _one_grey_level(px):
     return np.where(px < 255, px + 1, px - 1)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_one_grey_level_everywhere_fails_the_default_threshold(tmp_path: Path, rendered) -> None:
     assert 48.2 < DEFAULT_PSNR_DB < 67  # above one grey level (48.13 dB), below what other CPUs measure
     run_dir, m = rendered
@@ -55,6 +57,8 @@ def test_one_grey_level_everywhere_fails_the_default_threshold(tmp_path: Path, r
     assert lenient.status == "passed", lenient.messages
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_the_cli_default_is_the_same_threshold(tmp_path: Path, rendered) -> None:
     golden = _golden_from_another_machine(tmp_path, rendered[0], _one_grey_level)
     code, out, err = run_cli("regress", str(SMOKE_TOML), "--golden", str(golden))

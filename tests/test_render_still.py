@@ -33,6 +33,8 @@ class Recorder(BaseObserver):
         self.outputs.append(record)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_smoke_render_writes_images_with_metadata_and_follows_the_plan(tmp_path: Path) -> None:
     rec = Recorder()
     result = render(ROOT / "specs" / "smoke.toml", tmp_path, observers=[rec], progress=False)
@@ -58,6 +60,8 @@ def test_smoke_render_writes_images_with_metadata_and_follows_the_plan(tmp_path:
     assert img.text["disco-spec:manifest-id"] == result.manifest["id"]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_two_processes_give_identical_bytes_and_a_new_seed_changes_the_image(tmp_path: Path) -> None:
     shas = []
     for name, seed in (("a", "42"), ("b", "42"), ("c", "43")):
@@ -72,6 +76,8 @@ def test_two_processes_give_identical_bytes_and_a_new_seed_changes_the_image(tmp
     assert shas[2] != shas[0]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_any_image_of_a_batch_renders_alone_identically(tmp_path: Path) -> None:
     spec = smoke_spec(run={"n_batches": 3})
     full = render(spec, tmp_path / "full", progress=False)
@@ -83,12 +89,14 @@ def test_any_image_of_a_batch_renders_alone_identically(tmp_path: Path) -> None:
     assert pixels_sha256(full.run_dir / name) != pixels_sha256(full.run_dir / "smoke_0001.png")
 
 
+@pytest.mark.render
 def test_run_folders_never_collide(tmp_path: Path) -> None:
     a = render(smoke_spec(diffusion={"steps": 4}, init={"skip_steps": 2}), tmp_path, progress=False)
     b = render(smoke_spec(diffusion={"steps": 4}, init={"skip_steps": 2}), tmp_path, progress=False)
     assert a.run_dir.name == "run-0001" and b.run_dir.name == "run-0002"
 
 
+@pytest.mark.render
 def test_intermediate_saves_are_written_as_partials(tmp_path: Path) -> None:
     result = render(smoke_spec(saving={"intermediate_saves": [1, 3]}), tmp_path, progress=False)
     partials = sorted(p.name for p in (result.run_dir / "partials").iterdir())
@@ -96,6 +104,8 @@ def test_intermediate_saves_are_written_as_partials(tmp_path: Path) -> None:
     assert [o.kind for o in result.outputs] == ["partial", "partial", "image"]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "patch",
     [

@@ -68,6 +68,7 @@ def test_a_tall_thin_image_costs_its_padded_square(smoke_doc: dict) -> None:
     assert exc.value.problems[0][0] == "diffusion.width_height"
 
 
+@pytest.mark.render
 def test_force_starts_a_render_the_estimate_would_refuse(tmp_path: Path, smoke_doc: dict, monkeypatch) -> None:
     monkeypatch.setattr(resources, "available_bytes", lambda device: 1)  # "no memory free"
     smoke_doc["diffusion"]["steps"] = 3

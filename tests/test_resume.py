@@ -90,6 +90,8 @@ def recorded_lines(run_dir: Path) -> int:
 # ---------------------------------------------------------------------------------- kill -9, resume
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_sigkill_mid_animation_then_resume_is_byte_identical(tmp_path: Path) -> None:
     # 3D turbo: the resumed frames need the unblended previous frame and the old-warp chain
     doc = doc_with("3D", animation={"max_frames": 6}, turbo={"turbo_mode": True, "turbo_steps": "3", "turbo_preroll": 1})
@@ -137,6 +139,8 @@ def anim_run(tmp_path_factory):
     return spec, out, result, shas(result.run_dir)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_resume_rerenders_a_truncated_last_frame(anim_run) -> None:
     spec, out, first, want = anim_run
     rd = first.run_dir
@@ -155,6 +159,8 @@ def test_resume_rerenders_a_truncated_last_frame(anim_run) -> None:
     assert [json.loads(line)["item"] for line in (rd / "frames.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_resume_continues_from_a_deleted_middle_frame(anim_run) -> None:
     spec, out, first, want = anim_run
     rd = first.run_dir
@@ -168,6 +174,7 @@ def test_resume_continues_from_a_deleted_middle_frame(anim_run) -> None:
     assert seen.items == set() and shas(rd) == want
 
 
+@pytest.mark.render
 def test_resume_refuses_a_changed_spec_plan_or_weight(anim_run, tmp_path: Path, monkeypatch, capsys) -> None:
     spec, out, first, _ = anim_run
     rd = first.run_dir
@@ -203,6 +210,8 @@ def test_resume_refuses_a_changed_spec_plan_or_weight(anim_run, tmp_path: Path, 
 # -------------------------------------------------------------------------- stills and Video Input
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_resume_of_stills_renders_the_missing_images_with_the_drawn_seed(tmp_path: Path) -> None:
     doc = copy.deepcopy(SMOKE)
     doc["run"].update({"n_batches": 3, "set_seed": "random_seed"})
@@ -220,6 +229,8 @@ def test_resume_of_stills_renders_the_missing_images_with_the_drawn_seed(tmp_pat
     assert [o.path for o in again.outputs] == [o.path for o in first.outputs]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_resume_of_video_input_rerenders_only_missing_frames(tmp_path: Path) -> None:
     src = make_video(tmp_path / "clip.mp4", n=3)
     doc = doc_with("Video Input", video_input={"video_init_path": str(src), "extract_nth_frame": 1})

@@ -52,6 +52,8 @@ def runs(tmp_path_factory) -> dict:
                 branched=branched)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_every_frame_equals_a_fresh_render_of_the_changed_spec(runs) -> None:
     branched, fresh = runs["branched"], runs["fresh"]
     assert branched.run_dir == runs["parent"].run_dir  # DD re-renders the run in place
@@ -63,6 +65,8 @@ def test_every_frame_equals_a_fresh_render_of_the_changed_spec(runs) -> None:
     assert {"smoke_0002.png", "smoke_0003.png"} <= changed
 
 
+@pytest.mark.slow
+@pytest.mark.render
 def test_only_frames_from_n_on_are_diffused(runs, tmp_path: Path) -> None:
     from disco_spec.run.records import BaseObserver
 
@@ -80,6 +84,8 @@ def test_only_frames_from_n_on_are_diffused(runs, tmp_path: Path) -> None:
     assert frames(runs["branched"].run_dir) == frames(runs["fresh"].run_dir)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_the_branch_is_recorded_outside_the_manifest_id(runs) -> None:
     m = json.loads((runs["branched"].run_dir / "manifest.json").read_text())
     branch = m["branch"]
@@ -91,6 +97,8 @@ def test_the_branch_is_recorded_outside_the_manifest_id(runs) -> None:
     assert spec_json["run"]["resume_run"] is False  # the spec as rendered, not how the run was produced
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_the_first_branch_recorded_the_parent_and_the_change(runs) -> None:
     # The first branch's record reached run_state.json before the second one replaced it: read it from the
     # result object of that render.
@@ -99,17 +107,23 @@ def test_the_first_branch_recorded_the_parent_and_the_change(runs) -> None:
     assert any(c["field"].startswith("prompts.text_prompts") for c in branch["changes"])
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_overwritten_frames_are_retained(runs) -> None:
     retained = runs["branched"].run_dir / "retained"
     kept = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in retained.glob("smoke_*.png")}
     assert set(kept) == {"smoke_0002.png", "smoke_0003.png"}
 
 
+@pytest.mark.slow
+@pytest.mark.render
 def test_rebuild_of_the_branched_run_is_byte_exact(runs) -> None:
     report = rebuild(runs["branched"].run_dir / "manifest.json")
     assert report.ok, report
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_frames_before_n_that_would_change_are_refused(runs) -> None:
     changed_early = {"0": ["a lighthouse"], "1": ["a blue lighthouse"]}
     spec = validate_document(two_d(changed_early, resume_run=True, resume_from_frame=3))
@@ -119,6 +133,8 @@ def test_frames_before_n_that_would_change_are_refused(runs) -> None:
     assert "frame 1 would render differently" in exc.value.problems[0][1]
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_a_frame_past_the_run_is_refused_and_a_missing_run_named(runs, tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         render(validate_document(two_d(AFTER, resume_run=True, resume_from_frame=9)), runs["tmp"] / "out",

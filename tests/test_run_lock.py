@@ -60,6 +60,7 @@ def test_a_second_render_into_a_locked_run_folder_exits_2_at_once(tmp_path: Path
     assert not (run / LOCK_NAME).exists()
 
 
+@pytest.mark.render
 def test_a_run_killed_while_models_load_resumes_and_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
     from disco_spec.run import loop
     from disco_spec.run.renderer import render

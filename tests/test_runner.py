@@ -11,6 +11,7 @@ What is not tested here: `docker build` itself and rendering on a GPU (docs/gpu-
 
 from __future__ import annotations
 
+import pytest
 import os
 import re
 import shlex
@@ -61,6 +62,8 @@ def junit(path: Path) -> ET.Element:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_regress_script_passes_on_the_goldens_and_writes_junit(tmp_path):
     r = run_regress(tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -85,6 +88,8 @@ def test_regress_script_passes_on_the_goldens_and_writes_junit(tmp_path):
     assert (tmp_path / "reports" / "renders" / "still" / "manifest.json").is_file()
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_regress_script_fails_on_a_changed_spec(tmp_path):
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -102,6 +107,8 @@ def test_regress_script_fails_on_a_changed_spec(tmp_path):
     assert failure is not None and "guidance.clip_guidance_scale" in (failure.text or "")
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_regress_script_update_writes_goldens(tmp_path):
     specs = tmp_path / "specs"
     specs.mkdir()

@@ -48,6 +48,7 @@ def test_max_frames_is_bounded(smoke_doc):
     assert problems[0][0] == "animation.max_frames" and str(MAX_FRAMES) in problems[0][1]
 
 
+@pytest.mark.slow
 def test_prompt_keys_are_bounded(smoke_doc):
     keys = {str(i): ["p"] for i in range(MAX_SCHEDULE_KEYS + 1)}
     problems = _problems(_with(smoke_doc, "prompts", text_prompts=keys))

@@ -204,6 +204,8 @@ def swept(tmp_path_factory):
             "doc": json.loads((sweep_dir / "sweep.json").read_text())}
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_sweep_writes_cells_with_manifests(swept):
     doc, sd = swept["doc"], swept["dir"]
     assert doc["status"] == "finished" and doc["mode"] == "grid" and doc["shape"] == [3, 2]
@@ -226,6 +228,8 @@ def test_sweep_writes_cells_with_manifests(swept):
     assert len(ids) == 6
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_contact_sheet_places_each_cell_at_its_row_and_column(swept):
     from PIL import Image
 
@@ -258,6 +262,8 @@ def _image_steps(client, run_id: str, key: str = "image") -> list[int]:
     return sorted(int(m.group(1)) for f in client.list_artifacts(run_id, "images") if (m := pattern.match(f.path)))
 
 
+@pytest.mark.slow
+@pytest.mark.render
 def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
     import os
 
@@ -312,6 +318,8 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
     assert f"MLflow parent run {parent_id} (6 child runs)" in swept["err"]
 
 
+@pytest.mark.slow
+@pytest.mark.render
 def test_any_cell_rebuilds_alone(swept, tmp_path):
     cell = swept["dir"] / "cell-03"
     code, out, err = run_cli("rebuild", str(cell), "--quiet")
@@ -321,6 +329,8 @@ def test_any_cell_rebuilds_alone(swept, tmp_path):
     assert {"spec.json", "plan.json", "manifest.json", "smoke_0000.png"} <= {p.name for p in cell.iterdir()}
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_a_second_sweep_gets_the_next_folder(swept, tmp_path):
     from disco_spec.scale.sweep import allocate_sweep_dir
 

@@ -85,8 +85,12 @@ def mlflow_server_proc(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _boot_server_early(mlflow_server_proc):
-    """Depend on the server from the first test so that its boot overlaps the other tests."""
+def _boot_server_early(request):
+    """Start the server with the module's first test so that its boot overlaps the other tests, when a
+    selected test needs it (the inner loop deselects those: then no server starts)."""
+    here = request.node.path
+    if any(item.path == here and "mlflow_server" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("mlflow_server_proc")
     yield
 
 
@@ -398,6 +402,8 @@ def test_looks_like_run_id(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_render_tracked_to_sqlite(sqlite_uri, tmp_path, capfd, monkeypatch):
     """(a) a real render into a real sqlite store, read back through MlflowClient; then rebuilt from the run id."""
     from mlflow import MlflowClient
@@ -450,6 +456,7 @@ def test_render_tracked_to_sqlite(sqlite_uri, tmp_path, capfd, monkeypatch):
         manifest_mod.unregister_source_resolver(resolver)
 
 
+@pytest.mark.render
 def test_multi_item_names_steps_and_truncation(sqlite_uri, tmp_path):
     """Several items: one name per stat, one global step counter, frame/ metrics and images at step =
     item, truncated params, full spec.json."""
@@ -609,6 +616,7 @@ def test_resolve_run_source_errors(sqlite_uri, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.render
 def test_unreachable_server_does_not_fail_the_render(tmp_path, capfd, monkeypatch):
     """(c) the tracking server is down: the render completes, files and manifest exist, one warning."""
     monkeypatch.chdir(tmp_path)
@@ -636,6 +644,9 @@ def test_unreachable_server_does_not_fail_the_render(tmp_path, capfd, monkeypatc
     assert not (tmp_path / "mlflow.db").exists()  # no silent fallback to a local store
 
 
+@pytest.mark.mlflow_server
+@pytest.mark.render
+@pytest.mark.slow
 def test_render_tracked_to_server(mlflow_server, tmp_path, monkeypatch, capfd):
     """(b) a real `mlflow server` on 127.0.0.1: track a render over HTTP and read it back over HTTP."""
     from mlflow import MlflowClient

@@ -71,6 +71,8 @@ def _run_id(err: str) -> str:
     return m.group(1)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_render_prints_the_run_url_and_the_command_that_serves_it(rendered):
     err = rendered["runs"][0]["err"]
     rid = _run_id(err)
@@ -125,6 +127,8 @@ def _post(base: str, path: str, body: dict) -> dict:
         return json.load(r)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_ui_serves_the_runs_in_the_model_training_view(rendered, ui_server):
     base = ui_server["base"]
     assert f"MLflow UI for {rendered['uri']} at {base}" in ui_server["lines"]
@@ -161,6 +165,8 @@ def test_ui_serves_the_runs_in_the_model_training_view(rendered, ui_server):
             assert json.load(r)["guidance"]["clip_guidance_scale"] in (5000, 1500)
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_ui_for_a_server_store_only_points_at_it(rendered):
     with socket.socket() as s:  # a server URI: nothing to start; an unreachable one fails with exit 1
         s.bind(("127.0.0.1", 0))
@@ -168,6 +174,8 @@ def test_ui_for_a_server_store_only_points_at_it(rendered):
     assert code != 0 and "is an MLflow server" in out
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_animation_frames_scrub_under_one_name(tmp_path, monkeypatch):
     """A 3-frame 2D animation: frame/ metrics at step = frame, one image key, per-step curves under one
     name each, the mp4 as an artifact."""
@@ -234,6 +242,8 @@ def test_no_track_never_imports_mlflow(tmp_path):
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_run_names_say_what_differs(tmp_path):
     from disco_spec.tracking.names import compose_name, differences
 

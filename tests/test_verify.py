@@ -25,6 +25,8 @@ def run_dir(tmp_path_factory) -> Path:
     return result.run_dir
 
 
+@pytest.mark.render
+@pytest.mark.slow
 def test_an_untouched_run_verifies(run_dir: Path) -> None:
     code, out, err = run_cli("verify", str(run_dir))
     assert code == 0, out + err
