@@ -39,7 +39,8 @@ from ..spec.models import JobSpec
 from .journal import RUN_STATE, Journal, read_entries
 from .images import write_png_atomic
 from .prepare import prepare
-from .records import file_sha256, png_metadata
+from ..hashes import file_sha256
+from .records import png_metadata
 from .resume import ResumeInfo, document_differences, latest_run_dir, recorded_seed
 
 RETAINED_DIR = "retained"

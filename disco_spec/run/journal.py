@@ -3,7 +3,7 @@
 DD 5.2 resumes by counting frame files and restarting the seed sequence (§4.5, quirks Q7, Q8): a resumed
 run differs from an uninterrupted one. disco-spec instead records, in the run folder:
 
-    run_state.json   written once the models are loaded, before any image: the canonical spec hash, the
+    run_state.json   written once the models are loaded, before any image: the spec hash (the manifest's), the
                      plan hash, the items rendered and every model weight's SHA-256
     frames.jsonl     one JSON line per finished image/frame, appended (flush + fsync) after the frame's
                      files and state images are atomically in place:
@@ -22,7 +22,6 @@ Every frame uses its plan seed and its own generators, so the result equals an u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -30,19 +29,15 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import SpecError
-from ..record.manifest_schema import inside_run_dir
+from ..record.ids import spec_sha256
 from .records import sha256_or_none
+from ..record.manifest_schema import inside_run_dir
 
 RUN_STATE = "run_state.json"
 FRAMES_LOG = "frames.jsonl"
 STATE_DIR = "state"
-RUN_STATE_VERSION = 1
-
-
-def spec_sha256(doc: Any) -> str:
-    from .records import canonical_json
-
-    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+# 2: `spec_sha256` is the manifest's (record.ids.spec_sha256, RFC 8785); version 1 hashed another JSON form
+RUN_STATE_VERSION = 2
 
 
 def weight_records(weights: Iterable[Any]) -> list[dict[str, str]]:

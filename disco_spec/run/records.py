@@ -3,13 +3,13 @@ observer protocol, and the PNG text chunks that make a final image rebuildable f
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from .._version import __version__
+from ..hashes import file_sha256
 from ..plan.resolve import Plan, PlanItem
 from ..spec.models import JobSpec
 
@@ -80,14 +80,6 @@ class BaseObserver:
 
 def canonical_json(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def png_metadata(result: RenderResult, item: PlanItem) -> dict[str, str]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import SpecError
-from .journal import RUN_STATE, spec_sha256
+from ..record.ids import spec_sha256
+from .journal import RUN_STATE
 
 
 def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
@@ -163,6 +164,9 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
         if not problems and recorded_plan is not None and recorded_plan != json.loads(plan.to_json()):
             problems.append(("plan", "plan.json differs from the plan of this spec: this disco-spec resolves the "
                                      "spec differently from the one that started the run"))
+    elif state.get("run_state_version") == 1:  # its spec_sha256 hashed another JSON form: spec.json decides
+        problems += document_differences(recorded_doc, doc) if recorded_doc is not None else [
+            ("spec", "spec.json is missing and run_state.json (version 1) has no comparable spec hash")]
     elif recorded_doc is not None and (state.get("spec_sha256") != spec_sha256(doc) or recorded_doc != doc):
         diffs = document_differences(recorded_doc, doc)
         problems += diffs or [("spec", f"the spec hash changed ({state.get('spec_sha256')} → {spec_sha256(doc)})")]

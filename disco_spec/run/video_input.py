@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RenderError, SpecError
+from ..hashes import file_sha256
 from .folders import write_text_atomic
 from ..spec.access import InputPolicy
 from .records import sha256_or_none
@@ -46,7 +47,7 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
             [("video_input.video_init_path", f"no such file: {vi.video_init_path!r} (looked at {src})")],
         )
     video = video_module()
-    sha = video.video_sha256(src)
+    sha = file_sha256(src)
     if vi.video_init_sha256 and vi.video_init_sha256.lower() != sha:
         raise SpecError(
             "video_input.video_init_sha256: the video's SHA-256 differs",
