@@ -1,4 +1,5 @@
-"""Video Input extraction and final-video encoding with the bundled ffmpeg (§7.4, §7.7, Q16)."""
+"""Video Input extraction and final-video encoding with the bundled ffmpeg (disco.py:1963-1964 (AnimSettings cell),
+disco.py:2623-2647 (CreateVid cell), Q16)."""
 
 from __future__ import annotations
 

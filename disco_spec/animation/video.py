@@ -1,4 +1,5 @@
-"""Video in and out with ffmpeg, as DD 5.2 runs it (behaviour reference §7.4, §7.7, §2.16, quirk Q16).
+"""Video in and out with ffmpeg, as DD 5.2 runs it (disco.py:1963-1964 (AnimSettings cell),
+disco.py:2623-2647 (CreateVid cell), quirk Q16).
 
 ffmpeg is imageio-ffmpeg's bundled binary when that package is installed, else ``ffmpeg`` on PATH; it is
 always run with an argument list (no shell).  For a given binary, extraction and encoding are

@@ -1,5 +1,5 @@
 """DD's resume fields (`[run] resume_run`, `run_to_resume`, `resume_from_frame`, `retain_overwritten_frames`):
-re-render an existing run from frame N with the spec as it is now (reference §4.5).
+re-render an existing run from frame N with the spec as it is now (DD: disco.py:2447-2455 (DoTheRun cell)).
 
 The workflow DD users know: change a setting (say, the prompt schedule from frame 40), then re-render the run
 from that frame. disco-spec builds it on the exact journal:

@@ -18,7 +18,8 @@ from .records import StepEvent, record_output
 
 
 def partial_name(spec: JobSpec, item: PlanItem, j: int) -> str:
-    """DD's names (§4.4), numbered by plan item so that partials never overwrite each other (unlike Q13)."""
+    """DD's names (disco.py:1362-1371 (do_run)), numbered by plan item so that partials never overwrite each other
+    (unlike Q13)."""
     stem = f"{spec.run.batch_name}_{item.index:04d}"
     saves = spec.saving.intermediate_saves
     if isinstance(saves, list):

@@ -1,4 +1,4 @@
-"""The animation frame loop (DD 5.2 §7): 2D, 3D (with turbo and VR) and Video Input.
+"""The animation frame loop (DD 5.2: disco.py:1027-1138 (do_run)): 2D, 3D (with turbo and VR) and Video Input.
 
 Called by run.loop.run_plan when plan.animation_mode != "None". Each frame is one plan item rendered
 by the same diffusion call as a still (run.diffuse.diffuse_item), with the frame's init:
@@ -10,8 +10,10 @@ by the same diffusion call as a still (run.diffuse.diffuse_item), with the frame
 * Video Input: extracted video frame f+1 (frames are extracted once, into the run folder's video_frames/);
 * perlin_init replaces every init (engine.item.item_init).
 
-3D turbo follows §7.5 exactly with the plan's `diffuse`/`turbo_blend`; VR writes both eye views after every
-saved 3D frame (§7.6). Depth models are loaded once per render (DD rebuilds AdaBins per call, Q11).
+3D turbo follows DD (disco.py:1102-1127 (do_run)) exactly with the plan's `diffuse`/`turbo_blend`; VR writes both
+eye views after every
+saved 3D frame (disco.py:1407-1408 (do_run)). Depth models are loaded once per render (DD rebuilds AdaBins per
+call, Q11).
 
 Everything a frame leaves for the next one is a uint8 image, written under state/ when it is not the saved
 frame itself, so that `render(..., resume=True)` continues byte-identically (see animation.resume).
@@ -236,7 +238,7 @@ class Animation:
             f = item.frame
             saved = item.index in self.save
             recs: list[Any] = []
-            if self.turbo and f > 0:  # §7.5
+            if self.turbo and f > 0:  # disco.py:1397-1403 (do_run)
                 assert tstate is not None
                 tf = turbo_mod.turbo_prepare(f, tstate, lambda im: self.warp(im, item), preroll=preroll, steps=turbo_n)
                 if tf.diffuse != item.diffuse:

@@ -1,7 +1,7 @@
 """Exact resume: a run journal that lets an interrupted render continue byte-identically.
 
-DD 5.2 resumes by counting frame files and restarting the seed sequence (§4.5, quirks Q7, Q8): a resumed
-run differs from an uninterrupted one. disco-spec instead records, in the run folder:
+DD 5.2 resumes by counting frame files and restarting the seed sequence (disco.py:2435-2455 (DoTheRun cell),
+quirks Q7, Q8): a resumed run differs from an uninterrupted one. disco-spec instead records, in the run folder:
 
     run_state.json   written once the models are loaded, before any image: the spec hash (the manifest's), the
                      plan hash, the items rendered and every model weight's SHA-256
@@ -30,8 +30,8 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import SpecError
 from ..record.ids import spec_sha256
-from .records import sha256_or_none
 from ..record.manifest_schema import inside_run_dir
+from .records import sha256_or_none
 
 RUN_STATE = "run_state.json"
 FRAMES_LOG = "frames.jsonl"

@@ -134,7 +134,8 @@ def render(
                 rd = Path(run_dir)
                 rd.mkdir(parents=True, exist_ok=True)
             lock = lock_run_dir(rd)
-            if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
+            # Video Input: extract into the run folder; max_frames = frame count (disco.py:1977 (AnimSettings cell))
+            if plan.animation_mode == "Video Input":
                 from .video_input import prepare_video_input
 
                 spec, plan = prepare_video_input(spec, rd, policy_now)

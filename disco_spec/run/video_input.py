@@ -27,7 +27,8 @@ def video_module():
 
 def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume: bool = False) -> tuple[Any, Any]:
     """Extract the input video's frames into run_dir/video_frames and re-resolve the plan with
-    max_frames = the extracted count (as DD sets max_frames from the frame count, §7.4).
+    max_frames = the extracted count (as DD sets max_frames from the frame count,
+    disco.py:1977-1978 (AnimSettings cell)).
 
     Writes run_dir/inputs.json: {"video_init_path", "sha256", "extract_nth_frame", "frames": [{path, sha256}]}.
     On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one

@@ -60,7 +60,7 @@ def param_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-# Settings DD users change (dd52-behaviour §2, the user guide's "commonly changed"): always logged.
+# Settings DD users change (the user guide's "commonly changed"): always logged.
 COMMON_SETTINGS = (
     "diffusion.width_height", "diffusion.steps", "init.skip_steps", "run.set_seed", "run.n_batches",
     "guidance.clip_guidance_scale", "guidance.tv_scale", "guidance.range_scale", "guidance.sat_scale",
