@@ -89,6 +89,47 @@ class Plan:
         return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """The plan's run-wide sampling values: the same for every item, known before Video Input counts its
+    frames (the resource estimate reads them before the run folder exists)."""
+
+    width: int
+    height: int
+    requested_width_height: list[int]
+    steps: int
+    diffusion_steps: int
+    timestep_respacing: str
+    respacing_stride: int
+    sampler: str
+    eta: float
+    cut_overview: list[float]
+    cut_innercut: list[float]
+    cut_icgray_p: list[float]
+    cut_ic_pow: float
+
+
+def resolve_sampling(spec: JobSpec) -> Sampling:
+    req_w, req_h = spec.diffusion.width_height
+    steps = spec.diffusion.steps
+    n_diff = diffusion_steps_for(steps)
+    return Sampling(
+        width=floor64(req_w),
+        height=floor64(req_h),
+        requested_width_height=[req_w, req_h],
+        steps=steps,
+        diffusion_steps=n_diff,
+        timestep_respacing=f"ddim{steps}",
+        respacing_stride=n_diff // steps,
+        sampler=spec.diffusion.diffusion_sampling_mode,
+        eta=float(spec.diffusion.eta),
+        cut_overview=cut_schedule_values(spec.cuts.cut_overview),
+        cut_innercut=cut_schedule_values(spec.cuts.cut_innercut),
+        cut_icgray_p=cut_schedule_values(spec.cuts.cut_icgray_p),
+        cut_ic_pow=float(spec.cuts.cut_ic_pow),
+    )
+
+
 def diffusion_steps_for(steps: int) -> int:
     """Length N of the underlying schedule (disco.py:2402 (DoTheRun cell)): (1000 // steps) * steps below 1000,
     else steps."""
@@ -117,14 +158,13 @@ def resolve_plan(spec: JobSpec) -> Plan:
         raise ValueError("resolve_plan needs a concrete seed; call with_concrete_seed(spec) first")
     base_seed = int(spec.run.set_seed)
     warnings: list[str] = []
-    req_w, req_h = spec.diffusion.width_height
-    width, height = floor64(req_w), floor64(req_h)
+    sampling = resolve_sampling(spec)
+    (req_w, req_h), width, height = sampling.requested_width_height, sampling.width, sampling.height
     if (width, height) != (req_w, req_h):
         warnings.append(f"width_height {req_w}x{req_h} adjusted to {width}x{height} (multiples of 64, as DD does)")
 
     mode = spec.animation.animation_mode
-    steps = spec.diffusion.steps
-    n_diff = diffusion_steps_for(steps)
+    steps = sampling.steps
     frames = 1 if mode == "None" else spec.animation.max_frames
     n_batches = spec.run.n_batches if mode == "None" else 1
     if mode != "None" and "n_batches" in spec.run.model_fields_set and spec.run.n_batches != 1:
@@ -177,20 +217,8 @@ def resolve_plan(spec: JobSpec) -> Plan:
         batch_name=spec.run.batch_name,
         animation_mode=mode,
         base_seed=base_seed,
-        width=width,
-        height=height,
-        requested_width_height=[req_w, req_h],
-        steps=steps,
-        diffusion_steps=n_diff,
-        timestep_respacing=f"ddim{steps}",
-        respacing_stride=n_diff // steps,
-        sampler=spec.diffusion.diffusion_sampling_mode,
-        eta=float(spec.diffusion.eta),
+        **asdict(sampling),
         n_items=len(items),
-        cut_overview=cut_schedule_values(spec.cuts.cut_overview),
-        cut_innercut=cut_schedule_values(spec.cuts.cut_innercut),
-        cut_icgray_p=cut_schedule_values(spec.cuts.cut_icgray_p),
-        cut_ic_pow=float(spec.cuts.cut_ic_pow),
         items=items,
         warnings=warnings,
     )

@@ -95,7 +95,7 @@ def png_metadata(result: RenderResult, item: PlanItem) -> dict[str, str]:
     }
 
 
-def record_output(result: Any, observers: Sequence[Any], rel: str, kind: str, item: PlanItem) -> Any:
+def record_output(result: RenderResult, observers: Sequence[Observer], rel: str, kind: str, item: PlanItem) -> OutputRecord:
     """Hash a file just written under the run folder, add its OutputRecord and tell the observers."""
     path = result.run_dir / rel
     rec = OutputRecord(
@@ -106,7 +106,7 @@ def record_output(result: Any, observers: Sequence[Any], rel: str, kind: str, it
     return rec
 
 
-def publish_output(result: Any, observers: Sequence[Any], rec: Any) -> None:
+def publish_output(result: RenderResult, observers: Sequence[Observer], rec: OutputRecord) -> None:
     result.outputs.append(rec)
     for o in observers:
         o.on_output(result, rec)
