@@ -11,7 +11,9 @@ __all__ = ["__version__", "render"]
 
 
 def render(spec_or_path, out="images_out", **kwargs):
-    """Render a spec (a JobSpec or a path to a .toml/.json file); see disco_spec.run.renderer.render."""
+    """Render a spec (a JobSpec or a path to a .toml/.json file), with the options of
+    disco_spec.run.request.RenderRequest.of; see disco_spec.run.renderer.render."""
     from .run.renderer import render as _render
+    from .run.request import RenderRequest
 
-    return _render(spec_or_path, out, **kwargs)
+    return _render(RenderRequest.of(spec_or_path, out, **kwargs))

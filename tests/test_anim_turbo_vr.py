@@ -1,4 +1,4 @@
-"""Turbo blending/bookkeeping (§7.5) and VR eye views (§7.6)."""
+"""Turbo blending/bookkeeping (disco.py:1102-1127 (do_run)) and VR eye views (disco.py:1415 (generate_eye_views))."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def test_turbo_output_weights(n: int) -> None:
 
 
 def test_turbo_schedule_matches_reference_example() -> None:
-    # §7.5, n = 3, P = 10: frames 0–10 diffused; 11 skipped (b = 1); 12 diffused; 13 (b = 2/3), 14 (b = 1)
+    # DD's turbo (disco.py:1104-1118 (do_run)), n = 3, P = 10: frames 0–10 diffused; 11 skipped (b = 1); 12
+    # diffused; 13 (b = 2/3), 14 (b = 1)
     # skipped; 15 diffused
     skipped = [f for f in range(0, 17) if is_turbo_skipped(f, 10, 3)]
     assert skipped == [11, 13, 14, 16]

@@ -1,8 +1,8 @@
-"""Video Input extraction and final-video encoding with the bundled ffmpeg (§7.4, §7.7, Q16)."""
+"""Video Input extraction and final-video encoding with the bundled ffmpeg (disco.py:1963-1964 (AnimSettings cell),
+disco.py:2623-2647 (CreateVid cell), Q16)."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
@@ -18,7 +18,6 @@ from disco_spec.animation.video import (  # noqa: E402
     extract_frames,
     side_by_side,
     video_frame_path,
-    video_sha256,
 )
 from disco_spec.errors import RenderError, SpecError  # noqa: E402
 
@@ -108,10 +107,6 @@ def test_extract_missing_or_invalid_video_is_a_spec_error(tmp_path: Path) -> Non
         extract_frames(bad, tmp_path / "out", 1)
     assert invalid.value.problems[0][0] == "video_input.video_init_path"
     assert not (tmp_path / "out").exists()
-
-
-def test_video_sha256(source_video: Path) -> None:
-    assert video_sha256(source_video) == hashlib.sha256(source_video.read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------- encoding

@@ -1,4 +1,4 @@
-"""DD settings report -> spec (disco_spec.spec.dd_import), checked against dd52-behaviour §4.3.
+"""DD settings report -> spec (disco_spec.spec.dd_import), checked against DD's report (disco.py:1430 (save_settings)).
 
 The samples in tests/data/dd_reports/ are hand-written in DD's format (JSON, indent 4, keys in DD's
 order): a full 5.2 report (66 keys), a pre-5.1 report (radians, sampling_mode collision, LDSR keys,

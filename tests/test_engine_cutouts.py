@@ -1,6 +1,7 @@
 """disco_spec.engine.cutouts: DD's guidance and image-prompt cutouts, generator-driven.
 
-Reference implementations below are written from the behaviour reference (§6.5) in DD's style —
+Reference implementations below are written from DD's classes (disco.py:830 (MakeCutouts),
+disco.py:874 (MakeCutoutsDango)) in DD's style —
 global torch RNG and torchvision's random transforms — so that, seeded alike, they must agree with
 the generator-driven engine draw for draw.
 """
@@ -84,7 +85,7 @@ def test_inner_grey_rule_uses_less_or_equal(inner, gray_p):
 
 
 def _reference_dango(x, cut, overview, inner, ic_pow, gray_p, skip_augs):
-    """DD's MakeCutoutsDango as described in §6.5.1, on the global RNG."""
+    """DD's MakeCutoutsDango (disco.py:874 (MakeCutoutsDango)), on the global RNG."""
     h, w = x.shape[2:]
     short, min_size = min(h, w), min(h, w, cut)
     shape = [1, 3, cut, cut]
@@ -205,7 +206,7 @@ def test_lanczos_kernel_properties_and_constant_image():
 
 
 def _reference_image_prompt(img, cut, cutn, skip_augs):
-    """DD's MakeCutouts as described in §6.5.2, on the global RNG."""
+    """DD's MakeCutouts (disco.py:830 (MakeCutouts)), on the global RNG."""
     img = T.Pad(img.shape[2] // 4, fill=0)(img)
     side_y, side_x = img.shape[2:]
     short = min(side_x, side_y)

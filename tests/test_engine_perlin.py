@@ -1,4 +1,4 @@
-"""disco_spec.engine.perlin: DD's Perlin init (§6.2), generator-driven."""
+"""disco_spec.engine.perlin: DD's Perlin init (disco.py:739 (create_perlin_noise)), generator-driven."""
 
 from __future__ import annotations
 

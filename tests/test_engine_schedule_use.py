@@ -1,4 +1,5 @@
-"""Which cut counts each sampler step uses: independent recomputation of DD's 1000-unit indexing (§3.4)."""
+"""Which cut counts each sampler step uses: independent recomputation of DD's 1000-unit indexing
+(disco.py:1253-1262 (cond_fn))."""
 
 from __future__ import annotations
 

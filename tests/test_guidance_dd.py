@@ -1,4 +1,4 @@
-"""The guidance function against DD 5.2's cond_fn, written out here from its formulas (dd52-behaviour §6.4).
+"""The guidance function against DD 5.2's cond_fn, written out here from its formulas (disco.py:1232 (cond_fn)).
 
 The reference below is independent of the engine's loss code: it spells out DD's spherical distance,
 tv/range/sat losses, the x_in blend, the per-model `cutn_batches` average, the NaN guard and the RMS

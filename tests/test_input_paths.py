@@ -125,7 +125,7 @@ def test_a_symlinked_folder_out_of_the_repository_is_refused(tmp_path: Path) -> 
 
 def test_custom_model_file_outside_is_refused_without_hashing(project, monkeypatch) -> None:
     hashed: list[Path] = []
-    monkeypatch.setattr(resolve, "sha256_file", lambda p, **k: hashed.append(Path(p)) or "0" * 64)
+    monkeypatch.setattr(resolve, "weight_sha256", lambda p, **k: hashed.append(Path(p)) or "0" * 64)
     ref = SimpleNamespace(path="../elsewhere/secret.png", sha256="a" * 64)
     with pytest.raises(SpecError) as exc:
         resolve.resolve_weights(ref, "diffusion", spec_dir=project["specs"])

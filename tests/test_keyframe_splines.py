@@ -15,7 +15,7 @@ from disco_spec.spec.schedules import parse_keyframes
 
 
 def dd_get_inbetweens(key_frames: dict[int, float], max_frames: int, interp_spline: str) -> list[float]:
-    """DD 5.2's get_inbetweens (behaviour reference §3.3), run on pandas."""
+    """DD 5.2's get_inbetweens (disco.py:2094 (get_inbetweens)), run on pandas."""
     key_frame_series = pd.Series([np.nan for _ in range(max_frames)])
     for i, value in key_frames.items():
         key_frame_series[i] = value

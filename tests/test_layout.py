@@ -18,8 +18,8 @@ import disco_spec
 
 PACKAGE_DIR = Path(disco_spec.__file__).parent
 
-# Foundation modules every stage may use: the version, the error types and atomic file writes.
-FOUNDATION = {"_version", "errors", "atomic"}
+# Foundation modules every stage may use: the version, the error types, atomic file writes, the file hash.
+FOUNDATION = {"_version", "errors", "atomic", "hashes"}
 
 # package -> the packages it may import (besides itself and the foundation).
 ALLOWED: dict[str, set[str]] = {
@@ -38,8 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     "": {"run"},
 }
 
-# The engine is tensor work: it writes no files (so no atomic writes) and never imports mlflow.
-FOUNDATION_EXCEPT = {"engine": {"atomic"}}
+# The engine is tensor work: it reads and writes no files (so no atomic writes, no file hashes), no mlflow.
+FOUNDATION_EXCEPT = {"engine": {"atomic", "hashes"}}
 
 MAX_LINES = 400
 

@@ -112,8 +112,8 @@ def test_rebuild_does_not_read_or_hash_files_a_manifest_points_at(tmp_path: Path
                                                                      "path": str(secret)}]}
     run = run_with(tmp_path, m)
     hashed: list[str] = []
-    real = weights.sha256_file
-    monkeypatch.setattr(weights, "sha256_file", lambda p, **k: hashed.append(str(p)) or real(p, **k))
+    real = weights.weight_sha256
+    monkeypatch.setattr(weights, "weight_sha256", lambda p, **k: hashed.append(str(p)) or real(p, **k))
     src = load_source(run)
     with pytest.raises(Exception) as exc:
         rebuild.check_weights(src, fetch=False)

@@ -96,7 +96,7 @@ def test_registry_is_read_only():
 
 
 def _expected_secondary_keys(c: int) -> dict[str, tuple[int, ...]]:
-    """Written out by hand from dd52-behaviour §5.4, independently of secondary.py."""
+    """Written out by hand from disco.py:1611 (SecondaryDiffusionImageNet2), independently of secondary.py."""
     L1 = "net.2.main."          # noqa: N806 - level prefixes, outermost skip first
     L2 = L1 + "3.main."         # noqa: N806
     L3 = L2 + "3.main."         # noqa: N806

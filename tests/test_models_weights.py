@@ -25,13 +25,13 @@ def cache(tmp_path, monkeypatch):
 @pytest.fixture
 def count_hashing(monkeypatch):
     calls = []
-    real = weights.hash_file_uncached
+    real = weights.file_sha256
 
     def counting(path):
         calls.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(weights, "hash_file_uncached", counting)
+    monkeypatch.setattr(weights, "file_sha256", counting)
     return calls
 
 
@@ -58,35 +58,35 @@ def test_cache_dir_default_uses_platformdirs(monkeypatch):
 def test_hash_cache_avoids_rehash(tmp_path, count_hashing):
     f = _old_file(tmp_path / "w.bin", b"abc" * 1000)
     want = hashlib.sha256(b"abc" * 1000).hexdigest()
-    assert weights.sha256_file(f) == want
-    assert weights.sha256_file(f) == want
-    assert weights.sha256_file(str(f)) == want
+    assert weights.weight_sha256(f) == want
+    assert weights.weight_sha256(f) == want
+    assert weights.weight_sha256(str(f)) == want
     assert len(count_hashing) == 1
     # use_cache=False always reads the file (check_model_SHA)
-    assert weights.sha256_file(f, use_cache=False) == want
+    assert weights.weight_sha256(f, use_cache=False) == want
     assert len(count_hashing) == 2
 
 
 def test_hash_cache_notices_mtime_and_size(tmp_path, count_hashing):
     f = _old_file(tmp_path / "w.bin", b"a" * 100)
-    h1 = weights.sha256_file(f)
+    h1 = weights.weight_sha256(f)
     # same size, different bytes, different mtime
     _old_file(f, b"b" * 100, age_s=30)
-    h2 = weights.sha256_file(f)
+    h2 = weights.weight_sha256(f)
     assert h2 == hashlib.sha256(b"b" * 100).hexdigest() != h1
     # same mtime, different size
     st = f.stat()
     f.write_bytes(b"b" * 101)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert weights.sha256_file(f) == hashlib.sha256(b"b" * 101).hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"b" * 101).hexdigest()
     assert len(count_hashing) == 3
 
 
 def test_racily_new_file_is_not_cached(tmp_path, count_hashing):
     f = tmp_path / "fresh.bin"
     f.write_bytes(b"x")
-    weights.sha256_file(f)
-    weights.sha256_file(f)
+    weights.weight_sha256(f)
+    weights.weight_sha256(f)
     assert len(count_hashing) == 2
 
 
@@ -94,18 +94,18 @@ def test_corrupt_hash_cache_is_ignored(tmp_path, cache, count_hashing):
     f = _old_file(tmp_path / "w.bin", b"abc")
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "sha256-cache.json").write_text("{not json", encoding="utf-8")
-    assert weights.sha256_file(f) == hashlib.sha256(b"abc").hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"abc").hexdigest()
     # ...and replaced by a valid one
-    assert weights.sha256_file(f) == hashlib.sha256(b"abc").hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"abc").hexdigest()
     assert len(count_hashing) == 1
     (cache / "sha256-cache.json").write_text('{"version": 1, "entries": []}', encoding="utf-8")
-    assert weights.sha256_file(f) == hashlib.sha256(b"abc").hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"abc").hexdigest()
     assert len(count_hashing) == 2
 
 
 def test_missing_file_is_model_error(tmp_path):
     with pytest.raises(errors.ModelError, match="cannot read"):
-        weights.sha256_file(tmp_path / "nope.bin")
+        weights.weight_sha256(tmp_path / "nope.bin")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tests for disco_spec.spec.schedules: DD 5.2's prompt, key-frame and cut-schedule mini-languages.
 
-Known cases come from dd52-behaviour.md §2.8, §2.13, §2.18, §3 and §6.9; property tests compare
+Known cases come from DD 5.2's disco.py (the places spec/schedules.py cites); property tests compare
 against small independent implementations (and, for cut schedules, Python's own eval as an oracle on
 generated strings that are known to be safe).
 """
@@ -52,7 +52,7 @@ def test_schedule_error_pickles_with_position():
 
 
 # ---------------------------------------------------------------------------------------------
-# §3.1 prompts and weights
+# prompts and weights: disco.py:783 (parse_prompt), disco.py:1205-1207 (do_run)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -147,7 +147,7 @@ def test_parse_prompt_garbage_parses_or_raises_schedule_error(text):
 
 
 # ---------------------------------------------------------------------------------------------
-# §3.2 prompt schedules
+# prompt schedules: disco.py:2158 (split_prompts), disco.py:1151-1156 (do_run)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -195,7 +195,7 @@ def test_prompts_for_frame_matches_fill_of_a_series(prompts, max_frames):
 
 
 # ---------------------------------------------------------------------------------------------
-# §3.3 key frames
+# key frames: disco.py:2049 (parse_key_frames), disco.py:2094 (get_inbetweens)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -349,7 +349,7 @@ def test_keyframes_from_table():
 
 
 # ---------------------------------------------------------------------------------------------
-# §2.13 / §3.4 cut schedules
+# cut schedules: disco.py:2356-2359 (ExtraSettings cell), disco.py:1260-1262 (cond_fn)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -531,7 +531,8 @@ def test_cut_schedule_from_segments_known_and_bad():
 
 
 # ---------------------------------------------------------------------------------------------
-# §3.4 schedule index, §2.8 frames_skip_steps, §2.18 / §6.9 intermediate saves
+# schedule index disco.py:1253-1262 (cond_fn), frames_skip_steps disco.py:2428-2429 (DoTheRun cell),
+# intermediate saves disco.py:2313-2321 (ExtraSettings cell), disco.py:1349-1352 (do_run)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -41,7 +41,7 @@ def test_toml_and_json_load_into_the_same_model(tmp_path: Path, smoke_doc: dict)
 
 def test_defaults_are_dd52_code_defaults() -> None:
     spec = validate_document({"schema_version": 1})
-    # §2.19: where the guide differs, the code wins
+    # where the user guide differs, the code's #@param defaults win (e.g. disco.py:1889-1896 (BasicSettings cell))
     assert spec.diffusion.eta == 0.8
     assert spec.guidance.rand_mag == 0.05
     assert spec.animation.zoom == "0: (1), 10: (1.05)"

@@ -320,7 +320,7 @@ def _preview():
 
 def test_spec_params_are_the_settings_a_person_reads(smoke_doc):
     spec = load_spec(SMOKE)
-    _, doc, *_ = prepare(spec)
+    doc = prepare(spec).document
     params = spec_params(doc)
     assert params["guidance.clip_guidance_scale"] == "5000"  # as written, not 5000.0
     assert params["guidance.tv_scale"] == "0" and params["diffusion.eta"] == "0.8"

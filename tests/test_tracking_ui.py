@@ -191,7 +191,8 @@ def test_animation_frames_scrub_under_one_name(tmp_path, monkeypatch):
     doc = _small_smoke()
     doc["animation"]["animation_mode"] = "2D"
     doc["video"] = {"skip_video_for_run_all": False}
-    spec, sdoc, plan, _, drawn = prepare(validate_document(doc))
+    ready = prepare(validate_document(doc))
+    spec, sdoc, plan, drawn = ready.spec, ready.document, ready.plan, ready.seed_drawn
     assert plan.n_items == 3
     rd = tmp_path / "run"
     rd.mkdir()

@@ -20,8 +20,8 @@ def cache(tmp_path, monkeypatch):
 @pytest.fixture
 def hashed(monkeypatch):
     calls: list[Path] = []
-    real = weights.hash_file_uncached
-    monkeypatch.setattr(weights, "hash_file_uncached", lambda p: calls.append(Path(p)) or real(p))
+    real = weights.file_sha256
+    monkeypatch.setattr(weights, "file_sha256", lambda p: calls.append(Path(p)) or real(p))
     return calls
 
 
@@ -42,8 +42,8 @@ def test_in_place_rewrite_with_same_size_and_mtime_is_rehashed(tmp_path, hashed)
     f.write_bytes(b"a" * 4096)
     old = time.time_ns() - 60 * 1_000_000_000
     _set_old_mtime(f, old)
-    assert weights.sha256_file(f) == hashlib.sha256(b"a" * 4096).hexdigest()
-    assert weights.sha256_file(f) == hashlib.sha256(b"a" * 4096).hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"a" * 4096).hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"a" * 4096).hexdigest()
     assert len(hashed) == 1  # cached
     before = f.stat()
     time.sleep(0.02)
@@ -53,7 +53,7 @@ def test_in_place_rewrite_with_same_size_and_mtime_is_rehashed(tmp_path, hashed)
     _wait_for_new_ctime(f, before.st_ctime_ns)
     after = f.stat()
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
-    assert weights.sha256_file(f) == hashlib.sha256(b"b" * 4096).hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"b" * 4096).hexdigest()
     assert len(hashed) == 2
 
 
@@ -62,10 +62,10 @@ def test_replaced_file_with_same_size_and_mtime_is_rehashed(tmp_path, hashed):
     f.write_bytes(b"a" * 100)
     old = time.time_ns() - 60 * 1_000_000_000
     _set_old_mtime(f, old)
-    weights.sha256_file(f)
+    weights.weight_sha256(f)
     other = tmp_path / "other.bin"
     other.write_bytes(b"c" * 100)
     _set_old_mtime(other, old)
     os.replace(other, f)  # a new inode under the old name
-    assert weights.sha256_file(f) == hashlib.sha256(b"c" * 100).hexdigest()
+    assert weights.weight_sha256(f) == hashlib.sha256(b"c" * 100).hexdigest()
     assert len(hashed) == 2

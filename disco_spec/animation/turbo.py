@@ -1,4 +1,4 @@
-"""DD 5.2's 3D turbo mode (behaviour reference §7.5, quirks Q7, Q8, Q21) as pure helpers.
+"""DD 5.2's 3D turbo mode (disco.py:1102-1127 (do_run), quirks Q7, Q8, Q21) as pure helpers.
 
 DD keeps turbo's state in working-directory files; here it is an explicit value, `TurboState`:
 

@@ -1,4 +1,5 @@
-"""Video in and out with ffmpeg, as DD 5.2 runs it (behaviour reference §7.4, §7.7, §2.16, quirk Q16).
+"""Video in and out with ffmpeg, as DD 5.2 runs it (disco.py:1963-1964 (AnimSettings cell),
+disco.py:2623-2647 (CreateVid cell), quirk Q16).
 
 ffmpeg is imageio-ffmpeg's bundled binary when that package is installed, else ``ffmpeg`` on PATH; it is
 always run with an argument list (no shell).  For a given binary, extraction and encoding are
@@ -26,7 +27,6 @@ from the spec (DD hard-codes 17).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -43,7 +43,6 @@ __all__ = [
     "ffmpeg_exe",
     "extract_frames",
     "video_frame_path",
-    "video_sha256",
     "encode_mp4",
     "count_frame_files",
     "side_by_side",
@@ -85,15 +84,6 @@ def _frame_number(p: Path) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- input
-
-
-def video_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file (the input video), streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def video_frame_path(frames_dir: str | os.PathLike, frame: int) -> Path:

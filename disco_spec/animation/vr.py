@@ -1,4 +1,4 @@
-"""DD 5.2's VR eye views (behaviour reference §7.6; 3D mode only).
+"""DD 5.2's VR eye views (disco.py:1415 (generate_eye_views); 3D mode only).
 
 After every saved 3D output frame (diffused or turbo-skipped, frame 0 included), DD renders two eye
 views from the saved file::

@@ -1,4 +1,4 @@
-"""DD 5.2's 2D animation warp (behaviour reference §7.2, quirk Q24).
+"""DD 5.2's 2D animation warp (disco.py:1062-1085 (do_run), quirk Q24).
 
 For frame f > 0 DD reads ``prevFrame.png`` with OpenCV and warps it with one perspective matrix::
 

@@ -1,4 +1,5 @@
-"""DD 5.2's 3D animation warp: move a perspective camera through a depth map and resample (reference §7.3).
+"""DD 5.2's 3D animation warp: move a perspective camera through a depth map and resample
+(disco_xform_utils.py:87-122 (transform_image_3d)).
 
 The maths, as DD 5.2 computes it (``transform_image_3d`` with pytorch3d-lite cameras), all in float32:
 
@@ -16,7 +17,8 @@ The maths, as DD 5.2 computes it (``transform_image_3d`` with pytorch3d-lite cam
 * The sampling grid is the identity grid of ``affine_grid(align_corners=False)`` minus the offsets;
   ``out = grid_sample(img/255 + (1/512 − 0.0001), grid, sampling_mode, padding_mode,
   align_corners=False)``.  The constant is DD's deliberate brightness lift against long-run darkening.
-* ``spherical=True`` (VR eyes, §7.6): the same grid (still built with ``align_corners=False``) is sampled
+* ``spherical=True`` (VR eyes, disco_xform_utils.py:111-114 (transform_image_3d)): the same grid (still built with
+``align_corners=False``) is sampled
   with ``align_corners=True`` — DD's own mix, which shrinks the image by (W−1)/W about its centre even
   without motion — and the result is resampled through a fisheye grid ``g·(1 + 0.4·‖g‖)``
   (bilinear, zero padding, ``align_corners=True``), which blackens the far corners.
@@ -27,7 +29,7 @@ Sign conventions that follow (and match the user guide): positive ``translation_
 forward (zoom in), positive ``translation_x`` moves it right (content slides left), positive
 ``translation_y`` moves it up (content slides down).
 
-Depth estimation (MiDaS/AdaBins, §7.3 "Depth") is not here: callers pass the depth map [H, W] that their
+Depth estimation (MiDaS/AdaBins, models/depth.py) is not here: callers pass the depth map [H, W] that their
 depth model produced for the same uint8 image.
 """
 

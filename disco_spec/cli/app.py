@@ -160,6 +160,7 @@ def render(
 ) -> None:
     """Render a spec."""
     from ..run.renderer import render as render_spec
+    from ..run.request import RenderRequest
     from ..tracking.tracker import make_tracker
 
     spec: Any = spec_file
@@ -174,17 +175,16 @@ def render(
 
     allowed = [*(str(p) for p in allow_path or []), *allow_paths_from_env(os.environ)]
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
-    observers = [tracker] if tracker is not None else []
+    request = RenderRequest.of(
+        spec, out, seed=seed, items=item, run_dir=run_dir, resume=resume, spec_dir=spec_dir, allow_paths=allowed,
+        allow_network=allow_network, observers=[tracker] if tracker is not None else [], progress=not quiet,
+        backend=backend, address=address, force=force)
     if backend != "local" or address:
         from .scale import render_with_backend
 
-        result = render_with_backend(spec, out, backend=backend, address=address, seed=seed, items=item,
-                                     run_dir=run_dir, resume=resume, observers=observers, progress=not quiet,
-                                     spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network)
+        result = render_with_backend(request)
     else:
-        result = render_spec(spec, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir,
-                             observers=observers, spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network,
-                             force=force)
+        result = render_spec(request)
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         from ..tracking.ui import where_to_look
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from ..run.records import RenderResult
+    from ..run.request import RenderRequest
 
 BACKEND_HELP = "Where to render: local (this process) or ray (one Ray task per image / sweep cell, one GPU each)."
 ADDRESS_HELP = "Ray cluster address, e.g. auto or ray://head:10001 (default: RAY_ADDRESS, else a local Ray instance)."
@@ -86,32 +90,20 @@ def sweep(
         typer.echo(f"{len(result.cells)} cell(s) in {result.sweep_dir}; contact sheet {result.contact_sheet}")
 
 
-def render_with_backend(
-    spec_file: Path,
-    out: Path,
-    *,
-    backend: str,
-    address: Optional[str],
-    seed: Optional[int] = None,
-    items: Optional[list[int]] = None,
-    run_dir: Optional[Path] = None,
-    resume: bool = False,
-    observers: Any = (),
-    progress: bool = True,
-    spec_dir: Optional[str] = None,
-    allow_paths: Any = (),
-    allow_network: bool = False,
-) -> Any:
-    """`render --backend ray`: what cli.render calls instead of render() when --backend is not local."""
+def render_with_backend(request: RenderRequest | Any, out: Any = "images_out", **options: Any) -> RenderResult:
+    """`render --backend ray`: what cli.render calls instead of render() when --backend is not local (a
+    RenderRequest, or a spec with RenderRequest.of's keyword options)."""
     from ..scale.backends import check_backend, render_on_backend
     from ..errors import SpecError
+    from ..run.request import RenderRequest
 
-    check_backend(backend, address)
-    if resume and backend != "local":
+    if not isinstance(request, RenderRequest):
+        request = RenderRequest.of(request, out, **options)
+
+    check_backend(request.backend, request.address)
+    if request.resume and request.backend != "local":
         raise SpecError("--resume", [("--resume", "continues a run on the local backend only (drop --backend ray)")])
-    return render_on_backend(spec_file, out, backend=backend, address=address, seed=seed, items=items,
-                             run_dir=run_dir, observers=observers, progress=progress, spec_dir=spec_dir,
-                             allow_paths=tuple(str(p) for p in allow_paths), allow_network=allow_network)
+    return render_on_backend(request)
 
 
 def register(app: typer.Typer) -> None:

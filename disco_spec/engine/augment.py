@@ -13,7 +13,7 @@ A consequence of drawing in torchvision's order: with a generator seeded ``s`` (
 (installed version) draws after ``torch.manual_seed(s)``, and returns its picture within 1e-5 (float
 rounding of the warps); the tests check this.
 
-Pipelines (§6.5.1 / §6.5.2 of the behaviour reference; "noise" adds N(0, 0.01²) per element):
+Pipelines (disco.py:874 (MakeCutoutsDango) / disco.py:830 (MakeCutouts); "noise" adds N(0, 0.01²) per element):
 
 - ``"None"`` (stills): hflip p=.5, noise, affine(±10°, ±5 %, bilinear), noise, grayscale p=.1, noise,
   jitter(brightness .1, contrast .1, saturation .1, hue .1)

@@ -1,4 +1,5 @@
-"""Cutouts for CLIP guidance and for image prompts (behaviour reference §6.5), generator-driven.
+"""Cutouts for CLIP guidance and for image prompts (disco.py:874 (MakeCutoutsDango),
+disco.py:830 (MakeCutouts)), generator-driven.
 
 ``dango_cutouts``        DD's ``MakeCutoutsDango``: overview cuts of the zero-padded image plus random
                          square inner crops, resized with ResizeRight, then one shared augmentation.

@@ -1,4 +1,4 @@
-"""DD 5.2's guidance function (behaviour reference §6.4): cutouts → CLIP → losses → clamped gradient.
+"""DD 5.2's guidance function (disco.py:1232 (cond_fn)): cutouts → CLIP → losses → clamped gradient.
 
 `guidance_gradient` is a function of its explicit inputs; `make_cond_fn` binds the per-image inputs
 into the `cond_fn(x, k, t)` the samplers call. Randomness (cut positions, augmentations) comes from
@@ -53,7 +53,7 @@ class ClipTargets:
 
 
 def cuts_for_step(settings: GuidanceSettings, t: torch.Tensor) -> tuple[int, int, float]:
-    """Overview count, inner count and grey fraction for the 0–1000 timestep t (§3.4).
+    """Overview count, inner count and grey fraction for the 0–1000 timestep t (disco.py:1253-1262 (cond_fn)).
 
     The sampler passes cond_fn its timestep on the CPU, so this read never waits for the device."""
     idx = schedule_index(float(t.reshape(-1)[0]))
@@ -155,7 +155,8 @@ def guidance_gradient(
     stats: dict[str, torch.Tensor] | None = None,
     leaf_fn: Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """∇ₓ of −loss for one step, clamped to RMS ≤ clamp_max; zero when a NaN appears (§6.4, §6.7).
+    """∇ₓ of −loss for one step, clamped to RMS ≤ clamp_max; zero when a NaN appears
+    (disco.py:1281-1291 (cond_fn)).
 
     Nothing here reads a device value back to the host: ``stats`` receives detached device scalars
     (the caller reads them once per step) and the NaN guard selects with ``torch.where``. ``leaf_fn``

@@ -90,7 +90,7 @@ def compile_unet(unet: torch.nn.Module) -> torch.nn.Module:
 
 def item_init(spec: JobSpec, plan: Any, item: PlanItem, gens: dict[str, torch.Generator], device: torch.device, *,
               init_image: torch.Tensor | None = None, previous: torch.Tensor | None = None) -> torch.Tensor | None:
-    """The init tensor in [-1, 1] for an item (§6.1 step 5, §7.1); Perlin replaces any other init."""
+    """The init tensor in [-1, 1] for an item (disco.py:1210-1228 (do_run)); Perlin replaces any other init."""
     if item.init.get("perlin"):
         return perlin_init_image(plan.width, plan.height, spec.init.perlin_mode, gens["perlin"]).to(device)
     kind = item.init["kind"]

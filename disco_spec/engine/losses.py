@@ -1,4 +1,5 @@
-"""Guidance losses and gradient clamping (behaviour reference §6.4, §6.6, §6.7, §3.1).
+"""Guidance losses and gradient clamping (disco.py:972 (spherical_dist_loss), disco.py:977 (tv_loss),
+disco.py:985 (range_loss), disco.py:1266-1291 (cond_fn)).
 
 Pure tensor functions, no state.  Per-image losses return a [B] tensor; ``sat_loss`` and
 ``clip_loss`` return scalars, as DD computes them.

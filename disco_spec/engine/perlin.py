@@ -1,4 +1,5 @@
-"""DD 5.2's Perlin init image (behaviour reference §6.2), generator-driven and computed on the CPU.
+"""DD 5.2's Perlin init image (disco.py:739 (create_perlin_noise),
+disco.py:752 (regen_perlin), used at disco.py:1216-1228 (do_run)), generator-driven and computed on the CPU.
 
 Two noise images are combined::
 

@@ -1,4 +1,5 @@
-"""DDIM and PLMS sampling loops over plain tensors (behaviour reference §5.2, §6.2, §6.3).
+"""DDIM and PLMS sampling loops over plain tensors (DD calls them at disco.py:1293-1341 (do_run); the
+schedule is set at disco.py:2401-2406 (DoTheRun cell)).
 
 Written in the style of k-diffusion's ``sampling.py``: generator functions with explicit inputs and
 no hidden state.  They reproduce the arithmetic of guided-diffusion's ``ddim_sample`` /
@@ -156,7 +157,8 @@ def initial_latent(
     generator: torch.Generator,
     device=None,
 ) -> torch.Tensor:
-    """x at k₀ = ``start_index`` (§6.2); z ~ N(0, I) drawn on the CPU in float32 from ``generator``.
+    """x at k₀ = ``start_index`` (DD's ``skip_timesteps``, disco.py:1324 (do_run)); z ~ N(0, I) drawn on the CPU in
+    float32 from ``generator``.
 
     no init, k₀ = K−1: z;   no init, k₀ < K−1: √(1−ᾱ_k₀)·z (all-zero init);   init: √ᾱ_k₀·init + √(1−ᾱ_k₀)·z.
     """

@@ -1,4 +1,5 @@
-"""CLIP targets for one image/frame: text and image-prompt embeddings with DD's weights (§6.1 step 4)."""
+"""CLIP targets for one image/frame: text and image-prompt embeddings with DD's weights
+(disco.py:1168-1208 (do_run))."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from .secondary import SecondaryDiffusionImageNet2
 
 
 def diffusion_steps_for(steps: int) -> int:
-    """DD's base schedule length for `steps` DDIM steps (dd52-behaviour §5.2)."""
+    """DD's base schedule length for `steps` DDIM steps (disco.py:2402 (DoTheRun cell))."""
     if steps < 1:
         raise errors.ModelError(f"steps must be at least 1 (got {steps})")
     return (1000 // steps) * steps if steps < 1000 else steps
@@ -21,7 +21,8 @@ def diffusion_steps_for(steps: int) -> int:
 def model_and_diffusion_config(
     entry_config: Mapping[str, Any], *, steps: int, use_checkpoint: bool, use_fp16: bool
 ) -> dict[str, Any]:
-    """guided-diffusion's defaults + DD's overrides (§5.1) + the per-render values (§5.2)."""
+    """guided-diffusion's defaults + DD's overrides (disco.py:1815-1851 (ModelSettings cell)) + the per-render
+    values (disco.py:2401-2406 (DoTheRun cell))."""
     from guided_diffusion.script_util import model_and_diffusion_defaults
 
     cfg = model_and_diffusion_defaults()

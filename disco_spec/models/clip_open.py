@@ -23,7 +23,7 @@ from .checkpoint_io import is_torchscript_archive, read_torchscript_state_dict, 
 from .clip_common import OPENAI_MEAN, OPENAI_STD, _bundle, _openai_model, strict_tokenize
 from .resolve import ROLE_FIELDS, resolve_weights
 from .types import ClipBundle, ResolvedWeights
-from .weights import cache_dir, sha256_file
+from .weights import cache_dir, weight_sha256
 
 _FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
@@ -113,7 +113,7 @@ def _from_tag(arch: str, tag: str, sha256: str | None) -> tuple[torch.nn.Module,
         ) from None
     if not path or not Path(path).is_file():
         raise errors.ModelError(f"{what}: open_clip did not produce a weight file")
-    actual = sha256_file(path)
+    actual = weight_sha256(path)
     if sha256 and actual != sha256.lower():
         raise errors.WeightsHashMismatch(what, str(path), sha256.lower(), actual)
     weights = ResolvedWeights(role="clip", name=f"{arch}:{tag}", path=str(Path(path).resolve()), sha256=actual,

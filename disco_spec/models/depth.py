@@ -1,4 +1,5 @@
-"""Depth for 3D animation: MiDaS and AdaBins, mixed by `midas_weight` as DD 5.2 does (§7.3).
+"""Depth for 3D animation: MiDaS and AdaBins, mixed by `midas_weight` as DD 5.2 does
+(disco_xform_utils.py:18 (transform_image_3d)).
 
     models = load_depth_models(spec.camera_3d, device)          # verified files, loaded once
     depth  = estimate_depth(models, rgb_uint8, midas_weight, device)   # [H, W] float32
@@ -36,12 +37,14 @@ from .registry import REGISTRY, get_entry
 from .resolve import resolve_weights
 from .types import ResolvedWeights
 
-# Every MiDaS choice DD 5.2 offers (§2.6, §5.6) is implemented; this tuple stays for callers that import it.
+# Every MiDaS choice DD 5.2 offers (disco.py:612 (init_midas_depth_model)) is implemented; this tuple stays for
+# callers that import it.
 MIDAS_NOT_SUPPORTED_YET: tuple[str, ...] = ()
 # The MiDaS architectures ("dpt": dpt_large and the hybrids; the v2.1 CNNs) and their builders.
 MIDAS_ARCHS = ("dpt", "midas_v21", "midas_v21_small")
 HF_PREFIX = "hf:"
-# DD's constants turning MiDaS' relative inverse depth into a depth roughly in AdaBins' range (§7.3).
+# DD's constants turning MiDaS' relative inverse depth into a depth roughly in AdaBins' range
+# (disco_xform_utils.py:78-79 (transform_image_3d)).
 MIDAS_OFFSET = 50.0
 MIDAS_DIVISOR = 19.0
 
@@ -234,7 +237,8 @@ def midas_to_depth(p: torch.Tensor) -> torch.Tensor:
 
 def estimate_depth(models: DepthModels, image_rgb_uint8: np.ndarray, midas_weight: float,
                    device: torch.device | str) -> torch.Tensor:
-    """DD 5.2's depth map (§7.3 steps 2-4) for an RGB uint8 image: [H, W] float32 on `device`.
+    """DD 5.2's depth map (disco_xform_utils.py:25-85 (transform_image_3d)) for an RGB uint8 image: [H, W] float32
+    on `device`.
 
     midas_weight < 1: weight * (50 - p_midas) / 19 + (1 - weight) * d_adabins; otherwise MiDaS alone.
     """

@@ -13,8 +13,9 @@ Our own UnetAdaptiveBins whose parameter names and shapes are those of AdaBins' 
                                4 torch TransformerEncoder layers), conv3x3, regressor (3 linears)
     conv_out.0                 1x1 conv to the bins (+ softmax)
 
-Inference follows AdaBins' InferenceHelper(dataset='nyu') and DD's sizing (dd52-behaviour §5.6,
-§7.3): ImageNet-normalised input, prediction averaged with the horizontally flipped image's
+Inference follows AdaBins' InferenceHelper(dataset='nyu') and DD's sizing
+(disco_xform_utils.py:25-48 (transform_image_3d)): ImageNet-normalised input, prediction averaged with the
+horizontally flipped image's
 prediction (flipped back), bilinear (aligned corners) upsampling to the input size, clipping to
 [0.001, 10]; DD resizes the input by area first (Lanczos down above 500,000 px, bicubic up below
 448*448) and bicubically resizes the prediction back.
@@ -263,7 +264,8 @@ class AdaBinsDepth:
 
     @torch.no_grad()
     def predict(self, image_rgb_uint8: np.ndarray, device: torch.device | str) -> torch.Tensor:
-        """DD 5.2's AdaBins step (§7.3 step 2): area-based resize, infer, bicubic back to [H,W] float32."""
+        """DD 5.2's AdaBins step (disco_xform_utils.py:33-48 (transform_image_3d)): area-based resize, infer,
+        bicubic back to [H,W] float32."""
         from PIL import Image
 
         height, width = image_rgb_uint8.shape[:2]

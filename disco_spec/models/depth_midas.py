@@ -18,7 +18,7 @@ The module tree reproduces the *names and shapes* of the parameters in MiDaS' DP
     scratch.refinenet1..4           fusion blocks (two residual conv units + 1x1 out_conv)
     scratch.output_conv             head: conv, 2x upsample, conv, ReLU, 1x1 conv, ReLU (non-negative)
 
-Pre-processing is MiDaS' as DD uses it (dd52-behaviour §5.6): RGB in [0,1] (float64, like
+Pre-processing is MiDaS' as DD uses it (disco_xform_utils.py:55-71 (transform_image_3d)): RGB in [0,1] (float64, like
 `cv2.imread(...)/255.0`), aspect-keeping resize to multiples of 32 with OpenCV's bicubic ("minimal"
 for the DPTs, "upper_bound" for MiDaS v2.1), normalise (mean = std = 0.5 for the DPTs, ImageNet's for
 v2.1), then the prediction is bicubically upsampled to the image size. `MidasDepth` serves every
@@ -356,7 +356,7 @@ class MidasDepth:
 
     @torch.no_grad()
     def predict(self, image_rgb_uint8: np.ndarray, device: torch.device | str) -> torch.Tensor:
-        """MiDaS output p at the image size [H,W] float32 (DD runs MiDaS in fp32, §5.6)."""
+        """MiDaS output p at the image size [H,W] float32 (DD runs MiDaS in fp32, Q10)."""
         height, width = image_rgb_uint8.shape[:2]
         sample = midas_input(image_rgb_uint8, self.cfg).to(torch.device(device))
         pred = self.model(sample)

@@ -1,4 +1,5 @@
-"""The diffusion UNet + respaced guided-diffusion process, set up exactly as DD 5.2 does (§5.1, §5.2)."""
+"""The diffusion UNet + respaced guided-diffusion process, set up exactly as DD 5.2 does
+(disco.py:1815-1851 (ModelSettings cell), disco.py:2401-2406 (DoTheRun cell), disco.py:2555-2562 (DoTheRun cell))."""
 
 from __future__ import annotations
 

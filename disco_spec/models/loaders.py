@@ -1,7 +1,10 @@
-"""The loading entry points the engine and CLI use, gathered in one place.
+"""One import for the guidance models' loaders; models/loaded.py builds a render's models through it.
 
-Each loader takes verified ResolvedWeights (see resolve_weights), reads the state dict on CPU
-without unpickling arbitrary objects, builds the module and only then moves it to `device`.
+`resolve_weights` turns a registry name or a `{path, sha256}` ref into a verified file (ResolvedWeights);
+`load_diffusion` (with `diffusion_entry_config`), `load_secondary` and `load_lpips` take one, `load_clip`
+also a registry name or a spec's CLIP ref (open_clip tags and local files included); `strict_tokenize` is
+the CLIP tokenizer that refuses long prompts (Q28). Each reads the state dict on the CPU without unpickling
+objects, builds the module and only then moves it to `device`. Depth models load in models/depth.py.
 """
 
 from __future__ import annotations

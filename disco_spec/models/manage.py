@@ -6,7 +6,7 @@ from .registry import ModelEntry, get_entry, list_models
 from .resolve import entry_path, resolve_entry
 from .tiny import make_tiny
 from .types import ResolvedWeights
-from .weights import sha256_file
+from .weights import weight_sha256
 
 __all__ = ["fetch_model", "list_models", "make_tiny", "verify_model"]
 
@@ -26,7 +26,7 @@ def verify_model(name: str) -> tuple[bool, str]:
     if not path.is_file():
         how = "disco-spec models make-tiny" if entry.tiny else f"disco-spec models fetch {name}"
         return False, f"{name}: not in the cache (expected at {path}); run `{how}`"
-    actual = sha256_file(path, use_cache=False)
+    actual = weight_sha256(path, use_cache=False)
     if not entry.pinned:
         if not actual.startswith(entry.sha256_prefix.lower()):
             return False, (f"{name}: SHA-256 mismatch at {path}\n  expected {entry.sha256_prefix}... (published "

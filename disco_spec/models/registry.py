@@ -1,6 +1,7 @@
 """Every model disco-spec knows by name: where its file comes from, its SHA-256, and its config.
 
-Real entries carry the URLs and hashes DD 5.2 uses (dd52-behaviour §5.3, §5.5, §5.6). Tiny entries
+Real entries carry the URLs and hashes DD 5.2 uses (disco.py:1712-1722 (download_models)
+and the libraries DD loads its CLIP, LPIPS and depth models with). Tiny entries
 are toy-sized networks of the same architectures, generated deterministically on first use
 (models/tiny.py), so tests and CPU demos exercise the real loading code without downloads. Their
 SHA-256 values are pinned here: if generation ever produces other bytes, loading them fails loudly.
@@ -14,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .. import errors
-# Depth models' configs (dd52-behaviour §5.6, §7.3; models/depth*.py, docs/depth-models.md).
+# Depth models' configs (models/depth*.py, docs/depth-models.md).
 from .registry_depth import (_ADABINS_NYU, _DPT_HYBRID, _DPT_LARGE, _MIDAS_OTHERS, _MIDAS_V21,
                              _MIDAS_V21_SMALL)
 
@@ -42,8 +43,9 @@ class ModelEntry:
         return bool(self.sha256)
 
 
-# DD's UNet overrides on top of guided-diffusion's model_and_diffusion_defaults() (§5.1).
-# diffusion_steps / timestep_respacing / use_checkpoint / use_fp16 are set per render (§5.2).
+# DD's UNet overrides on top of guided-diffusion's model_and_diffusion_defaults()
+# (disco.py:1815-1851 (ModelSettings cell)). diffusion_steps / timestep_respacing / use_checkpoint / use_fp16
+# are set per render (disco.py:2401-2406 (DoTheRun cell)).
 _DD_UNET = {
     "attention_resolutions": "32, 16, 8",
     "class_cond": False,

@@ -5,7 +5,7 @@ Kept apart from registry.py only for size; see docs/depth-models.md for where ea
 
 from __future__ import annotations
 
-# Depth models (dd52-behaviour §5.6, §7.3; models/depth*.py, docs/depth-models.md). MiDaS' DPT-Large
+# Depth models (disco.py:612 (init_midas_depth_model); models/depth*.py, docs/depth-models.md). MiDaS' DPT-Large
 # exactly as DD builds it: DPTDepthModel(backbone="vitl16_384", non_negative=True), net 384 "minimal".
 _DPT_LARGE = {
     "arch": "dpt",

@@ -15,7 +15,7 @@ from .. import errors
 from ..spec.access import InputPolicy
 from .registry import ModelEntry, get_entry
 from .types import ResolvedWeights
-from .weights import download, sha256_file, tiny_dir, weights_dir
+from .weights import download, tiny_dir, weight_sha256, weights_dir
 
 
 def entry_path(entry: ModelEntry) -> Path:
@@ -31,7 +31,7 @@ def _what(entry: ModelEntry) -> str:
 
 def _verify(path: Path, expected: str, what: str, *, role: str, name: str, use_cache: bool,
             source_url: str | None = None, own_file: bool = False) -> ResolvedWeights:
-    actual = sha256_file(path, use_cache=use_cache)
+    actual = weight_sha256(path, use_cache=use_cache)
     if actual != expected.lower():
         raise errors.WeightsHashMismatch(what, str(path), expected.lower(), actual, own_file=own_file)
     return ResolvedWeights(role=role, name=name, path=str(path.resolve()), sha256=actual,
@@ -63,7 +63,7 @@ def _verify_prefix(path: Path, entry: ModelEntry, what: str, *, use_cache: bool,
     prefix = entry.sha256_prefix.lower()
     if len(prefix) < 8:
         raise errors.ModelError(f"{what}: the registry has neither a SHA-256 nor a hash prefix for it")
-    actual = sha256_file(path, use_cache=use_cache)
+    actual = weight_sha256(path, use_cache=use_cache)
     if not actual.startswith(prefix):
         raise errors.WeightsHashMismatch(what, str(path), f"{prefix}... (published prefix)", actual)
     return ResolvedWeights(role=entry.role, name=entry.name, path=str(path.resolve()), sha256=actual,

@@ -1,5 +1,5 @@
 """The secondary model DD uses for CLIP's x0 estimate: a small v-objective UNet (DD's
-`SecondaryDiffusionImageNet2`), written from its structural description (dd52-behaviour §5.4).
+`SecondaryDiffusionImageNet2`), written from its structure (disco.py:1611 (SecondaryDiffusionImageNet2)).
 
 Attribute names and nesting must reproduce the real checkpoint's state-dict keys exactly, so the
 layout below is deliberately literal: `net` is one nn.Sequential whose third element nests five

@@ -13,7 +13,7 @@ from . import builders
 from .checkpoint_io import assert_materialised, check_keys, read_state_dict, untouched_global_rng
 from .registry import LPIPS_HEADS_SHA256, REGISTRY
 from .types import ResolvedWeights
-from .weights import sha256_file
+from .weights import weight_sha256
 
 
 def _config_for(weights: ResolvedWeights, config: Mapping[str, Any] | None, default: str) -> Mapping[str, Any]:
@@ -57,7 +57,7 @@ def _package_heads(net: str, version: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise errors.ModelError(f"{what}: not found at {path}; reinstall the lpips package")
     expected = LPIPS_HEADS_SHA256.get(net)
-    actual = sha256_file(path)
+    actual = weight_sha256(path)
     if expected is not None and actual != expected:
         raise errors.WeightsHashMismatch(what, str(path), expected, actual)
     return read_state_dict(path, what)

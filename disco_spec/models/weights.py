@@ -23,6 +23,7 @@ from typing import Iterable
 from .. import errors
 from ..atomic import atomic_output
 from ..atomic import atomic_write_bytes as _atomic_write_bytes
+from ..hashes import file_sha256
 
 _CHUNK = 1 << 20
 _HASH_CACHE_NAME = "sha256-cache.json"
@@ -69,19 +70,6 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _hash_stream(f) -> str:
-    h = hashlib.sha256()
-    for block in iter(lambda: f.read(_CHUNK), b""):
-        h.update(block)
-    return h.hexdigest()
-
-
-def hash_file_uncached(path: Path) -> str:
-    """Read the whole file and return its SHA-256 (tests count calls to this function)."""
-    with open(path, "rb") as f:
-        return _hash_stream(f)
-
-
 def _hash_cache_path() -> Path:
     return cache_dir() / _HASH_CACHE_NAME
 
@@ -118,8 +106,8 @@ def _remember_hash(path: Path, st: os.stat_result, sha: str) -> None:
         pass  # a read-only cache folder must not stop a render
 
 
-def sha256_file(path: str | os.PathLike, use_cache: bool = True) -> str:
-    """SHA-256 of a file; with `use_cache`, a file unchanged since it was last hashed is not re-read."""
+def weight_sha256(path: str | os.PathLike, use_cache: bool = True) -> str:
+    """file_sha256 of a weight file; with `use_cache`, a file unchanged since it was last hashed is not re-read."""
     p = Path(path).resolve()
     try:
         st = p.stat()
@@ -133,7 +121,7 @@ def sha256_file(path: str | os.PathLike, use_cache: bool = True) -> str:
             and isinstance(hit.get("sha256"), str)
         ):
             return hit["sha256"]
-    sha = hash_file_uncached(p)
+    sha = file_sha256(p)  # tests count calls to it (weights.file_sha256)
     # Only remember the hash if the file did not change while we read it.
     st2 = p.stat()
     if _identity(st2) == _identity(st):

@@ -1,8 +1,13 @@
-"""resolve_plan(spec) -> Plan: every image and frame to render, with every value it will use.
+"""resolve_plan(spec) -> Plan: every image and frame to render, with what differs between them.
 
-The plan is plain data (dataclasses of str/int/float/bool/list/dict), JSON-serialisable and canonical:
-the same spec always gives the same plan, so its hash identifies what will be rendered. The engine reads
-plan items, never the spec. No torch import here.
+`Plan` and `PlanItem` are plain data (dataclasses of str/int/float/bool/list/dict), JSON-serialisable and
+canonical: the same spec always gives the same plan, so `Plan.sha256()` (the manifest's `plan_sha256`)
+identifies what will be rendered. The plan holds the run-wide sampling values (size, steps, respacing, cut
+schedules) and, per item, what varies by image or frame: seed and named random streams, prompts with DD's
+normalised weights, init source, scale and skipped steps, motion values, turbo flags, partial steps and
+the output name. Settings equal for every item (guidance scales, augmentations, `[engine]`) the engine
+reads from the spec. `with_concrete_seed` first replaces a `random_seed` by a seed drawn from the OS.
+No torch import here.
 """
 
 from __future__ import annotations
@@ -84,8 +89,50 @@ class Plan:
         return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """The plan's run-wide sampling values: the same for every item, known before Video Input counts its
+    frames (the resource estimate reads them before the run folder exists)."""
+
+    width: int
+    height: int
+    requested_width_height: list[int]
+    steps: int
+    diffusion_steps: int
+    timestep_respacing: str
+    respacing_stride: int
+    sampler: str
+    eta: float
+    cut_overview: list[float]
+    cut_innercut: list[float]
+    cut_icgray_p: list[float]
+    cut_ic_pow: float
+
+
+def resolve_sampling(spec: JobSpec) -> Sampling:
+    req_w, req_h = spec.diffusion.width_height
+    steps = spec.diffusion.steps
+    n_diff = diffusion_steps_for(steps)
+    return Sampling(
+        width=floor64(req_w),
+        height=floor64(req_h),
+        requested_width_height=[req_w, req_h],
+        steps=steps,
+        diffusion_steps=n_diff,
+        timestep_respacing=f"ddim{steps}",
+        respacing_stride=n_diff // steps,
+        sampler=spec.diffusion.diffusion_sampling_mode,
+        eta=float(spec.diffusion.eta),
+        cut_overview=cut_schedule_values(spec.cuts.cut_overview),
+        cut_innercut=cut_schedule_values(spec.cuts.cut_innercut),
+        cut_icgray_p=cut_schedule_values(spec.cuts.cut_icgray_p),
+        cut_ic_pow=float(spec.cuts.cut_ic_pow),
+    )
+
+
 def diffusion_steps_for(steps: int) -> int:
-    """Length N of the underlying schedule (§2.18): (1000 // steps) * steps below 1000, else steps."""
+    """Length N of the underlying schedule (disco.py:2402 (DoTheRun cell)): (1000 // steps) * steps below 1000,
+    else steps."""
     return (1000 // steps) * steps if steps < 1000 else steps
 
 
@@ -111,14 +158,13 @@ def resolve_plan(spec: JobSpec) -> Plan:
         raise ValueError("resolve_plan needs a concrete seed; call with_concrete_seed(spec) first")
     base_seed = int(spec.run.set_seed)
     warnings: list[str] = []
-    req_w, req_h = spec.diffusion.width_height
-    width, height = floor64(req_w), floor64(req_h)
+    sampling = resolve_sampling(spec)
+    (req_w, req_h), width, height = sampling.requested_width_height, sampling.width, sampling.height
     if (width, height) != (req_w, req_h):
         warnings.append(f"width_height {req_w}x{req_h} adjusted to {width}x{height} (multiples of 64, as DD does)")
 
     mode = spec.animation.animation_mode
-    steps = spec.diffusion.steps
-    n_diff = diffusion_steps_for(steps)
+    steps = sampling.steps
     frames = 1 if mode == "None" else spec.animation.max_frames
     n_batches = spec.run.n_batches if mode == "None" else 1
     if mode != "None" and "n_batches" in spec.run.model_fields_set and spec.run.n_batches != 1:
@@ -171,20 +217,8 @@ def resolve_plan(spec: JobSpec) -> Plan:
         batch_name=spec.run.batch_name,
         animation_mode=mode,
         base_seed=base_seed,
-        width=width,
-        height=height,
-        requested_width_height=[req_w, req_h],
-        steps=steps,
-        diffusion_steps=n_diff,
-        timestep_respacing=f"ddim{steps}",
-        respacing_stride=n_diff // steps,
-        sampler=spec.diffusion.diffusion_sampling_mode,
-        eta=float(spec.diffusion.eta),
+        **asdict(sampling),
         n_items=len(items),
-        cut_overview=cut_schedule_values(spec.cuts.cut_overview),
-        cut_innercut=cut_schedule_values(spec.cuts.cut_innercut),
-        cut_icgray_p=cut_schedule_values(spec.cuts.cut_icgray_p),
-        cut_ic_pow=float(spec.cuts.cut_ic_pow),
         items=items,
         warnings=warnings,
     )
@@ -198,7 +232,7 @@ def _motion_series(spec: JobSpec, frames: int) -> dict[str, list[float]]:
 
 
 def _frame_init(spec: JobSpec, mode: str, frame: int, frames_skip: int) -> tuple[dict[str, Any], float, int]:
-    """Init source, LPIPS scale and skipped steps for one frame (§7.1)."""
+    """Init source, LPIPS scale and skipped steps for one frame (disco.py:1041-1138 (do_run))."""
     perlin = spec.init.perlin_init
     if mode == "Video Input":
         init = {"kind": "video_frame", "path": None, "video_frame": frame + 1, "perlin": perlin}
@@ -214,7 +248,7 @@ def _frame_init(spec: JobSpec, mode: str, frame: int, frames_skip: int) -> tuple
 
 
 def _turbo(spec: JobSpec, mode: str, frame: int) -> tuple[bool, float | None]:
-    """Whether a frame is diffused, and its turbo blend weight (§7.5)."""
+    """Whether a frame is diffused, and its turbo blend weight (disco.py:1102-1127 (do_run))."""
     if mode != "3D" or not spec.turbo.turbo_mode or frame == 0:
         return True, None
     n = int(spec.turbo.turbo_steps)
@@ -225,7 +259,8 @@ def _turbo(spec: JobSpec, mode: str, frame: int) -> tuple[bool, float | None]:
 
 def _intermediates(spec: JobSpec, steps: int, skip: int) -> list[int]:
     saves = spec.saving.intermediate_saves
-    # DD spaces partials with the still-image skip_steps even for frames that skip more (§6.9).
+    # DD spaces partials with the still-image skip_steps even for frames that skip more
+    # (disco.py:2315 (ExtraSettings cell)).
     per = schedules.steps_per_checkpoint(steps, spec.init.skip_steps, saves)
     iterations = steps - skip
     return [j for j in range(iterations) if schedules.is_intermediate_step(j, per, saves)]
@@ -234,7 +269,7 @@ def _intermediates(spec: JobSpec, steps: int, skip: int) -> list[int]:
 def _targets(
     spec: JobSpec, text_by_frame: Callable[[int], list[str]], image_by_frame: Callable[[int], list[str]], frame: int
 ) -> tuple[list[PromptTarget], list[PromptTarget]]:
-    """Prompts for a frame with DD's weight normalisation over all embeddings (§3.1)."""
+    """Prompts for a frame with DD's weight normalisation over all embeddings (disco.py:1205-1207 (do_run))."""
     texts = [(p, *schedules.parse_prompt(p)) for p in text_by_frame(frame)]
     images = [(p, *schedules.parse_prompt(p)) for p in image_by_frame(frame)]
     total = prompt_weight_total([w for *_, w in texts], [w for *_, w in images], spec.guidance.fuzzy_prompt)

@@ -29,7 +29,8 @@ def still_seed(base_seed: int, batch_index: int) -> int:
 
 
 def frame_seed(base_seed: int, frame: int, animation_mode: str, video_seed_continuity: bool) -> int:
-    """Seed of an animation frame, as DD 5.2 computes it for an uninterrupted run (§6.8)."""
+    """Seed of an animation frame, as DD 5.2 computes it for an uninterrupted run
+    (disco.py:1062-1063 (do_run))."""
     if animation_mode == "Video Input":
         offset = 0 if video_seed_continuity else frame + 1
     else:

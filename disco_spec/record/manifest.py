@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import SpecError
+from ..hashes import file_sha256
 from . import environment, pngmeta
 from .manifest_schema import check_manifest, read_json_file
 from .ids import canonical_bytes, manifest_id, sha256_canonical, spec_sha256  # noqa: F401 - the manifest's ids
@@ -130,7 +131,7 @@ def provenance(hashed: Mapping[str, Any]) -> dict[str, Any]:
 
 def file_entry(run_dir: Path, rel: str) -> dict[str, Any]:
     p = run_dir / rel
-    return {"path": rel, "sha256": pngmeta.file_sha256(p), "bytes": p.stat().st_size}
+    return {"path": rel, "sha256": file_sha256(p), "bytes": p.stat().st_size}
 
 
 def finalize_run(result: Any, *, spec_dir: str | os.PathLike | None = None) -> dict[str, Any]:

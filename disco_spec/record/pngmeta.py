@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 from ..atomic import atomic_write_bytes
 from ..errors import SpecError
+from ..hashes import file_sha256
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PREFIX = "disco-spec:"
@@ -257,14 +258,6 @@ def content_sha256(path: str | os.PathLike) -> str:
     if is_png(path):
         return pixels_sha256(path)
     return file_sha256(path)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from ..hashes import file_sha256
 from ..models.registry import list_models
 from ..models.resolve import entry_path
 from ..models.weights import cache_dir, tiny_dir, weights_dir
 from ..record import environment
-from ..record.pngmeta import file_sha256
 from ..run.renderer import render
 from ..spec.load import load_spec, spec_to_document, validate_document
 

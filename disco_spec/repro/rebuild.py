@@ -140,7 +140,7 @@ def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = 
     """
     from ..models.registry import REGISTRY
     from ..models.resolve import resolve_entry
-    from ..models.weights import sha256_file
+    from ..models.weights import weight_sha256
 
     hashed = source.hashed or {}
     models = hashed.get("models") or []
@@ -179,7 +179,7 @@ def check_weights(source: Source, *, fetch: bool = True, spec_dir: str | None = 
             # e.g. an open_clip pretrained tag: the render fetches it; its hash is compared afterwards
             checked.append({"role": role, "name": name, "path": None, "sha256": None})
             continue
-        actual = sha256_file(found)
+        actual = weight_sha256(found)
         if actual != want:
             raise _refuse(role, name, str(found), want, actual)
         checked.append({"role": role, "name": name, "path": str(found), "sha256": actual})

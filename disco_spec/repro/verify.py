@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ..record import pngmeta
+from ..hashes import file_sha256
 from ..record.manifest import MANIFEST_NAME, id_matches, load_manifest, manifest_id
 from ..record.manifest_schema import inside_run_dir
 
@@ -66,7 +66,7 @@ def verify_run(run_dir: str | os.PathLike) -> VerifyReport:
             report.problems.append((rel, "missing"))
             continue
         size = p.stat().st_size
-        sha = pngmeta.file_sha256(p)
+        sha = file_sha256(p)
         if sha != f.get("sha256"):
             detail = f"changed: sha256 {sha} (manifest: {f.get('sha256')})"
             if size != f.get("bytes"):

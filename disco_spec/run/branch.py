@@ -1,5 +1,5 @@
 """DD's resume fields (`[run] resume_run`, `run_to_resume`, `resume_from_frame`, `retain_overwritten_frames`):
-re-render an existing run from frame N with the spec as it is now (reference §4.5).
+re-render an existing run from frame N with the spec as it is now (DD: disco.py:2447-2455 (DoTheRun cell)).
 
 The workflow DD users know: change a setting (say, the prompt schedule from frame 40), then re-render the run
 from that frame. disco-spec builds it on the exact journal:
@@ -28,7 +28,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -38,9 +38,15 @@ from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
 from .journal import RUN_STATE, Journal, read_entries
 from .images import write_png_atomic
-from .prepare import prepare
-from .records import file_sha256, png_metadata
+from .prepare import PreparedSpec, prepare_spec
+from ..hashes import file_sha256
+from .records import png_metadata
+from .request import PreparedRun, RenderRequest
 from .resume import ResumeInfo, document_differences, latest_run_dir, recorded_seed
+
+if TYPE_CHECKING:
+    from ..plan.resolve import Plan
+    from ..spec.access import InputPolicy
 
 RETAINED_DIR = "retained"
 RESUME_FIELDS = {"resume_run": False, "run_to_resume": "latest", "resume_from_frame": "latest",
@@ -114,37 +120,36 @@ def _move_to_retained(rd: Path, rel: str) -> str | None:
     return dest.relative_to(rd).as_posix()
 
 
-def prepare_branch(
-    spec_or_path: JobSpec | str | os.PathLike, out: str | os.PathLike, *, seed: int | None, spec_dir: str | None,
-    access: Any,
-) -> tuple[JobSpec, dict[str, Any], Any, str | None, bool, Path, ResumeInfo, dict[str, Any]]:
+def prepare_branch(request: RenderRequest) -> PreparedRun:
     """Make run `run_to_resume` continue from frame N with the spec as it is now.
 
-    Returns what render() needs to continue like `--resume` does: (spec, document, plan, spec_dir, seed_drawn,
-    run_dir, resume info, branch record); the run folder's lock (info.lock) is held, render() releases it.
-    `access`: the render's spec.access.InputPolicy (the Video Input file is read through it).
+    The returned PreparedRun holds what render() needs to continue like `--resume` does (the journal, the
+    branch record) and the run folder's lock, which render() releases. The Video Input file is read
+    through the request's InputPolicy.
     """
     from .lock import lock_run_dir, remove_stale_temps
 
-    if isinstance(spec_or_path, JobSpec):
-        spec, found_dir = spec_or_path, None
+    if isinstance(request.spec, JobSpec):
+        spec, found_dir = request.spec, None
     else:
-        spec, found_dir = load_spec(spec_or_path), str(Path(spec_or_path).resolve().parent)
-    spec_dir = spec_dir or found_dir
-    rd = branch_run_dir(out, spec.run.batch_name, spec.run.run_to_resume)
+        spec, found_dir = load_spec(request.spec), str(Path(request.spec).resolve().parent)
+    spec_dir = request.spec_dir or found_dir
+    rd = branch_run_dir(request.out, spec.run.batch_name, spec.run.run_to_resume)
     lock = lock_run_dir(rd)
     try:
         remove_stale_temps(rd)
-        found = _branch(spec, rd, seed=seed, spec_dir=spec_dir, access=access)
+        ready, plan, info, branch = _branch(spec, rd, seed=request.seed, access=request.trust.policy(spec_dir))
     except BaseException:
         lock.release()
         raise
-    spec, doc, plan, drawn, info, branch = found
-    info.lock = lock
-    return spec, doc, plan, spec_dir, drawn, rd, info, branch
+    return PreparedRun(spec=ready.spec, document=ready.document, plan=plan, selected=list(range(plan.n_items)),
+                       spec_dir=spec_dir, seed_drawn=ready.seed_drawn, run_dir=rd, lock=lock, resume=info,
+                       branch=branch)
 
 
-def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, access: Any) -> tuple:
+def _branch(spec: JobSpec, rd: Path, *, seed: int | None,
+            access: InputPolicy) -> tuple[PreparedSpec, Plan, ResumeInfo, dict[str, Any]]:
+    from ..plan.resolve import resolve_plan
     from .video_input import prepare_video_input
 
     r = spec.run
@@ -157,10 +162,12 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
         rec = recorded_seed(rd)
         if rec is not None:  # the run drew this seed; its kept frames were rendered with it
             spec, drawn = with_concrete_seed(spec, draw=rec)
-    spec, doc, plan, _, drawn2 = prepare(without_resume_fields(spec), seed=seed)
-    if plan.animation_mode == "Video Input":
-        spec, plan = prepare_video_input(spec, rd, access, resume=True)
-        doc = spec_to_document(spec)
+    ready = prepare_spec(without_resume_fields(spec), seed=seed)
+    ready.seed_drawn = drawn or ready.seed_drawn
+    if ready.spec.animation.animation_mode == "Video Input":
+        ready.spec = prepare_video_input(ready.spec, rd, access, resume=True)
+        ready.document = spec_to_document(ready.spec)
+    plan, doc = resolve_plan(ready.spec), ready.document
 
     parent = _parent_result(rd, parent_doc)
     journal = Journal(result=parent, selected=list(range(parent.plan.n_items)),
@@ -217,4 +224,4 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
     }
     recorded = {"weights": (parent_state or {}).get("weights") or []} if parent_state else None
     info = ResumeInfo(run_dir=rd, recorded_state=recorded, items=None)
-    return spec, doc, plan, drawn or drawn2, info, branch
+    return ready, plan, info, branch

@@ -10,15 +10,16 @@ import torch
 from ..engine.images import to_pil
 from ..engine.item import sample_item
 from ..models.loaded import LoadedModels
-from ..plan.resolve import PlanItem
+from ..plan.resolve import Plan, PlanItem
 from ..spec.models import JobSpec
 from .inputs import InputStore
 from .images import load_image_prompt, load_init_image, write_png_atomic
-from .records import StepEvent, record_output
+from .records import RenderResult, StepEvent, record_output
 
 
 def partial_name(spec: JobSpec, item: PlanItem, j: int) -> str:
-    """DD's names (§4.4), numbered by plan item so that partials never overwrite each other (unlike Q13)."""
+    """DD's names (disco.py:1362-1371 (do_run)), numbered by plan item so that partials never overwrite each other
+    (unlike Q13)."""
     stem = f"{spec.run.batch_name}_{item.index:04d}"
     saves = spec.saving.intermediate_saves
     if isinstance(saves, list):
@@ -29,7 +30,7 @@ def partial_name(spec: JobSpec, item: PlanItem, j: int) -> str:
     return f"partials/{name}" if spec.saving.intermediates_in_subfolder else name
 
 
-def item_inputs(plan: Any, item: PlanItem, inputs: InputStore) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+def item_inputs(plan: Plan, item: PlanItem, inputs: InputStore) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
     """The files an item reads, as tensors: its init image (unless Perlin replaces it) and its image prompts,
     read through the render's InputStore (the InputPolicy, the hashes recorded for the manifest)."""
     init_image = None
@@ -40,7 +41,7 @@ def item_inputs(plan: Any, item: PlanItem, inputs: InputStore) -> tuple[torch.Te
 
 
 def diffuse_item(
-    result: Any, item: PlanItem, models: LoadedModels, alphas_cumprod: torch.Tensor, timesteps: Sequence[int],
+    result: RenderResult, item: PlanItem, models: LoadedModels, alphas_cumprod: torch.Tensor, timesteps: Sequence[int],
     device: torch.device, observers: Sequence[Any], previous: torch.Tensor | None = None,
     save: bool = True,
 ) -> tuple[Any, list[Any]]:

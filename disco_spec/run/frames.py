@@ -1,4 +1,4 @@
-"""The animation frame loop (DD 5.2 §7): 2D, 3D (with turbo and VR) and Video Input.
+"""The animation frame loop (DD 5.2: disco.py:1027-1138 (do_run)): 2D, 3D (with turbo and VR) and Video Input.
 
 Called by run.loop.run_plan when plan.animation_mode != "None". Each frame is one plan item rendered
 by the same diffusion call as a still (run.diffuse.diffuse_item), with the frame's init:
@@ -10,8 +10,10 @@ by the same diffusion call as a still (run.diffuse.diffuse_item), with the frame
 * Video Input: extracted video frame f+1 (frames are extracted once, into the run folder's video_frames/);
 * perlin_init replaces every init (engine.item.item_init).
 
-3D turbo follows §7.5 exactly with the plan's `diffuse`/`turbo_blend`; VR writes both eye views after every
-saved 3D frame (§7.6). Depth models are loaded once per render (DD rebuilds AdaBins per call, Q11).
+3D turbo follows DD (disco.py:1102-1127 (do_run)) exactly with the plan's `diffuse`/`turbo_blend`; VR writes both
+eye views after every
+saved 3D frame (disco.py:1407-1408 (do_run)). Depth models are loaded once per render (DD rebuilds AdaBins per
+call, Q11).
 
 Everything a frame leaves for the next one is a uint8 image, written under state/ when it is not the saved
 frame itself, so that `render(..., resume=True)` continues byte-identically (see animation.resume).
@@ -20,7 +22,7 @@ frame itself, so that `render(..., resume=True)` continues byte-identically (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -29,18 +31,25 @@ from ..errors import RenderError
 from .journal import STATE_DIR, Journal
 from .video_input import video_frame_path, video_module
 
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.loaded import LoadedModels
+    from ..plan.resolve import Plan, PlanItem
+    from .records import RenderResult
+
 
 # ---------------------------------------------------------------------------------------------
 # Which items are computed
 # ---------------------------------------------------------------------------------------------
 
 
-def sequential(plan: Any) -> bool:
+def sequential(plan: Plan) -> bool:
     """2D/3D frames depend on the previous frame; Video Input frames (and stills) stand alone."""
     return plan.animation_mode in ("2D", "3D")
 
 
-def items_to_compute(plan: Any, selected: Sequence[int]) -> list[Any]:
+def items_to_compute(plan: Plan, selected: Sequence[int]) -> list[PlanItem]:
     """The items a render of `selected` must compute: in 2D/3D every frame up to the last selected one."""
     if not selected:
         return []
@@ -71,7 +80,8 @@ def _read_u8(path: Path) -> np.ndarray:
 class Animation:
     """One render's animation: models and per-run settings; run() renders the frames."""
 
-    def __init__(self, result: Any, selected: Sequence[int], models: Any, device: Any, *, spec_dir: str | None,
+    def __init__(self, result: RenderResult, selected: Sequence[int], models: LoadedModels, device: torch.device, *,
+                 spec_dir: str | None,
                  fetch: bool) -> None:
         self.result = result
         self.spec = result.spec
@@ -106,7 +116,7 @@ class Animation:
 
         return estimate_depth(self.depth_models, img_u8, float(self.spec.camera_3d.midas_weight), self.device)
 
-    def warp(self, img_u8: np.ndarray, item: Any) -> np.ndarray:
+    def warp(self, img_u8: np.ndarray, item: PlanItem) -> np.ndarray:
         m = item.motion or {}
         if self.plan.animation_mode == "2D":
             from ..animation.warp2d import warp_2d
@@ -117,14 +127,14 @@ class Animation:
         c = self.spec.camera_3d
         return warp_3d(img_u8, self.depth(img_u8), m, c.fov, c.near_plane, c.far_plane, c.padding_mode, c.sampling_mode)
 
-    def _write_png(self, arr: np.ndarray, rel: str, item: Any | None) -> None:
+    def _write_png(self, arr: np.ndarray, rel: str, item: PlanItem | None) -> None:
         from .images import write_png_atomic
         from .records import png_metadata
 
         meta = png_metadata(self.result, item) if item is not None else None
         write_png_atomic(Image.fromarray(arr, "RGB"), Path(self.result.run_dir) / rel, meta)
 
-    def _save_frame(self, item: Any, out_u8: np.ndarray, observers: Sequence[Any]) -> list[Any]:
+    def _save_frame(self, item: PlanItem, out_u8: np.ndarray, observers: Sequence[Any]) -> list[Any]:
         """Write the frame (and its VR eye views) and record them; returns the records."""
         from .records import record_output
 
@@ -142,7 +152,7 @@ class Animation:
                 recs.append(record_output(self.result, observers, rel, "vr_eye", item))
         return recs
 
-    def _state_files(self, item: Any, prev: np.ndarray, old: np.ndarray | None, out_u8: np.ndarray | None) -> dict[str, str]:
+    def _state_files(self, item: PlanItem, prev: np.ndarray, old: np.ndarray | None, out_u8: np.ndarray | None) -> dict[str, str]:
         """Keep what the next frame needs; the saved frame doubles as prevFrame when it is the same image."""
         state: dict[str, str] = {}
         if out_u8 is not None and np.array_equal(out_u8, prev):
@@ -157,7 +167,7 @@ class Animation:
             state["old_warp"] = rel
         return state
 
-    def _diffuse(self, item: Any, init_u8: np.ndarray | None, init_tensor: Any, observers: Sequence[Any],
+    def _diffuse(self, item: PlanItem, init_u8: np.ndarray | None, init_tensor: Any, observers: Sequence[Any],
                  alphas: Any, timesteps: Any) -> tuple[np.ndarray, list[Any]]:
         from ..engine.images import pil_to_pm1
         from .diffuse import diffuse_item
@@ -236,7 +246,7 @@ class Animation:
             f = item.frame
             saved = item.index in self.save
             recs: list[Any] = []
-            if self.turbo and f > 0:  # §7.5
+            if self.turbo and f > 0:  # disco.py:1397-1403 (do_run)
                 assert tstate is not None
                 tf = turbo_mod.turbo_prepare(f, tstate, lambda im: self.warp(im, item), preroll=preroll, steps=turbo_n)
                 if tf.diffuse != item.diffuse:

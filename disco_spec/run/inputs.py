@@ -14,11 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RenderError, SpecError
 from ..spec.access import InputPolicy, is_url
 from .fetch import fetch_url
+
+if TYPE_CHECKING:
+    from ..plan.resolve import Plan
 
 INIT_FIELD = "init.init_image"
 PROMPT_FIELD = "prompts.image_prompts"
@@ -74,7 +77,7 @@ class InputStore:
                               f"render started, {sha} now); render again once it stays put")
         return data
 
-    def prepare(self, plan: Any) -> None:
+    def prepare(self, plan: Plan) -> None:
         """Read and hash every init image and image prompt of the plan (each once); check the pinned init hash."""
         wanted: dict[tuple[str, str], str | None] = {}  # (source, field) -> pin; frames repeat the same files
         for item in plan.items:

@@ -1,9 +1,9 @@
 """Exact resume: a run journal that lets an interrupted render continue byte-identically.
 
-DD 5.2 resumes by counting frame files and restarting the seed sequence (§4.5, quirks Q7, Q8): a resumed
-run differs from an uninterrupted one. disco-spec instead records, in the run folder:
+DD 5.2 resumes by counting frame files and restarting the seed sequence (disco.py:2435-2455 (DoTheRun cell),
+quirks Q7, Q8): a resumed run differs from an uninterrupted one. disco-spec instead records, in the run folder:
 
-    run_state.json   written once the models are loaded, before any image: the canonical spec hash, the
+    run_state.json   written once the models are loaded, before any image: the spec hash (the manifest's), the
                      plan hash, the items rendered and every model weight's SHA-256
     frames.jsonl     one JSON line per finished image/frame, appended (flush + fsync) after the frame's
                      files and state images are atomically in place:
@@ -22,27 +22,27 @@ Every frame uses its plan seed and its own generators, so the result equals an u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..errors import SpecError
+from ..record.ids import spec_sha256
 from ..record.manifest_schema import inside_run_dir
 from .records import sha256_or_none
+
+if TYPE_CHECKING:
+    from ..plan.resolve import PlanItem
+    from .records import RenderResult
+    from .request import ResumeInfo
 
 RUN_STATE = "run_state.json"
 FRAMES_LOG = "frames.jsonl"
 STATE_DIR = "state"
-RUN_STATE_VERSION = 1
-
-
-def spec_sha256(doc: Any) -> str:
-    from .records import canonical_json
-
-    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+# 2: `spec_sha256` is the manifest's (record.ids.spec_sha256, RFC 8785); version 1 hashed another JSON form
+RUN_STATE_VERSION = 2
 
 
 def weight_records(weights: Iterable[Any]) -> list[dict[str, str]]:
@@ -87,7 +87,7 @@ def _inside(run_dir: Path, f: Any) -> bool:
 
 @dataclass
 class Journal:
-    result: Any
+    result: Any  # RenderResult, or (run.branch) the parent run's folder, spec document and plan
     selected: list[int]
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)  # item -> latest entry
     resumed: bool = False
@@ -97,7 +97,7 @@ class Journal:
         return Path(self.result.run_dir)
 
     @classmethod
-    def begin(cls, result: Any, selected: Sequence[int], resume: Any) -> "Journal":  # resume: run.resume.ResumeInfo | None
+    def begin(cls, result: RenderResult, selected: Sequence[int], resume: ResumeInfo | None) -> "Journal":
         """Write run_state.json (new run) or check the recorded weights (resume); load the entries."""
         from .folders import write_text_atomic
 
@@ -137,7 +137,7 @@ class Journal:
         self.entries = {i: e for i, e in self.entries.items() if i in keep}
         self.rewrite(sorted(self.entries.values(), key=lambda e: e["item"]))
 
-    def append(self, item: Any, records: Sequence[Any], state: dict[str, str] | None = None) -> None:
+    def append(self, item: PlanItem, records: Sequence[Any], state: dict[str, str] | None = None) -> None:
         """Record a finished item: its files (as recorded) and its state images (name -> relative path)."""
         entry = {
             "item": item.index,
@@ -156,7 +156,7 @@ class Journal:
 
     # -- verification -------------------------------------------------------------------------
 
-    def _file_ok(self, rel: str, sha: str, item: Any, kind: str) -> bool:
+    def _file_ok(self, rel: str, sha: str, item: PlanItem, kind: str) -> bool:
         path = self.run_dir / rel
         actual = sha256_or_none(path)
         if actual == sha:
@@ -167,7 +167,7 @@ class Journal:
         # pixels with the original metadata gives back the bytes recorded when the frame finished.
         return _restore_png(path, sha, self.result, item)
 
-    def verified_records(self, item: Any) -> list[Any] | None:
+    def verified_records(self, item: PlanItem) -> list[Any] | None:
         """The item's OutputRecords if it finished and every file is intact, else None."""
         from .records import OutputRecord
 
@@ -188,14 +188,14 @@ class Journal:
                 return None
         return recs
 
-    def state_paths(self, item: Any) -> dict[str, Path] | None:
+    def state_paths(self, item: PlanItem) -> dict[str, Path] | None:
         entry = self.entries.get(item.index)
         if entry is None:
             return None
         return {name: self.run_dir / s["path"] for name, s in (entry.get("state") or {}).items()}
 
 
-def input_records(result: Any) -> list[dict[str, Any]]:
+def input_records(result: RenderResult) -> list[dict[str, Any]]:
     store = getattr(result, "inputs", None)  # run.inputs.InputStore
     return store.manifest_records() if store is not None else []
 
@@ -240,7 +240,7 @@ def _check_weights(recorded: list[dict[str, str]], now: list[dict[str, str]], ru
     )
 
 
-def _restore_png(path: Path, sha: str, result: Any, item: Any) -> bool:
+def _restore_png(path: Path, sha: str, result: Any, item: PlanItem) -> bool:
     """Re-encode a PNG's pixels as the frame loop wrote them; keep it if that gives the recorded bytes."""
     import tempfile
 

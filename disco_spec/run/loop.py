@@ -4,7 +4,7 @@ journalled (animations hand over to run.frames). Called by run.renderer, which o
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..engine import sampler
 from ..engine.item import configure_determinism, select_device
@@ -14,10 +14,14 @@ from .diffuse import diffuse_item
 from .images import write_png_atomic
 from .records import publish_output, record_output
 
+if TYPE_CHECKING:
+    from .records import Observer, RenderResult
+    from .request import ResumeInfo
+
 
 def run_plan(
-    result: Any, selected: Sequence[int], *, observers: Sequence[Any], spec_dir: str | None, fetch: bool,
-    resume: Any = None,
+    result: RenderResult, selected: Sequence[int], *, observers: Sequence[Observer], spec_dir: str | None, fetch: bool,
+    resume: ResumeInfo | None = None,
 ) -> None:
     """Render the selected items into result.run_dir; custom model files are found under the InputPolicy
     of result.inputs (the render's InputStore)."""

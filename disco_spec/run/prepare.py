@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,25 @@ from ..spec.models import JobSpec
 from ..spec.prompt_tokens import check_prompt_lengths
 
 
-def prepare(
-    spec_or_path: JobSpec | str | os.PathLike, *, seed: int | None = None
-) -> tuple[JobSpec, dict[str, Any], Plan, str | None, bool]:
-    """Load (if a path), fix the seed, and resolve the plan."""
+@dataclass
+class PreparedSpec:
+    """A spec ready to plan: loaded, its seed concrete (drawn or given), its prompts checked."""
+
+    spec: JobSpec
+    document: dict[str, Any]  # the spec as it will be recorded (spec.json)
+    spec_dir: str | None  # the spec file's folder (None: a spec built in Python)
+    seed_drawn: bool  # set_seed was 'random_seed' and a seed was drawn
+
+
+@dataclass
+class PreparedPlan(PreparedSpec):
+    """A prepared spec and its plan."""
+
+    plan: Plan
+
+
+def prepare_spec(spec_or_path: JobSpec | str | os.PathLike, *, seed: int | None = None) -> PreparedSpec:
+    """Load (if a path), fix the seed, check the prompts: everything before the plan."""
     spec_dir = None
     if isinstance(spec_or_path, JobSpec):
         spec = spec_or_path
@@ -29,4 +45,11 @@ def prepare(
         spec = spec.model_copy(update={"run": spec.run.model_copy(update={"set_seed": seed})})
     spec, drawn = with_concrete_seed(spec)
     check_prompt_lengths(spec)  # before any model loads
-    return spec, spec_to_document(spec), resolve_plan(spec), spec_dir, drawn
+    return PreparedSpec(spec=spec, document=spec_to_document(spec), spec_dir=spec_dir, seed_drawn=drawn)
+
+
+def prepare(spec_or_path: JobSpec | str | os.PathLike, *, seed: int | None = None) -> PreparedPlan:
+    """prepare_spec, then resolve the plan (Video Input's frames are counted first by run.video_input)."""
+    ready = prepare_spec(spec_or_path, seed=seed)
+    return PreparedPlan(spec=ready.spec, document=ready.document, spec_dir=ready.spec_dir,
+                        seed_drawn=ready.seed_drawn, plan=resolve_plan(ready.spec))

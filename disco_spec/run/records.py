@@ -3,13 +3,13 @@ observer protocol, and the PNG text chunks that make a final image rebuildable f
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from .._version import __version__
+from ..hashes import file_sha256
 from ..plan.resolve import Plan, PlanItem
 from ..spec.models import JobSpec
 
@@ -82,14 +82,6 @@ def canonical_json(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def png_metadata(result: RenderResult, item: PlanItem) -> dict[str, str]:
     """Text chunks every final PNG carries: enough to rebuild it from the PNG alone."""
     return {
@@ -103,7 +95,7 @@ def png_metadata(result: RenderResult, item: PlanItem) -> dict[str, str]:
     }
 
 
-def record_output(result: Any, observers: Sequence[Any], rel: str, kind: str, item: PlanItem) -> Any:
+def record_output(result: RenderResult, observers: Sequence[Observer], rel: str, kind: str, item: PlanItem) -> OutputRecord:
     """Hash a file just written under the run folder, add its OutputRecord and tell the observers."""
     path = result.run_dir / rel
     rec = OutputRecord(
@@ -114,7 +106,7 @@ def record_output(result: Any, observers: Sequence[Any], rel: str, kind: str, it
     return rec
 
 
-def publish_output(result: Any, observers: Sequence[Any], rec: Any) -> None:
+def publish_output(result: RenderResult, observers: Sequence[Observer], rec: OutputRecord) -> None:
     result.outputs.append(rec)
     for o in observers:
         o.on_output(result, rec)

@@ -26,40 +26,28 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..errors import SpecError
-from ..plan.resolve import Plan
+from ..plan.resolve import resolve_plan, resolve_sampling
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
-from ..spec.access import InputPolicy
 from .folders import allocate_run_dir, write_text_atomic
 from .inputs import InputStore
 from .lock import lock_run_dir
-from .prepare import prepare
-from .records import Observer, RenderResult
+from .prepare import prepare_spec
+from .records import RenderResult
+from .request import DEFAULT_OUT, PreparedRun, RenderRequest, select_items
 
-DEFAULT_OUT = "images_out"
+if TYPE_CHECKING:
+    from .records import Observer
+
+__all__ = ["DEFAULT_OUT", "RenderRequest", "prepare_run", "render"]
 
 
-def render(
-    spec_or_path: JobSpec | str | os.PathLike,
-    out: str | os.PathLike = DEFAULT_OUT,
-    *,
-    run_dir: str | os.PathLike | None = None,
-    seed: int | None = None,
-    items: Sequence[int] | None = None,
-    observers: Iterable[Observer] = (),
-    progress: bool = True,
-    spec_dir: str | None = None,
-    fetch: bool = True,
-    resume: bool = False,
-    allow_paths: Iterable[str | os.PathLike] = (),
-    allow_network: bool = False,
-    access: InputPolicy | None = None,
-    force: bool = False,
-) -> RenderResult:
-    """Render a spec (or a file path) and return what was written.
+def render(spec_or_request: RenderRequest | JobSpec | str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT,
+           **options: Any) -> RenderResult:
+    """Render a request (or a spec / spec file path with RenderRequest.of's keyword options) and return what
+    was written.
 
     `items` renders only those plan items (the plan's seeds make any one renderable alone; 2D/3D frames
     are computed from frame 0 on, since each starts from the previous one).
@@ -71,105 +59,142 @@ def render(
     A render the device cannot hold (run.resources' estimate against its free memory) is refused before any
     model loads, naming the setting to change; `force=True` starts it anyway.
     """
+    if isinstance(spec_or_request, RenderRequest):
+        if options or out != DEFAULT_OUT:
+            raise TypeError("render(request) takes no other options: they are the request's fields")
+        request = spec_or_request
+    else:
+        request = RenderRequest.of(spec_or_request, out, **options)
+    _quiet_guided_diffusion()
+    from ..engine.item import deterministic_kernels
+
+    started_at = time.time()
+    run = prepare_run(request)  # 1. spec, seed, run folder (locked), plan resolved once; nothing loaded yet
+    observers: list[Observer] = []
+    try:
+        inputs = InputStore(request.trust.policy(run.spec_dir))  # 2. the files the spec names: allowed, hashed,
+        inputs.prepare(run.plan)  # pins checked, before any model loads
+        result = RenderResult(  # 3. what observers see and render() returns
+            run_dir=run.run_dir, spec=run.spec, spec_document=run.document, plan=run.plan, seed_drawn=run.seed_drawn,
+            inputs=inputs, started_at=started_at, spec_path=_spec_path(request), branch=run.branch)
+        write_text_atomic(run.run_dir / "spec.json",  # 4. the spec and plan as rendered
+                          json.dumps(run.document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        write_text_atomic(run.run_dir / "plan.json", run.plan.to_json() + "\n")
+        observers = _observers(request)  # 5. the progress bar first, then the request's (trackers)
+        with deterministic_kernels(run.spec.engine.deterministic):  # the manifest records these settings too
+            _run_items(result, run, request, observers)  # 6. models, then the item or frame loop and journal
+            from ..record.manifest import finalize_run
+
+            finalize_run(result, spec_dir=run.spec_dir)  # 7. last: the manifest, its id stamped into every PNG
+    finally:
+        run.lock.release()
+    for o in observers:  # 8. observers see the final files (e.g. a tracker logs the manifest)
+        o.on_end(result)
+    return result
+
+
+def prepare_run(request: RenderRequest) -> PreparedRun:
+    """The request made concrete: continued (`resume`, DD's resume fields) or new, the run folder locked."""
+    spec, spec_dir = request.spec, request.spec_dir
+    if not request.resume and not isinstance(spec, JobSpec):
+        spec, spec_dir = load_spec(spec), spec_dir or str(Path(spec).resolve().parent)
+    if request.resume:
+        from .resume import prepare_resume
+
+        run = prepare_resume(request)
+    elif spec.run.resume_run:  # DD's resume fields: re-render a run from a frame
+        from .branch import prepare_branch
+
+        run = prepare_branch(_with(request, spec=spec, spec_dir=spec_dir))
+    else:
+        return _prepare_new(request, spec, spec_dir)
+    try:
+        if not request.force:
+            check_fits(run.spec)
+    except BaseException:
+        run.lock.release()
+        raise
+    return run
+
+
+def _prepare_new(request: RenderRequest, spec: JobSpec, spec_dir: str | None) -> PreparedRun:
+    """A new run: the checks that need no file first, then the run folder; Video Input's frames are extracted
+    into it and counted before the plan is resolved (DD sets max_frames from the frame count,
+    disco.py:1977 (AnimSettings cell))."""
+    ready = prepare_spec(spec, seed=request.seed)
+    video_input = ready.spec.animation.animation_mode == "Video Input"
+    plan = None if video_input else resolve_plan(ready.spec)
+    if not request.force:
+        check_fits(ready.spec)
+    selected = None if plan is None else select_items(plan, request.items)
+    if request.run_dir is None:
+        rd = allocate_run_dir(request.out, ready.spec.run.batch_name)
+    else:
+        rd = Path(request.run_dir)
+        rd.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(rd)
+    try:
+        if video_input:
+            from .video_input import prepare_video_input
+
+            ready.spec = prepare_video_input(ready.spec, rd, request.trust.policy(spec_dir or ready.spec_dir))
+            ready.document = spec_to_document(ready.spec)
+            plan = resolve_plan(ready.spec)
+            selected = select_items(plan, request.items)
+    except BaseException:
+        lock.release()
+        raise
+    assert plan is not None and selected is not None
+    return PreparedRun(spec=ready.spec, document=ready.document, plan=plan, selected=selected,
+                       spec_dir=spec_dir or ready.spec_dir, seed_drawn=ready.seed_drawn, run_dir=rd, lock=lock)
+
+
+def check_fits(spec: JobSpec) -> None:
+    """Refuse, before any model loads or file is written, a render the device cannot hold (run.resources)."""
+    from ..engine.item import select_device
+    from .resources import available_bytes, check_fits as fits, estimate_resources
+
+    device = select_device(spec.engine.device).type
+    fits(estimate_resources(spec, resolve_sampling(spec), device), available_bytes(device))
+
+
+def _run_items(result: RenderResult, run: PreparedRun, request: RenderRequest, observers: list[Observer]) -> None:
+    from . import loop  # torch is imported only when rendering
+
+    start = time.perf_counter()
+    try:
+        loop.run_plan(result, run.selected, observers=observers, spec_dir=run.spec_dir, fetch=request.trust.fetch,
+                      resume=run.resume)
+    except BaseException as exc:
+        for o in observers:
+            if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED
+                o.on_error(result, exc)
+        raise
+    result.seconds = time.perf_counter() - start
+    result.ended_at = time.time()
+
+
+def _observers(request: RenderRequest) -> list[Observer]:
+    observers = list(request.observers)
+    if request.progress:
+        from .progress import ProgressObserver
+
+        observers.insert(0, ProgressObserver())
+    return observers
+
+
+def _spec_path(request: RenderRequest) -> str | None:
+    return str(request.spec) if isinstance(request.spec, (str, os.PathLike)) else None
+
+
+def _with(request: RenderRequest, **fields: Any) -> RenderRequest:
+    from dataclasses import replace
+
+    return replace(request, **fields)
+
+
+def _quiet_guided_diffusion() -> None:
     import warnings
 
     # guided-diffusion uses a deprecated torch.cuda.amp decorator at import time; not actionable for users
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"guided_diffusion(\..*)?")
-    from ..engine.item import deterministic_kernels
-    from . import loop as runner  # torch is imported only when rendering
-
-    allow_paths = tuple(allow_paths)  # read twice on resume
-
-    def policy(found: str | None) -> InputPolicy:
-        return access or InputPolicy.for_spec(found, allow_paths=allow_paths, allow_network=allow_network)
-
-    started_at = time.time()
-    spec_path = str(spec_or_path) if isinstance(spec_or_path, (str, os.PathLike)) else None
-    resume_info = branch = None
-    lock = None
-    if not resume and not isinstance(spec_or_path, JobSpec):
-        found_dir = str(Path(spec_or_path).resolve().parent)
-        spec_or_path, spec_dir = load_spec(spec_or_path), spec_dir or found_dir
-    try:
-        if not resume and spec_or_path.run.resume_run:  # DD's resume fields: re-render a run from a frame
-            from .branch import prepare_branch
-
-            spec, doc, plan, spec_dir, drawn, rd, resume_info, branch = prepare_branch(
-                spec_or_path, out, seed=seed, spec_dir=spec_dir, access=policy(spec_dir)
-            )
-            items = None
-            lock = resume_info.lock
-        elif resume:
-            from .resume import prepare_resume
-
-            spec, doc, plan, spec_dir, drawn, rd, resume_info = prepare_resume(
-                spec_or_path, out, run_dir=run_dir, seed=seed, items=items, spec_dir=spec_dir, access=access,
-                allow_paths=allow_paths, allow_network=allow_network,
-            )
-            items = resume_info.items
-            lock = resume_info.lock
-        else:
-            spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
-            spec_dir = spec_dir or found_dir
-        if not force:  # before any model loads or file is written: refuse what the device cannot hold
-            from ..engine.item import select_device
-            from .resources import available_bytes, check_fits, estimate_resources
-
-            device = select_device(spec.engine.device).type
-            check_fits(estimate_resources(spec, plan, device), available_bytes(device))
-        policy_now = policy(spec_dir)
-
-        def select(plan: Plan) -> list[int]:
-            chosen = list(range(plan.n_items)) if items is None else sorted(set(items))
-            for i in chosen:
-                if not 0 <= i < plan.n_items:
-                    raise SpecError("items", [("items", f"item {i} does not exist (the plan has {plan.n_items})")])
-            return chosen
-
-        selected = select(plan)
-        if resume_info is None:
-            if run_dir is None:
-                rd = allocate_run_dir(out, plan.batch_name)
-            else:
-                rd = Path(run_dir)
-                rd.mkdir(parents=True, exist_ok=True)
-            lock = lock_run_dir(rd)
-            if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
-                from .video_input import prepare_video_input
-
-                spec, plan = prepare_video_input(spec, rd, policy_now)
-                doc = spec_to_document(spec)
-                selected = select(plan)
-        inputs = InputStore(policy_now)
-        inputs.prepare(plan)  # init images and image prompts: allowed, hashed, pins checked, before models load
-        result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn, inputs=inputs,
-                              started_at=started_at, spec_path=spec_path, branch=branch)
-        write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
-
-        observers = list(observers)
-        if progress:
-            from .progress import ProgressObserver
-
-            observers.insert(0, ProgressObserver())
-        start = time.perf_counter()
-        with deterministic_kernels(spec.engine.deterministic):  # the manifest records these settings too
-            try:
-                runner.run_plan(result, selected, observers=observers, spec_dir=spec_dir, fetch=fetch,
-                                resume=resume_info)
-            except BaseException as exc:
-                for o in observers:
-                    if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED
-                        o.on_error(result, exc)
-                raise
-            result.seconds = time.perf_counter() - start
-            result.ended_at = time.time()
-            from ..record.manifest import finalize_run
-
-            finalize_run(result, spec_dir=spec_dir)  # last: the manifest, and its id stamped into every PNG
-    finally:
-        if lock is not None:
-            lock.release()
-    for o in observers:
-        o.on_end(result)
-    return result

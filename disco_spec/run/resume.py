@@ -8,12 +8,19 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import SpecError
-from .journal import RUN_STATE, spec_sha256
+from .request import PreparedRun, RenderRequest, ResumeInfo, select_items
+
+if TYPE_CHECKING:
+    from ..plan.resolve import Plan
+    from ..spec.access import InputPolicy
+    from ..spec.models import JobSpec
+    from .prepare import PreparedSpec
+from ..record.ids import spec_sha256
+from .journal import RUN_STATE
 
 
 def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
@@ -59,16 +66,6 @@ def document_differences(old: Any, new: Any, path: str = "") -> list[tuple[str, 
     return []
 
 
-@dataclass
-class ResumeInfo:
-    """What prepare_resume found in the run folder; consumed by Journal.begin."""
-
-    run_dir: Path
-    recorded_state: dict[str, Any] | None
-    items: list[int] | None  # the recorded selection (None: every item)
-    lock: Any = None  # run.lock.RunLock, held until the render ends (run.renderer releases it)
-
-
 def recorded_seed(run_dir: Path) -> int | None:
     doc = _read_json(run_dir / "spec.json")
     try:
@@ -78,59 +75,47 @@ def recorded_seed(run_dir: Path) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
-def prepare_resume(
-    spec_or_path: Any,
-    out: str | os.PathLike,
-    *,
-    run_dir: str | os.PathLike | None,
-    seed: int | None,
-    items: Sequence[int] | None,
-    spec_dir: str | None,
-    access: Any = None,
-    allow_paths: Sequence[Any] = (),
-    allow_network: bool = False,
-) -> tuple[Any, dict[str, Any], Any, str | None, bool, Path, ResumeInfo]:
+def prepare_resume(request: RenderRequest) -> PreparedRun:
     """Lock the run folder, load the spec as the interrupted run saw it and check it against the folder.
 
-    Returns (spec, document, plan, spec_dir, seed_drawn, run_dir, info); info.lock is held (the caller
-    releases it; here only on refusal). A 'random_seed' spec reuses the seed recorded in the run's
-    spec.json; Video Input re-uses (after checking) the frames the run extracted. Temp files of atomic
-    writes a kill interrupted are removed. A run killed before run_state.json was written (while models
-    loaded) resumes from scratch when its spec.json and plan.json match.
+    The lock is held by the returned PreparedRun (render() releases it; here only on refusal). A
+    'random_seed' spec reuses the seed recorded in the run's spec.json; Video Input re-uses (after
+    checking) the frames the run extracted. Temp files of atomic writes a kill interrupted are removed. A
+    run killed before run_state.json was written (while models loaded) resumes from scratch when its
+    spec.json and plan.json match.
     """
-    from ..spec.access import InputPolicy
     from ..spec.load import load_spec
     from ..spec.models import JobSpec
     from .lock import lock_run_dir, remove_stale_temps
 
-    if isinstance(spec_or_path, JobSpec):
-        spec, found_dir = spec_or_path, None
+    if isinstance(request.spec, JobSpec):
+        spec, found_dir = request.spec, None
     else:
-        spec, found_dir = load_spec(spec_or_path), str(Path(spec_or_path).resolve().parent)
-    spec_dir = spec_dir or found_dir
-    if run_dir is not None:
-        rd = Path(run_dir)
+        spec, found_dir = load_spec(request.spec), str(Path(request.spec).resolve().parent)
+    spec_dir = request.spec_dir or found_dir
+    if request.run_dir is not None:
+        rd = Path(request.run_dir)
         if not rd.is_dir():
             raise SpecError(f"--run-dir: {rd} is not a folder", [("--run-dir", f"{rd} is not a run folder")])
     else:
-        rd = latest_run_dir(out, spec.run.batch_name)
+        rd = latest_run_dir(request.out, spec.run.batch_name)
     lock = lock_run_dir(rd)
     try:
         remove_stale_temps(rd)
-        access = access or InputPolicy.for_spec(spec_dir, allow_paths=allow_paths, allow_network=allow_network)
-        found = _check_run(spec, rd, seed=seed, items=items, access=access)
+        ready, plan, info = _check_run(spec, rd, seed=request.seed, items=request.items,
+                                       access=request.trust.policy(spec_dir))
+        selected = select_items(plan, info.items)
     except BaseException:
         lock.release()
         raise
-    spec, doc, plan, drawn, info = found
-    info.lock = lock
-    return spec, doc, plan, spec_dir, drawn, rd, info
+    return PreparedRun(spec=ready.spec, document=ready.document, plan=plan, selected=selected, spec_dir=spec_dir,
+                       seed_drawn=ready.seed_drawn, run_dir=rd, lock=lock, resume=info)
 
 
-def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | None,
-               access: Any) -> tuple[Any, dict[str, Any], Any, bool, ResumeInfo]:
-    from ..plan.resolve import with_concrete_seed
-    from .prepare import prepare
+def _check_run(spec: JobSpec, rd: Path, *, seed: int | None, items: Sequence[int] | None,
+               access: InputPolicy) -> tuple[PreparedSpec, Plan, ResumeInfo]:
+    from ..plan.resolve import resolve_plan, with_concrete_seed
+    from .prepare import prepare_spec
     from ..spec.load import spec_to_document
 
     drawn = False
@@ -138,11 +123,12 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
         rec = recorded_seed(rd)
         if rec is not None:  # the run drew this seed; resuming must use it
             spec, drawn = with_concrete_seed(spec, draw=rec)
-    spec, doc, plan, _, drawn2 = prepare(spec, seed=seed)
-    drawn = drawn or drawn2
+    ready = prepare_spec(spec, seed=seed)
+    ready.seed_drawn = drawn or ready.seed_drawn
+    doc = ready.document
     state = _read_json(rd / RUN_STATE)
     recorded_doc = _read_json(rd / "spec.json")
-    if plan.animation_mode == "Video Input":
+    if ready.spec.animation.animation_mode == "Video Input":
         if recorded_doc is not None:  # refuse other changes before touching the run's extracted frames
             masked = copy.deepcopy(recorded_doc)
             if isinstance(masked, dict):
@@ -150,8 +136,9 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
             _refuse(rd, document_differences(masked, doc))
         from .video_input import prepare_video_input
 
-        spec, plan = prepare_video_input(spec, rd, access, resume=True)
-        doc = spec_to_document(spec)
+        ready.spec = prepare_video_input(ready.spec, rd, access, resume=True)
+        ready.document = doc = spec_to_document(ready.spec)
+    plan = resolve_plan(ready.spec)
 
     problems: list[tuple[str, str]] = []
     if state is None:
@@ -163,6 +150,9 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
         if not problems and recorded_plan is not None and recorded_plan != json.loads(plan.to_json()):
             problems.append(("plan", "plan.json differs from the plan of this spec: this disco-spec resolves the "
                                      "spec differently from the one that started the run"))
+    elif state.get("run_state_version") == 1:  # its spec_sha256 hashed another JSON form: spec.json decides
+        problems += document_differences(recorded_doc, doc) if recorded_doc is not None else [
+            ("spec", "spec.json is missing and run_state.json (version 1) has no comparable spec hash")]
     elif recorded_doc is not None and (state.get("spec_sha256") != spec_sha256(doc) or recorded_doc != doc):
         diffs = document_differences(recorded_doc, doc)
         problems += diffs or [("spec", f"the spec hash changed ({state.get('spec_sha256')} → {spec_sha256(doc)})")]
@@ -180,7 +170,7 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
     _refuse(rd, problems)
     info = ResumeInfo(run_dir=rd, recorded_state=state, items=recorded_items if recorded_items is not None else (
         None if items is None else sorted(set(items))))
-    return spec, doc, plan, drawn, info
+    return ready, plan, info
 
 
 def _refuse(rd: Path, problems: list[tuple[str, str]]) -> None:

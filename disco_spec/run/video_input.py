@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RenderError, SpecError
+from ..hashes import file_sha256
 from .folders import write_text_atomic
 from ..spec.access import InputPolicy
+from ..spec.models import JobSpec
 from .records import sha256_or_none
 
 
@@ -24,17 +26,16 @@ def video_module():
     return video
 
 
-def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume: bool = False) -> tuple[Any, Any]:
-    """Extract the input video's frames into run_dir/video_frames and re-resolve the plan with
-    max_frames = the extracted count (as DD sets max_frames from the frame count, §7.4).
+def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, resume: bool = False) -> JobSpec:
+    """Extract the input video's frames into run_dir/video_frames and return the spec with
+    max_frames = the extracted count, to resolve the plan from (as DD sets max_frames from the frame count,
+    disco.py:1977-1978 (AnimSettings cell)).
 
     Writes run_dir/inputs.json: {"video_init_path", "sha256", "extract_nth_frame", "frames": [{path, sha256}]}.
     On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one
     is missing or damaged (they must come out identical). The video must lie inside the folders `access`
-    allows (checked before the file is looked at). Returns (spec, plan).
+    allows (checked before the file is looked at).
     """
-    from ..plan.resolve import resolve_plan
-
     vi = spec.video_input
     if vi.video_init_path[:8].lower().startswith(("http://", "https://")):
         why = f"{vi.video_init_path!r}: the input video must be a local file"
@@ -46,7 +47,7 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
             [("video_input.video_init_path", f"no such file: {vi.video_init_path!r} (looked at {src})")],
         )
     video = video_module()
-    sha = video.video_sha256(src)
+    sha = file_sha256(src)
     if vi.video_init_sha256 and vi.video_init_sha256.lower() != sha:
         raise SpecError(
             "video_input.video_init_sha256: the video's SHA-256 differs",
@@ -94,8 +95,7 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
             [("video_input.video_init_path", f"no frames could be extracted from {src}")],
         )
     animation = spec.animation.model_copy(update={"max_frames": count})
-    spec = spec.model_copy(update={"animation": animation})
-    return spec, resolve_plan(spec)
+    return spec.model_copy(update={"animation": animation})
 
 
 def _extract(video: Any, src: Path, dest: Path, nth: int) -> list[Path]:

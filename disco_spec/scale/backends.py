@@ -120,73 +120,60 @@ def _absolute(job: Job) -> Job:
 # ---------------------------------------------------------------------------------------------
 
 
-def render_on_backend(
-    spec_or_path: Any,
-    out: str | os.PathLike = "images_out",
-    *,
-    backend: str = "local",
-    address: str | None = None,
-    run_dir: str | os.PathLike | None = None,
-    seed: int | None = None,
-    items: Sequence[int] | None = None,
-    observers: Iterable[Any] = (),
-    progress: bool = True,
-    spec_dir: str | None = None,
-    fetch: bool = True,
-    ship_files: bool | None = None,
-    allow_paths: tuple[str, ...] = (),
-    allow_network: bool = False,
-) -> Any:
-    """`render` on a backend; returns the RenderResult with `.manifest` set (manifest.json written).
+def render_on_backend(spec_or_request: Any, out: str | os.PathLike = "images_out", *,
+                      ship_files: bool | None = None, **options: Any) -> Any:
+    """`render` on the request's backend; returns the RenderResult with `.manifest` set (manifest.json written).
+    Takes a RenderRequest, or a spec with RenderRequest.of's keyword options (backend, address, ...).
 
     local: render() then finalize_run, observers live. ray: stills are split into one job per image and
     merged (see the module docstring); animations are one job; observers see the render afterwards
     (replay_observers: start, every step's statistics without previews, outputs, end).
     """
-    check_backend(backend, address)
-    observers = list(observers)
-    if backend == "local":
+    from ..run.request import RenderRequest
+
+    request = spec_or_request if isinstance(spec_or_request, RenderRequest) else \
+        RenderRequest.of(spec_or_request, out, **options)
+    check_backend(request.backend, request.address)
+    if request.backend == "local":
         from ..record.manifest import finalize_run
         from ..run.renderer import render
 
-        result = render(spec_or_path, out, run_dir=run_dir, seed=seed, items=items, observers=observers,
-                        progress=progress, spec_dir=spec_dir, fetch=fetch, allow_paths=allow_paths,
-                        allow_network=allow_network)
+        result = render(request)
         if getattr(result, "manifest", None) is None:
-            finalize_run(result, spec_dir=spec_dir or _spec_dir_of(spec_or_path))
+            finalize_run(result, spec_dir=request.spec_dir or _spec_dir_of(request.spec))
         return result
 
     from ..run.folders import allocate_run_dir
     from ..run.prepare import prepare
+    from ..run.request import select_items
 
-    spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
-    sd = str(Path(spec_dir or found_dir).resolve()) if (spec_dir or found_dir) else None
-    selected = list(range(plan.n_items)) if items is None else sorted(set(items))
-    for i in selected:
-        if not 0 <= i < plan.n_items:
-            raise SpecError("items", [("items", f"item {i} does not exist (the plan has {plan.n_items})")])
-    if run_dir is None:
-        rd = allocate_run_dir(out, plan.batch_name).resolve()
+    ready = prepare(request.spec, seed=request.seed)
+    doc, plan, drawn, items = ready.document, ready.plan, ready.seed_drawn, request.items
+    sd = str(Path(request.spec_dir or ready.spec_dir).resolve()) if (request.spec_dir or ready.spec_dir) else None
+    selected = select_items(plan, items)
+    if request.run_dir is None:
+        rd = allocate_run_dir(request.out, plan.batch_name).resolve()
     else:
-        rd = Path(run_dir).resolve()
+        rd = Path(request.run_dir).resolve()
         rd.mkdir(parents=True, exist_ok=True)
+    trust = dataclasses.replace(request.trust, access=None)  # jobs travel to workers; each builds its policy
+    backend, address = request.backend, request.address
     start = time.perf_counter()
     if plan.animation_mode != "None" or len(selected) == 1:
         job = Job(spec_document=doc, run_dir=str(rd), items=tuple(selected) if items is not None else None,
-                  spec_dir=sd, fetch=fetch, label=rd.name, seed_drawn=drawn, allow_paths=tuple(allow_paths),
-                  allow_network=allow_network)
+                  spec_dir=sd, label=rd.name, seed_drawn=drawn, trust=trust)
         (r,) = run_jobs([job], backend, address, ship_files=ship_files)
         result, steps = r.result, r.steps
     else:
         jobs = [Job(spec_document=doc, run_dir=str(part_dir(rd, i)), items=(i,), spec_dir=sd, finalize=False,
-                    fetch=fetch, label=f"item {i}", allow_paths=tuple(allow_paths), allow_network=allow_network)
+                    label=f"item {i}", trust=trust)
                 for i in selected]
         parts = run_jobs(jobs, backend, address, ship_files=ship_files)
         result = _merge_on_ray(rd, parts, address, seconds=time.perf_counter() - start, seed_drawn=drawn,
                                spec_dir=sd, ship_files=ship_files)
         steps = [s for p in parts for s in p.steps]
     result.seconds = time.perf_counter() - start
-    replay_observers(result, steps, observers)
+    replay_observers(result, steps, list(request.observers))
     return result
 
 

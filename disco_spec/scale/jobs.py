@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from ..errors import DiscoSpecError
 from ..run.replay import StepStat
+from ..run.request import InputTrust, RenderRequest
 
 
 class BackendError(DiscoSpecError):
@@ -27,10 +28,8 @@ class Job:
     spec_dir: str | None = None  # where relative paths in the spec resolve (absolute)
     label: str = ""
     finalize: bool = True  # False: a part of a batch (its manifest is replaced when the parts are merged)
-    fetch: bool = True
     seed_drawn: bool = False  # the driver drew the seed ('random_seed'): recorded in the manifest's volatile part
-    allow_paths: tuple[str, ...] = ()  # folders besides the spec's repository its files may be read from
-    allow_network: bool = False  # whether the spec's URLs may be fetched
+    trust: InputTrust = InputTrust()  # what the spec may make the job read and download (picklable: no `access`)
 
 
 @dataclass
@@ -82,18 +81,16 @@ class _StepRecorder:
 
 
 def run_job(job: Job, *, progress: bool = False, observers: Iterable[Any] = ()) -> JobResult:
-    """Render one job here: validate the document, render into job.run_dir, finalise (job.finalize)."""
+    """Render one job here: validate the document, render its RenderRequest into job.run_dir, finalise
+    (job.finalize)."""
     from ..record.manifest import MANIFEST_NAME, finalize_run, write_manifest
     from ..run.renderer import render
     from ..spec.load import validate_document
 
     spec = validate_document(dict(job.spec_document))
     recorder = _StepRecorder()
-    result = render(
-        spec, run_dir=job.run_dir, items=list(job.items) if job.items is not None else None,
-        observers=[recorder, *observers], progress=progress, spec_dir=job.spec_dir, fetch=job.fetch,
-        allow_paths=job.allow_paths, allow_network=job.allow_network,
-    )
+    result = render(RenderRequest(spec=spec, run_dir=job.run_dir, items=job.items, spec_dir=job.spec_dir,
+                                  trust=job.trust, observers=(recorder, *observers), progress=progress))
     manifest = getattr(result, "manifest", None)
     if job.seed_drawn and not result.seed_drawn:
         result.seed_drawn = True

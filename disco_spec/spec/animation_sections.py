@@ -1,5 +1,5 @@
 """The animation half of the job spec: frames and key-frame motion, the 3D camera and depth models, Video
-Input, turbo, VR and the video made of the frames (DD 5.2 §7)."""
+Input, turbo, VR and the video made of the frames (DD 5.2: disco.py:1932 (AnimSettings cell))."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Disco Diffusion 5.2's cut schedules (``dd52-behaviour.md`` §2.13, §3.4): evaluating and indexing them.
+"""Disco Diffusion 5.2's cut schedules (disco.py:2532-2535 (DoTheRun cell),
+disco.py:1260-1262 (cond_fn)): evaluating and indexing them.
 
 DD evaluates cut schedules such as ``"[12]*400+[4]*600"`` with ``eval``; :func:`parse_cut_schedule` is
 a small hand-written tokenizer and recursive-descent evaluator that accepts only list literals of
@@ -17,7 +18,7 @@ from .schedule_error import ScheduleError
 __all__ = ["CUT_SCHEDULE_LENGTH", "cut_schedule_from_segments", "parse_cut_schedule", "schedule_index"]
 
 CUT_SCHEDULE_LENGTH = 1000
-"""Cut schedules are indexed by ``1000 - (floor(t) + 1)`` (§3.4), so they need 1000 entries."""
+"""Cut schedules are indexed by ``1000 - (floor(t) + 1)`` (disco.py:1253-1262 (cond_fn)), so they need 1000 entries."""
 
 _MAX_NESTING = 100  # brackets/parentheses; Python's own parser stops at 200
 _SATURATED = 10**15  # list lengths at or above this are "absurd" and tracked only as "at least this"
@@ -284,7 +285,8 @@ def parse_cut_schedule(text: str) -> list[float]:
 
 
 def cut_schedule_from_segments(segments: Sequence[tuple[float, int]]) -> list[float]:
-    """Build a cut schedule from [(value, units), ...]: ``[value]*units`` concatenated (§2.13).
+    """Build a cut schedule from [(value, units), ...]: ``[value]*units`` concatenated
+    (disco.py:2356 (ExtraSettings cell)).
 
     The structured twin of ``"[12]*400+[4]*600"`` == ``[(12, 400), (4, 600)]``. Units must be integers
     >= 1 totalling exactly 1000 (checked before anything is built); values must be finite numbers and
@@ -312,7 +314,8 @@ def cut_schedule_from_segments(segments: Sequence[tuple[float, int]]) -> list[fl
 
 
 def schedule_index(t: float) -> int:
-    """Cut-schedule index for the guidance timestep ``t`` (0..1000 scale): ``1000 - (floor(t) + 1)`` (§3.4).
+    """Cut-schedule index for the guidance timestep ``t`` (0..1000 scale): ``1000 - (floor(t) + 1)``
+    (disco.py:1253-1262 (cond_fn)).
 
     Pass ``t`` exactly as DD computes it (``tau_k * (1000 / N)`` rounded to float32 by torch): the
     floor is sensitive to the last bit when N != 1000. DD truncates with ``int()``; for the t >= 0 DD

@@ -1,4 +1,5 @@
-"""The cutouts section of the job spec: cut schedules over DD's 1000 units, cut batches, augmentations (DD §3.4)."""
+"""The cutouts section of the job spec: cut schedules over DD's 1000 units, cut batches, augmentations
+(disco.py:2351-2359 (ExtraSettings cell))."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Guessing the two settings a DD report never records: animation_mode and n_batches (dd52-behaviour §4.3).
+"""Guessing the two settings a DD report never records: animation_mode and n_batches (disco.py:1430 (save_settings)).
 
 ``_ModeHeuristics`` takes animation_mode from the caller, or guesses it from turbo_mode, the images
 saved next to the report (zero-padded animation frames versus still indices) and whether 3D-only
@@ -25,7 +25,7 @@ class _ModeHeuristics(_ImportState):
     """The importer's animation_mode and n_batches steps."""
 
     def choose_animation_mode(self, given: str | None) -> None:
-        """The report never records animation_mode (§4.3): a parameter, else a documented guess."""
+        """The report never records animation_mode (Q18): a parameter, else a documented guess."""
         if given is not None:
             if given not in ANIMATION_MODES:
                 raise SpecError(f"animation_mode: {given!r} is not one of {', '.join(ANIMATION_MODES)}",
@@ -41,7 +41,8 @@ class _ModeHeuristics(_ImportState):
 
     def guess_animation_mode(self) -> tuple[str, str]:
         if self.get("turbo.turbo_mode") is True:
-            # DD switches turbo off (before writing the report) unless the mode is 3D (§2.7).
+            # DD switches turbo off (before writing the report) unless the mode is 3D
+            # (disco.py:2009-2013 (AnimSettings cell)).
             return "3D", "turbo_mode is true, and DD turns turbo off in every mode but 3D"
         frames, _ = self.siblings()
         if not frames:

@@ -1,10 +1,10 @@
 """Import a Disco Diffusion settings report (`{batch_name}({batchNum})_settings.txt`) as a job spec.
 
-DD writes the report (JSON) next to its images (dd52-behaviour §4.3). It holds 66 notebook settings in
+DD writes the report (JSON) next to its images (disco.py:1430 (save_settings)). It holds 66 notebook settings in
 5.2, named exactly like the spec's fields, so most keys map one to one onto a spec section. What the
 report lacks (animation mode, n_batches, display rate, saves, VR, video cell, ...) is filled from
 DD's defaults or a documented heuristic, and every such spec path is listed in `assumed`. Keys from
-other DD versions are recognised by the fingerprints of §4.3 / §5.7 / §9: some are converted (pre-5.1
+other DD versions are recognised by their fingerprints (spec/dd_versions.py): some are converted (pre-5.1
 radians, 5.5 OpenCLIP models, 5.4 Video Input overrides), the rest are named in a warning. No report
 key is dropped silently.
 
@@ -99,7 +99,7 @@ class _Importer(_ValueMapping, _ModeHeuristics):
         self.symmetry_keys()
         if "turbo_frame_blend" in r:
             self.warn(f"turbo_frame_blend = {r['turbo_frame_blend']!r} (early 5.1) ignored: 5.2 always blends "
-                      "turbo frames (§7.5)")
+                      "turbo frames")
         if "turbo_blend" in r:
             self.warn(f"turbo_blend = {r['turbo_blend']!r} ignored: a deprecated setting DD 5.2 does not have")
         for key in LDSR_KEYS:
@@ -179,7 +179,7 @@ class _Importer(_ValueMapping, _ModeHeuristics):
                       "series behind (quirk Q4), so the motion DD rendered may not be the numbers in the report")
 
     def video_overrides(self, mode: str) -> None:
-        """5.4+ Video Input renders with video_init_* instead of the main settings (§9)."""
+        """5.4+ Video Input renders with video_init_* instead of the main settings."""
         r = self.report
         present = [k for k in V54_KEYS if k in r]
         if not present:

@@ -14,7 +14,7 @@ from .models import MOTION_FIELDS, JobSpec
 
 __all__ = ["DD52_DIFFUSION_MODELS", "NOT_IN_REPORT", "REPORT_KEYS_52", "REPORT_KEY_MAP"]
 
-# The 66 keys of a DD 5.2 report, in file order (§4.3).
+# The 66 keys of a DD 5.2 report, in file order (disco.py:1430 (save_settings)).
 REPORT_KEYS_52: tuple[str, ...] = (
     "text_prompts", "image_prompts", "clip_guidance_scale", "tv_scale", "range_scale", "sat_scale",
     "cutn_batches", "max_frames", "interp_spline", "init_image", "init_scale", "skip_steps", "frames_scale",
@@ -46,8 +46,8 @@ _SECTION_OF: dict[str, str] = {
     **dict.fromkeys(("turbo_mode", "turbo_steps", "turbo_preroll"), "turbo"),
 }
 
-# Report key -> spec path it is written to. `diffusion_steps` is derived from `steps` (§2.18): it is
-# checked against the report, not written.
+# Report key -> spec path it is written to. `diffusion_steps` is derived from `steps`
+# (disco.py:1914 (BasicSettings cell)): it is checked against the report, not written.
 REPORT_KEY_MAP: dict[str, str | None] = {
     key: f"{_SECTION_OF[key]}.{key}" for key in REPORT_KEYS_52 if key in _SECTION_OF
 }
@@ -67,7 +67,7 @@ _BOOL_KEYS = {"perlin_init", "skip_augs", "randomize_class", "clip_denoised", "c
               "use_secondary_model", "ViTB32", "ViTB16", "ViTL14", "RN101", "RN50", "RN50x4", "RN50x16",
               "RN50x64", "key_frames", "video_init_seed_continuity", "turbo_mode"}
 
-# DD settings that the report never holds (§4.3 "Not in the report"): DD defaults, listed as assumed.
+# DD settings that the report never holds (Q18): DD defaults, listed as assumed.
 NOT_IN_REPORT: tuple[str, ...] = (
     "run.n_batches", "run.display_rate", "run.resume_run", "run.run_to_resume", "run.resume_from_frame",
     "run.retain_overwritten_frames", "models.use_checkpoint", "models.check_model_SHA",

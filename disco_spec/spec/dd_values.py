@@ -99,7 +99,8 @@ class _ValueMapping(_ImportState):
         return value
 
     def prompt_schedule(self, key: str, value: Any) -> Any:
-        """Keys "0", "100" -> ints (DD needs ints, §3.2) -> written back as canonical strings; prompts verbatim."""
+        """Keys "0", "100" -> ints (DD needs ints: disco.py:2158 (split_prompts)) -> written back as canonical
+        strings; prompts verbatim."""
         if isinstance(value, list):
             return {"0": value}  # pre-animation reports held one list
         if not isinstance(value, dict):
@@ -125,7 +126,7 @@ class _ValueMapping(_ImportState):
         return value
 
     def cut_ic_pow(self, value: Any) -> Any:
-        """A number in 5.2; a string (a number or a 1000-unit schedule) from 5.5 (§9)."""
+        """A number in 5.2; a string (a number or a 1000-unit schedule) from 5.5."""
         if not isinstance(value, str):
             return value
         try:
@@ -170,13 +171,13 @@ class _ValueMapping(_ImportState):
         reported = self.report.get("diffusion_steps")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or reported is None:
             return
-        derived = (1000 // steps) * steps if steps < 1000 else steps  # §2.18
+        derived = (1000 // steps) * steps if steps < 1000 else steps  # disco.py:1914 (BasicSettings cell)
         if reported != derived:
             self.warn(f"diffusion_steps = {reported!r} in the report, but steps = {steps} gives {derived} "
                       "(DD recomputes it from steps); the spec derives it from steps")
 
     def handle_sampler(self) -> None:
-        """diffusion_sampling_mode (5.1+), or the pre-5.1 `sampling_mode` name collision (§4.3)."""
+        """diffusion_sampling_mode (5.1+), or the pre-5.1 `sampling_mode` name collision."""
         r = self.report
         if "diffusion_sampling_mode" in r:
             return  # 5.1+: both keys map by name (a missing one was filled by missing_key)

@@ -2,7 +2,7 @@
 
 Tables of the keys that DD versions after 5.2 added (5.3 symmetry and ViT-L/14@336px, 5.4 video_init_*
 overrides and optical-flow warp, 5.5 OpenCLIP models) and the LDSR keys that early 5.1 still had
-(dd52-behaviour §4.3, §5.7, §9); :func:`detect_version` reads them off a report, and the small helpers
+(5.2's own keys: disco.py:1430 (save_settings)); :func:`detect_version` reads them off a report, and the small helpers
 here turn a detected version into the checks and notes the importer uses. Standard library only.
 """
 
@@ -14,7 +14,7 @@ __all__ = [
     "LATER_CLIP_MODELS", "LDSR_KEYS", "OPENCLIP_KEYS", "V53_KEYS", "V54_KEYS", "V54_VIDEO_OVERRIDES", "detect_version",
 ]
 
-# Version fingerprints (§4.3, §9).
+# Version fingerprints: the keys each version's report adds or drops.
 V53_KEYS = ("ViTL14_336px", "use_horizontal_symmetry", "use_vertical_symmetry", "transformation_percent")
 V54_KEYS = (
     "video_init_steps", "video_init_clip_guidance_scale", "video_init_tv_scale", "video_init_range_scale",
@@ -47,11 +47,11 @@ LATER_CLIP_MODELS: dict[str, tuple[str, str]] = {
     "RN101_quickgelu_yfcc15m": ("RN101-quickgelu", "yfcc15m"),
 }
 OPENCLIP_KEYS = tuple(k for k in LATER_CLIP_MODELS if k != "ViTL14_336px")
-LDSR_KEYS = ("sharpen_preset", "keep_unsharp")  # ≤ early 5.1 (§5.7)
+LDSR_KEYS = ("sharpen_preset", "keep_unsharp")  # ≤ early 5.1 (LDSR sharpening, gone in 5.2)
 
 
 def detect_version(report: dict[str, Any]) -> str:
-    """Which DD version wrote a report, from the keys it holds (§4.3 fingerprint table)."""
+    """Which DD version wrote a report, from the keys it holds (the fingerprints above)."""
     keys = set(report)
     if keys & set(OPENCLIP_KEYS) or isinstance(report.get("cut_ic_pow"), str):
         return ">=5.5"
@@ -89,7 +89,7 @@ def _version_note(version: str) -> str:
         ">=5.4": "video_init_* warp keys",
         ">=5.5": "OpenCLIP keys or a string cut_ic_pow",
     }
-    return f"report written by DD {version} ({notes.get(version, 'fingerprints of §4.3')})"
+    return f"report written by DD {version} ({notes.get(version, 'by the keys it holds')})"
 
 
 def _ldsr_note(key: str, value: Any) -> str:

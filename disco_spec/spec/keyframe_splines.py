@@ -1,4 +1,5 @@
-"""DD 5.2's ``interp_spline`` = "Quadratic" / "Cubic" key-frame interpolation (``dd52-behaviour.md`` §3.3).
+"""DD 5.2's ``interp_spline`` = "Quadratic" / "Cubic" key-frame interpolation
+(disco.py:2141-2153 (get_inbetweens)).
 
 DD's ``get_inbetweens`` builds the same pandas series as for "Linear" (see
 :func:`disco_spec.spec.keyframes.keyframe_series`: keys >= max_frames appended as labels, frame 0 and

@@ -1,4 +1,5 @@
-"""Disco Diffusion 5.2's key-frame strings and their per-frame values (``dd52-behaviour.md`` §3.3).
+"""Disco Diffusion 5.2's key-frame strings and their per-frame values (disco.py:2049 (parse_key_frames),
+disco.py:2094 (get_inbetweens)).
 
 Parses strings such as ``"0: (1), 10: (1.05)"`` with DD's own regular expression, validates the
 structured ``{frame: value}`` form, and expands key frames into one value per frame, bit-identical to
@@ -34,7 +35,8 @@ def _keyframe_value(raw: str, position: int) -> float:
 
 
 def parse_keyframes(text: str) -> dict[int, float]:
-    """Parse a DD key-frame string such as ``"0: (1), 10: (1.05)"`` into {frame: value} (§3.3).
+    """Parse a DD key-frame string such as ``"0: (1), 10: (1.05)"`` into {frame: value}
+    (disco.py:2049 (parse_key_frames)).
 
     Uses DD's regular expression; text between matches is ignored. If the string is non-empty and
     nothing matches, DD retries with ``"0: (<text>)"``, so ``"1.05"`` means 1.05 everywhere; error
@@ -140,7 +142,8 @@ def _interpolate_gap(series: list[float | None], a: int, b: int) -> None:
 
 
 def keyframe_series(keys: Mapping[int, float], max_frames: int) -> list[float]:
-    """Per-frame values for frames 0..max_frames-1, linearly interpolated between key frames (§3.3).
+    """Per-frame values for frames 0..max_frames-1, linearly interpolated between key frames
+    (disco.py:2094 (get_inbetweens)).
 
     DD (``get_inbetweens`` with ``interp_spline='Linear'``) does, on a pandas series indexed
     0..max_frames-1 and filled with NaN:

@@ -1,8 +1,9 @@
 """The job spec, version 1: the single source of truth for validation, the JSON Schema and its docs.
 
 Field names are Disco Diffusion 5.2's own (artists recognise `clip_guidance_scale`, `cutn_batches`,
-`frames_skip_steps`), grouped into sections. Defaults are DD 5.2's *code* defaults (dd52-behaviour §2;
-where the community guide differs, the code wins). Every model forbids unknown keys.
+`frames_skip_steps`), grouped into sections. Defaults are DD 5.2's *code* defaults (the `#@param` lines of
+its settings cells, e.g. disco.py:1889-1896 (BasicSettings cell); where the community guide differs, the code
+wins). Every model forbids unknown keys.
 
 This module imports only pydantic and the standard library, so validating a spec never loads torch.
 """

@@ -1,4 +1,5 @@
-"""Disco Diffusion 5.2's prompts and prompt schedules (``dd52-behaviour.md`` §3.1, §3.2).
+"""Disco Diffusion 5.2's prompts and prompt schedules (disco.py:783 (parse_prompt),
+disco.py:2158 (split_prompts)).
 
 Splits a text or image prompt into its text and ``:weight`` exactly as DD's ``parse_prompt`` does,
 normalises a prompt list's weights the way DD does, and picks the prompt list in force at a frame from
@@ -16,12 +17,12 @@ __all__ = ["normalize_weights", "parse_prompt", "prompt_schedule_lookup", "promp
 
 
 # --------------------------------------------------------------------------------------------------
-# §3.1 prompts and weights
+# Prompts and weights: disco.py:783 (parse_prompt), disco.py:1205-1207 (do_run)
 # --------------------------------------------------------------------------------------------------
 
 
 def _split_prompt(prompt: str) -> tuple[str, str | None]:
-    """Split off DD's weight piece, exactly as DD's ``parse_prompt`` does (§3.1).
+    """Split off DD's weight piece, exactly as DD's ``parse_prompt`` does (disco.py:783 (parse_prompt)).
 
     URLs split from the right at most twice so the scheme's colon survives; everything else splits on
     the last colon only. Returns (text, weight piece or None).
@@ -37,7 +38,7 @@ def _split_prompt(prompt: str) -> tuple[str, str | None]:
 
 
 def parse_prompt(prompt: str) -> tuple[str, float]:
-    """Return (text without the ``:weight`` suffix, weight) for a text or image prompt (§3.1).
+    """Return (text without the ``:weight`` suffix, weight) for a text or image prompt (disco.py:783 (parse_prompt)).
 
     The weight piece is converted with Python ``float()`` like DD does, so spaces, signs, exponents,
     ``inf`` and ``nan`` are accepted; a piece ``float()`` rejects (``"a: b"``, ``"C:\\img.png"``) is an
@@ -63,7 +64,7 @@ def parse_prompt(prompt: str) -> tuple[str, float]:
 
 
 def normalize_weights(weights: Sequence[float]) -> list[float]:
-    """Divide prompt weights by the absolute value of their sum, keeping signs (§3.1, quirk Q6).
+    """Divide prompt weights by the absolute value of their sum, keeping signs (disco.py:1205-1207 (do_run), quirk Q6).
 
     DD refuses weights whose sum is within 1e-3 of zero ("The weights must not sum to 0."), because the
     division would blow up. DD does this in float32 on the device; we use an exactly rounded double sum,
@@ -84,12 +85,13 @@ def normalize_weights(weights: Sequence[float]) -> list[float]:
 
 
 # --------------------------------------------------------------------------------------------------
-# §3.2 prompt schedules
+# Prompt schedules: disco.py:2158 (split_prompts), disco.py:1151-1156 (do_run)
 # --------------------------------------------------------------------------------------------------
 
 
 def prompts_for_frame(prompts: Mapping[int, Sequence[str]], frame: int) -> list[str]:
-    """The prompt list in force at ``frame``: that of the greatest key <= frame, else the first key's (§3.2).
+    """The prompt list in force at ``frame``: that of the greatest key <= frame, else the first key's
+    (disco.py:2158 (split_prompts)).
 
     DD builds a pandas series of length ``max_frames``, forward-fills then back-fills it, and uses
     ``series[-1]`` for frames >= max_frames. Callers only ask for frames < max_frames, for which the

@@ -25,7 +25,8 @@ class ScheduleError(ValueError):
 
 
 def _check_frame_key(key: object, what: str) -> int:
-    """Keys must be real non-negative ints; DD's pandas would silently mis-place anything else (§3.2)."""
+    """Keys must be real non-negative ints; DD's pandas would silently mis-place anything else
+    (disco.py:2158 (split_prompts))."""
     if isinstance(key, bool) or not isinstance(key, int):
         raise ScheduleError(f"{what} key {key!r} must be an integer frame number (convert string keys first)")
     if key < 0:

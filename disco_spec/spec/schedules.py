@@ -1,8 +1,8 @@
 """Disco Diffusion 5.2's string mini-languages: prompts, prompt schedules, key frames, cut schedules.
 
 Everything here is a pure function of its arguments (standard library only, so importing this module
-costs nothing). Each function mirrors one piece of DD 5.2's behaviour as described in
-``dd52-behaviour.md`` §2.8, §2.13, §2.18, §3 and §6.9. Where DD's observable behaviour is a crash or
+costs nothing). Each function mirrors one piece of DD 5.2's behaviour, and its module cites the lines of DD's
+``disco.py`` it follows. Where DD's observable behaviour is a crash or
 garbage, we raise :class:`ScheduleError` instead (each such place says so); everywhere else the result
 is the one DD computes, including its floating-point rounding.
 

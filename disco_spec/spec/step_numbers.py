@@ -1,4 +1,5 @@
-"""Step numbers Disco Diffusion 5.2 derives from its settings (``dd52-behaviour.md`` §2.8, §2.18, §6.9).
+"""Step numbers Disco Diffusion 5.2 derives from its settings (disco.py:2428-2429 (DoTheRun cell),
+disco.py:2313-2321 (ExtraSettings cell), disco.py:1346-1352 (do_run)).
 
 Reads ``frames_skip_steps`` percentages and turns them into the steps skipped, and computes the
 spacing and selection of intermediate saves, each with DD's own formula (float rounding included).
@@ -16,7 +17,8 @@ __all__ = ["calc_frames_skip_steps", "is_intermediate_step", "parse_percent", "s
 def parse_percent(text: str | int) -> int:
     """``frames_skip_steps`` as an integer percentage 0..100: ``"60%"``, ``"60"`` and ``60`` give 60.
 
-    DD does ``int(text.rstrip('%'))`` (§3.5), so decimals such as ``"60.5%"`` fail, and so do they here.
+    DD does ``int(text.rstrip('%'))`` (disco.py:2428 (DoTheRun cell)), so decimals such as ``"60.5%"`` fail, and so
+    do they here.
     """
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise TypeError(f"frames_skip_steps must be a string like '60%' or an int, not {type(text).__name__}")
@@ -43,7 +45,8 @@ def calc_frames_skip_steps(steps: int, percent: int) -> int:
 
 
 def steps_per_checkpoint(steps: int, skip_steps: int, intermediate_saves: int | Sequence[int]) -> int | None:
-    """DD's spacing of intermediate saves (§2.18): int n>0 -> ``max(1, (steps-skip_steps-1)//(n+1))``.
+    """DD's spacing of intermediate saves (disco.py:2313-2321 (ExtraSettings cell)): int n>0 -> ``max(1,
+    (steps-skip_steps-1)//(n+1))``.
 
     ``0`` gives ``steps + 10`` (a spacing no loop index reaches, so nothing is saved); a list gives None
     (save at the listed loop indices instead). DD uses the still-image ``skip_steps`` even for animation
@@ -65,7 +68,7 @@ def steps_per_checkpoint(steps: int, skip_steps: int, intermediate_saves: int | 
 
 
 def is_intermediate_step(j: int, steps_per_ckpt: int | None, intermediate_saves) -> bool:
-    """Whether loop iteration ``j`` saves an intermediate image (§6.9), as DD decides it.
+    """Whether loop iteration ``j`` saves an intermediate image (disco.py:1349-1352 (do_run)), as DD decides it.
 
     With a spacing (integer mode): ``j > 0 and j % steps_per_ckpt == 0``; with None (list mode):
     ``j in intermediate_saves``.

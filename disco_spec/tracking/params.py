@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from ..run.records import canonical_json
+from ..record.ids import spec_sha256  # noqa: F401 - the manifest's spec hash, re-exported for the tracker
 
 # MLflow's limits (mlflow.utils.validation), copied so that importing the tracking modules does not import mlflow.
 # The installed MLflow's values are used when it is imported (see tracking_client._limits()).
@@ -60,7 +60,7 @@ def param_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-# Settings DD users change (dd52-behaviour §2, the user guide's "commonly changed"): always logged.
+# Settings DD users change (the user guide's "commonly changed"): always logged.
 COMMON_SETTINGS = (
     "diffusion.width_height", "diffusion.steps", "init.skip_steps", "run.set_seed", "run.n_batches",
     "guidance.clip_guidance_scale", "guidance.tv_scale", "guidance.range_scale", "guidance.sat_scale",
@@ -156,17 +156,6 @@ def spec_params(
             n += 1
         params[unique] = truncate_value(param_value(value), limit)
     return params
-
-
-def spec_sha256(doc: dict[str, Any]) -> str:
-    """SHA-256 of the spec document's canonical JSON (RFC 8785 when available, as content addresses use)."""
-    try:
-        import rfc8785
-
-        data = rfc8785.dumps(doc)
-    except Exception:  # noqa: BLE001 - rfc8785 missing, or a value it cannot encode: the project's own form
-        data = canonical_json(doc).encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
 
 
 def _dig(doc: Any, *paths: str) -> Any:
