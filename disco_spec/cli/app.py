@@ -173,7 +173,8 @@ def render(
     from ..spec.access import allow_paths_from_env
 
     allowed = [*(str(p) for p in allow_path or []), *allow_paths_from_env(os.environ)]
-    tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
+    # the file is the run's Source and what its name says it differs from, also when --set made a new spec
+    tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment, spec_path=spec_file)
     observers = [tracker] if tracker is not None else []
     if backend != "local" or address:
         from .scale import render_with_backend
