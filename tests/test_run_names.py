@@ -69,6 +69,14 @@ def test_names_lead_with_what_differs_from_the_spec_file(tracked):
     assert len(renders) == 4 and len(cells) == 4 and not set(renders) & set(cells)
 
 
+def test_the_sweep_parent_carries_its_comparison_page(tracked):
+    client = tracked["client"]
+    parent = tracked["runs"]["clip_guidance_scale × steps · smoke sweep-0001"]
+    assert "comparison.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    page = Path(client.download_artifacts(parent.info.run_id, "comparison.html")).read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 4  # the four cells
+
+
 def test_every_run_has_the_spec_file_as_its_source(tracked):
     for name, run in tracked["runs"].items():
         assert run.data.tags.get("mlflow.source.name") == str(tracked["spec"].resolve()), name

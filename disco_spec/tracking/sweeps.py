@@ -11,7 +11,8 @@ Parent run (experiment: `--experiment`, else the spec's `name`, else its batch_n
   `disco_spec.backend`, `disco_spec.batch_name`, `disco_spec.version`, `disco_spec.base_spec_sha256`,
   `mlflow.source.name` (the spec file), `mlflow.user`; a description naming the swept keys;
 - params `sweep.mode` and `sweep.<dotted path>` = the values swept (JSON list);
-- artifacts: `base_spec.json` (at the start); `contact_sheet.png`, `sweep.json` and the table
+- artifacts: `base_spec.json` (at the start); `contact_sheet.png`, `comparison.html` (the cells' comparison
+  page, which MLflow previews in the run's artifacts), `sweep.json` and the table
   `cells.json` (MLflow's `log_table`: cell, one column per swept key with the cell's value, image (the
   cell's image, shown in the table), manifest_id, mlflow_run_id, image_file, image_sha256) at the end;
   the contact sheet also as `log_image` under the key `image`, as the cells' images are. Status
@@ -165,7 +166,7 @@ class SweepTracker:
                 monitor, self._monitor = self._monitor, None
                 stop_monitor(monitor)
                 if self.failure is None:
-                    for name in ("contact_sheet.png", "sweep.json"):
+                    for name in ("contact_sheet.png", "sweep.json", "comparison.html"):
                         f = Path(sweep_dir) / name
                         if f.is_file():
                             client.log_artifact(self.parent_run_id, str(f))

@@ -9,11 +9,9 @@ render loads its models; nothing of it happens with `--no-track` (no tracker).
 What a run holds (names are stable; tests pin them):
 
 - Experiment: the `experiment` argument, else the spec's `name`, else its `run.batch_name`, created
-  with the tag `mlflow.experimentKind = custom_model_development`. MLflow 3.17's UI does not read that
-  tag to choose the view (ui.py: its bundle takes the view from the `workflowType` URL parameter, else
-  the GenAI / Model training switch kept in the browser, GenAI at first); the tag only sets what the
-  experiment header's kind selector shows, so the URLs disco-spec prints carry
-  `?workflowType=machine_learning` ("Model training").
+  with the tag `mlflow.experimentKind = custom_model_development`, which MLflow 3.17's UI does not read
+  to choose the view (ui.py: it takes `workflowType` from the URL, else the browser's GenAI / Model
+  training switch), so the URLs disco-spec prints carry `?workflowType=machine_learning`.
   Run name (names.py): what makes the run differ from the spec file as committed (`--set` overrides, a
   drawn or `--seed` seed), then the batch and the run folder: `clip_guidance_scale=1500 · smoke
   run-0002`; `smoke run-0001` when nothing differs. Start and end times: when the
@@ -141,7 +139,6 @@ class MlflowTracker(BaseObserver):
         self.replayed = replayed
         self.spec_path = spec_path
         self.extra_tags = dict(extra_tags or {})
-        # what the run name compares with: the spec document as committed (default: read from spec_path)
         self.base_document = base_document
         self._client: Any = client
         self._connection: Connection | None = None
@@ -393,9 +390,8 @@ class MlflowTracker(BaseObserver):
 def make_tracker(*, enabled: bool, tracking_uri: str | None, experiment: str | None,
                  spec_path: str | os.PathLike | None = None,
                  base_document: dict[str, Any] | None = None) -> MlflowTracker | None:
-    """The CLI's tracker: None with --no-track (mlflow is never imported), else a tracker for
-    --tracking-uri / MLFLOW_TRACKING_URI / default, already opening its store in the background.
-    `spec_path`: the file the render came from (its Source, also when --set hands the render a spec object)."""
+    """The CLI's tracker: None with --no-track (mlflow is never imported), else a tracker for --tracking-uri /
+    MLFLOW_TRACKING_URI / default, opening its store in the background; `spec_path`: the file rendered."""
     if not enabled:
         return None
     return MlflowTracker(tracking_uri=tracking_uri or None, experiment=experiment or None,
