@@ -1,5 +1,5 @@
 """What tells runs apart in MLflow, read back over MlflowClient from a real sqlite store: two `render --set`s,
-a plain render, a 2x2 sweep and a 2D animation of one spec file. Run names lead with what differs from the
+a plain render, a 2x2 sweep and a 2D animation of one spec file, and a remix of a PNG (`render IMAGE.png --set`). Run names lead with what differs from the
 file as committed, then the batch and the run folder (renders `run-NNNN`, sweep cells `sweep-NNNN/cell-NN`);
 params are the settings that apply, each read one way; every run's Source is the spec file.
 """
@@ -39,6 +39,9 @@ def tracked(tmp_path_factory):
         assert code == 0, err
         code, _, err = run_cli("render", str(spec), "--set", "animation_mode=2D", *common)
         assert code == 0, err
+        png = base / "out" / "smoke" / "run-0003" / "smoke_0000.png"  # a remix of the plain render's image
+        code, _, err = run_cli("render", str(png), "--set", "steps=5", *common)
+        assert code == 0, err
     finally:
         os.chdir(old_cwd)
         if saved is not None:
@@ -48,7 +51,7 @@ def tracked(tmp_path_factory):
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("smoke")
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
-    return {"spec": spec, "runs": {r.info.run_name: r for r in runs}, "client": client}
+    return {"spec": spec, "png": png, "runs": {r.info.run_name: r for r in runs}, "client": client}
 
 
 def test_names_lead_with_what_differs_from_the_spec_file(tracked):
@@ -62,11 +65,12 @@ def test_names_lead_with_what_differs_from_the_spec_file(tracked):
         "clip_guidance_scale=10000 steps=4 · smoke sweep-0001/cell-02",
         "clip_guidance_scale=10000 steps=5 · smoke sweep-0001/cell-03",
         "animation_mode=2D · smoke run-0004",
+        "steps=5 · smoke run-0005",  # the remix: what differs from the spec the PNG carries
     ])
     # a sweep cell and a render never share a number form
     renders = [n for n in tracked["runs"] if " run-" in n]
     cells = [n for n in tracked["runs"] if "/cell-" in n]
-    assert len(renders) == 4 and len(cells) == 4 and not set(renders) & set(cells)
+    assert len(renders) == 5 and len(cells) == 4 and not set(renders) & set(cells)
 
 
 def test_the_sweep_parent_carries_its_comparison_page(tracked):
@@ -79,7 +83,8 @@ def test_the_sweep_parent_carries_its_comparison_page(tracked):
 
 def test_every_run_has_the_spec_file_as_its_source(tracked):
     for name, run in tracked["runs"].items():
-        assert run.data.tags.get("mlflow.source.name") == str(tracked["spec"].resolve()), name
+        source = tracked["png"] if name == "steps=5 · smoke run-0005" else tracked["spec"]  # a remix: the PNG
+        assert run.data.tags.get("mlflow.source.name") == str(source.resolve()), name
         assert run.data.tags.get("mlflow.source.type") == "LOCAL", name
 
 
