@@ -19,12 +19,18 @@ def _print_json(doc: Any) -> None:
 
 
 def inspect(
-    image: Path = typer.Argument(..., metavar="IMAGE.png", help="A PNG written by disco-spec."),
+    image: Path = typer.Argument(..., metavar="IMAGE.png|VIDEO.mp4", help="A PNG or an mp4 written by disco-spec."),
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ) -> None:
-    """Show what a PNG carries: spec, manifest id, item, seed, frame, models and environment."""
+    """Show what a PNG carries (spec, manifest id, item, seed, frame, models, environment, the A1111 parameters)
+    or an mp4 (spec, manifest id)."""
+    from ..record import mp4meta
     from ..record.pngmeta import format_info, png_info
 
+    if mp4meta.is_mp4(image):
+        info = mp4meta.video_info(image)
+        _print_json(info) if as_json else typer.echo(mp4meta.format_video_info(info))
+        return
     info = png_info(image)
     if as_json:
         _print_json(info)
