@@ -9,6 +9,8 @@ Every content hash disco-spec writes has one definition and one name:
     manifest id      record/ids.py manifest_id: RFC 8785 canonical JSON of the manifest's `hashed` part
     plan_sha256      plan/resolve.py Plan.sha256: the plan's own JSON (Plan.to_json)
     pixels_sha256    record/pngmeta.py pixels_sha256: an image's mode, size and decoded pixels
+    video sha256     record/mp4meta.py media_sha256: an mp4's bytes without the metadata box that carries its
+                     spec and manifest id (so stamping the id into the file does not change the id)
     input sha256     run/inputs.py InputStore.read: the bytes of an init image or image prompt as read
                      (URLs have no file), the same value as file_sha256 of a local file
 """

@@ -23,6 +23,7 @@ HASHLIB_USERS = {
     "hashes": "file bytes (the one file hasher)",
     "record.ids": "RFC 8785 canonical JSON: spec_sha256, the manifest id",
     "record.pngmeta": "pixels_sha256: mode, size and decoded pixels",
+    "record.mp4meta": "media_sha256: an mp4 without its metadata box",
     "record.environment": "the compiler flags string",
     "plan.resolve": "plan_sha256: the plan's JSON",
     "plan.seeds": "seed derivation (a seed, not a content hash)",

@@ -273,7 +273,7 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
     client = MlflowClient(tracking_uri=swept["uri"])
     parent_id = doc["mlflow"]["parent_run_id"]
     parent = client.get_run(parent_id)
-    assert parent.info.status == "FINISHED" and parent.info.run_name == "smoke/sweep-0001"
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "clip_guidance_scale × steps · smoke sweep-0001"
     assert parent.data.tags["disco_spec.sweep"] == "true" and parent.data.tags["disco_spec.sweep_shape"] == "3x2"
     assert json.loads(parent.data.params["sweep.guidance.clip_guidance_scale"]) == [1500, 5000, 10000]
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
@@ -292,8 +292,8 @@ def test_mlflow_parent_has_six_children_and_the_contact_sheet(swept):
         assert float(kid.data.params["guidance.clip_guidance_scale"]) == c["overrides"]["guidance.clip_guidance_scale"]
         assert kid.data.params["diffusion.steps"] == str(c["overrides"]["diffusion.steps"])
         labels = c["labels"]
-        assert kid.info.run_name == (f"smoke#0001 {c['name']} seed=42 clip_guidance_scale={labels['clip_guidance_scale']}"
-                                     f" steps={labels['steps']}")
+        assert kid.info.run_name == (f"clip_guidance_scale={labels['clip_guidance_scale']} steps={labels['steps']}"
+                                     f" · smoke sweep-0001/{c['name']}")
         assert kid.data.params["guidance.clip_guidance_scale"] == labels["clip_guidance_scale"]  # as written
         assert kid.data.tags["mlflow.note.content"].startswith(f"{c['name']} of the grid sweep smoke/sweep-0001: ")
         assert _image_steps(client, kid.info.run_id) == [0]  # the cell's image, for the chart view's image grid

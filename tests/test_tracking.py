@@ -28,7 +28,7 @@ from disco_spec.errors import SpecError
 from disco_spec.run.records import BaseObserver, RenderResult, StepEvent
 from disco_spec.run.prepare import prepare
 from disco_spec.spec.load import load_spec
-from disco_spec.tracking.params import NOT_PARAMS, dd_default_document
+from disco_spec.tracking.params import applies, dd_default_document, setting_values
 from disco_spec.tracking.tracker import TRUNCATED_MARKER, MlflowTracker, TrackingError, make_tracker, resolve_run_source, sanitize_key, spec_params
 
 SMOKE = Path(__file__).resolve().parent.parent / "specs" / "smoke.toml"
@@ -333,16 +333,16 @@ def test_spec_params_are_the_settings_a_person_reads(smoke_doc):
     assert "animation.zoom" not in params  # motion only for animations
     assert "prompts.image_prompts" not in params and "engine.device" not in params  # at DD's default
     assert json.loads(params["prompts.text_prompts.0"]) == smoke_doc["prompts"]["text_prompts"]["0"]
-    assert json.loads(params["models.extra_clip_models"])[0]["name"] == "tiny-clip"
+    assert json.loads(params["models.extra_clip_models"]) == [{"name": "tiny-clip"}]  # no nulls
     assert params["models.clip"] == "tiny-clip"
     assert params["models.ViTB32"] == "false"  # DD's default is true
     # not settings: no $schema, version, provenance, name or description
     assert not {"_schema", "$schema", "schema_version", "imported_from", "description", "name"} & set(params)
     assert len(params) < 45  # not the 99 leaves of the whole spec (that is spec.json)
-    # every setting that differs from DD's default is a param
-    defaults = tracking.flatten_spec(dd_default_document())
-    for key, value in tracking.flatten_spec(doc).items():
-        if key.split(".")[0] not in NOT_PARAMS and defaults.get(key) != value:
+    # every setting that applies to a still and differs from DD's default is a param
+    defaults = setting_values(dd_default_document())
+    for key, value in setting_values(doc).items():
+        if applies(key, "None") and value is not None and defaults.get(key) != value:
             assert sanitize_key(key) in params, key
     anim = json.loads(json.dumps(doc))
     anim["animation"]["animation_mode"] = "2D"
@@ -417,7 +417,7 @@ def test_render_tracked_to_sqlite(sqlite_uri, tmp_path, capfd, monkeypatch):
     client = MlflowClient(tracking_uri=sqlite_uri)
     _check_tracked_render(client, tracker, result, rec, tmp_path)
     run = client.get_run(tracker.run_id)
-    assert run.info.run_name == f"smoke#{result.run_dir.name[-4:]} seed=42"  # the batch's first run: nothing differs
+    assert run.info.run_name == f"smoke {result.run_dir.name}"  # the spec file as it is: nothing differs
     assert run.data.tags["mlflow.note.content"] == result.spec.description
     assert WARNING not in capfd.readouterr().err
     import mlflow

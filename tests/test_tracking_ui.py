@@ -139,8 +139,8 @@ def test_ui_serves_the_runs_in_the_model_training_view(rendered, ui_server):
     runs = _post(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],
                                                        "order_by": ["attributes.start_time ASC"]})["runs"]
     assert [r["info"]["run_id"] for r in runs] == [_run_id(r["err"]) for r in rendered["runs"]]
-    # run names: the batch, the run number, the seed, what differs from the batch's previous run
-    assert [r["info"]["run_name"] for r in runs] == ["smoke#0001 seed=42", "smoke#0002 seed=42 clip_guidance_scale=1500"]
+    # run names: each file rendered as it is: the batch and the run folder
+    assert [r["info"]["run_name"] for r in runs] == ["smoke run-0001", "smoke run-0002"]
     first, second = ({p["key"]: p["value"] for p in r["data"]["params"]} for r in runs)
     assert second["guidance.clip_guidance_scale"] == "1500" and first["guidance.clip_guidance_scale"] == "5000"
     # searchable as written
@@ -251,7 +251,7 @@ def test_run_names_say_what_differs(tmp_path):
     a = _small_smoke()
     b = _small_smoke(clip_guidance_scale=1500)
     b["diffusion"]["steps"] = 6
-    assert compose_name("smoke", "0002", 42, differences(b, a)) == "smoke#0002 seed=42 steps=6 clip_guidance_scale=1500"
-    assert compose_name("smoke", "0001", 42, differences(a, None)) == "smoke#0001 seed=42"
+    assert compose_name("smoke run-0002", differences(b, a)) == "steps=6 clip_guidance_scale=1500 · smoke run-0002"
+    assert compose_name("smoke run-0001", differences(a, None)) == "smoke run-0001"
     many = [(f"k{i}", i) for i in range(7)]
-    assert compose_name("b", "0003", 1, many).endswith("k3=3 +3 more")
+    assert compose_name("b run-0003", many) == "k0=0 k1=1 k2=2 k3=3 +3 more · b run-0003"

@@ -116,7 +116,8 @@ def import_dd(
 
 @app.command()
 def render(
-    spec_file: Path = typer.Argument(..., metavar="SPEC"),
+    spec_file: Path = typer.Argument(..., metavar="SPEC|IMAGE.png",
+                                     help="A spec file, or a PNG disco-spec wrote: render the spec, seed and item it carries."),
     out: Path = typer.Option(Path("images_out"), "--out", help="Output folder; each render gets {out}/{batch_name}/run-NNNN/."),
     seed: Optional[int] = typer.Option(None, help="Override run.set_seed."),
     sets: Optional[list[str]] = typer.Option(
@@ -158,27 +159,37 @@ def render(
         None, "--address", help="Ray cluster address, e.g. auto or ray://head:10001 (default: RAY_ADDRESS, else a local Ray instance)."
     ),
 ) -> None:
-    """Render a spec."""
+    """Render a spec, or remix a PNG: its spec, seed and item, with --set overrides."""
+    import os
+
     from ..run.renderer import render as render_spec
     from ..run.request import RenderRequest
+    from ..scale.remix import is_png_source
+    from ..spec.access import allow_paths_from_env
     from ..tracking.tracker import make_tracker
 
     spec: Any = spec_file
-    spec_dir = None
-    if sets:  # checked before tracking starts: a bad --set is exit 2 with nothing recorded
+    spec_dir = access = base_document = None
+    allowed = [*(str(p) for p in allow_path or []), *allow_paths_from_env(os.environ)]
+    if is_png_source(spec_file):  # a remix: the spec the PNG carries, read as rebuild reads it (scale.remix)
+        if resume or backend != "local" or address:
+            raise SpecError("IMAGE.png", [("IMAGE.png", "a PNG renders as a new run on the local backend "
+                                                        "(no --resume, no --backend ray)")])
+        from ..scale.remix import remix_from_png
+
+        remix = remix_from_png(spec_file, sets or [], items=item, allow_paths=allowed, allow_network=allow_network)
+        spec, spec_dir, access, item, base_document = remix.spec, remix.spec_dir, remix.access, remix.items, remix.base_document
+    elif sets:  # checked before tracking starts: a bad --set is exit 2 with nothing recorded
         from ..scale.overrides import spec_with_overrides
 
         spec, spec_dir = spec_with_overrides(spec_file, sets), str(spec_file.resolve().parent)
-    import os
-
-    from ..spec.access import allow_paths_from_env
-
-    allowed = [*(str(p) for p in allow_path or []), *allow_paths_from_env(os.environ)]
-    tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
+    # the file is the run's Source and what its name says it differs from, also when --set made a new spec
+    tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment, spec_path=spec_file,
+                           base_document=base_document)
     request = RenderRequest.of(
         spec, out, seed=seed, items=item, run_dir=run_dir, resume=resume, spec_dir=spec_dir, allow_paths=allowed,
         allow_network=allow_network, observers=[tracker] if tracker is not None else [], progress=not quiet,
-        backend=backend, address=address, force=force)
+        backend=backend, address=address, force=force, access=access)
     if backend != "local" or address:
         from .scale import render_with_backend
 

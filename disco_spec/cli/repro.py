@@ -19,12 +19,18 @@ def _print_json(doc: Any) -> None:
 
 
 def inspect(
-    image: Path = typer.Argument(..., metavar="IMAGE.png", help="A PNG written by disco-spec."),
+    image: Path = typer.Argument(..., metavar="IMAGE.png|VIDEO.mp4", help="A PNG or an mp4 written by disco-spec."),
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ) -> None:
-    """Show what a PNG carries: spec, manifest id, item, seed, frame, models and environment."""
+    """Show what a PNG carries (spec, manifest id, item, seed, frame, models, environment, the A1111 parameters)
+    or an mp4 (spec, manifest id)."""
+    from ..record import mp4meta
     from ..record.pngmeta import format_info, png_info
 
+    if mp4meta.is_mp4(image):
+        info = mp4meta.video_info(image)
+        _print_json(info) if as_json else typer.echo(mp4meta.format_video_info(info))
+        return
     info = png_info(image)
     if as_json:
         _print_json(info)
@@ -79,6 +85,11 @@ def diff(
     b: str = typer.Argument(..., metavar="B", help="Another one."),
     as_json: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
     diff_dir: Optional[Path] = typer.Option(None, "--diff-dir", help="Write a difference image per differing output here."),
+    html_file: Optional[Path] = typer.Option(
+        None, "--html", metavar="FILE",
+        help="Also write a comparison page: one self-contained HTML file (images side by side, an A/B wipe, a "
+             "difference heatmap, PSNR, the settings that differ). A and B must be runs, manifests, PNGs or specs.",
+    ),
     tracking_uri: Optional[str] = typer.Option(
         None, "--tracking-uri", metavar="URI",
         help="MLflow store for a run-id SOURCE (default: $MLFLOW_TRACKING_URI, else MLflow's default).",
@@ -89,12 +100,22 @@ def diff(
     With --out folders, their run folders are paired by relative path (batch/run-NNNN) and each pair is
     reported; runs only one folder has make them differ. A folder and one other source: each run with it.
     """
-    from ..repro.folder_diff import diff_any as do_diff
+    from ..repro.folder_diff import diff_any as do_diff, is_out_folder
     from ..tracking.tracker import register_run_resolver
 
     register_run_resolver(tracking_uri)
 
+    if html_file is not None and (is_out_folder(a) or is_out_folder(b)):
+        from ..errors import SpecError
+
+        why = "compares two runs: give run folders (batch/run-NNNN), manifests, PNGs or specs, not --out folders"
+        raise SpecError(f"--html: {why}", [("--html", why)])
     report = do_diff(a, b, diff_dir=diff_dir)
+    if html_file is not None:
+        from ..repro.compare_page import diff_page, write_page
+
+        written = write_page(html_file, diff_page(a, b))
+        typer.echo(f"comparison page: {written} ({written.stat().st_size} bytes)", err=True)
     if as_json:
         _print_json(report.to_dict())
     else:

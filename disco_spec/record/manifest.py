@@ -24,9 +24,9 @@ lives outside it, so two renders of one spec on one machine get the same id:
     }
 
 PNGs carry the manifest id, and the id covers the outputs: so the hashed part records each output's
-`pixels_sha256` (decoded pixels + size + mode; the file's SHA-256 for non-images), which the id chunk
-does not change, and the file hashes go to the unhashed `files` section, computed after the PNGs got
-their id.
+`pixels_sha256` (decoded pixels + size + mode; for an mp4 its media without its metadata, mp4meta; the
+file's SHA-256 for other outputs), which the stamped id does not change, and the file hashes go to the
+unhashed `files` section, computed after the PNGs and mp4s got their id.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .._version import __version__
 from ..errors import SpecError
 from ..hashes import file_sha256
-from . import environment, pngmeta
+from . import environment, mp4meta, pngmeta
+from .parameters import KEY_PARAMETERS, parameters_text
 from .manifest_schema import check_manifest, read_json_file
 from .ids import canonical_bytes, manifest_id, sha256_canonical, spec_sha256  # noqa: F401 - the manifest's ids
 
@@ -64,6 +66,12 @@ def model_record(w: Any) -> dict[str, Any]:
     }
 
 
+def output_content_sha256(path: Path) -> str:
+    """What identifies an output's content, leaving out what finalize_run stamps into it: the pixels of a PNG
+    (its text chunks left out), the media of an mp4 (its metadata left out), else the file's bytes."""
+    return mp4meta.media_sha256(path) if mp4meta.is_mp4(path) else pngmeta.content_sha256(path)
+
+
 def output_record(run_dir: Path, rec: Any) -> dict[str, Any]:
     return {
         "path": rec.path,
@@ -72,7 +80,7 @@ def output_record(run_dir: Path, rec: Any) -> dict[str, Any]:
         "batch_index": int(rec.batch_index),
         "frame": int(rec.frame),
         "seed": int(rec.seed),
-        "pixels_sha256": pngmeta.content_sha256(run_dir / rec.path),
+        "pixels_sha256": output_content_sha256(run_dir / rec.path),
     }
 
 
@@ -137,9 +145,9 @@ def file_entry(run_dir: Path, rel: str) -> dict[str, Any]:
 def finalize_run(result: Any, *, spec_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Build the manifest of a finished render, stamp its id into every final PNG, write manifest.json.
 
-    Steps: hash every output's pixels → hashed part → id; add the `disco-spec:manifest-id` and
-    `disco-spec:provenance` text chunks to every final PNG (atomic rewrite, other chunks kept, pixels
-    untouched); hash the files; write `manifest.json` atomically, last. `result.outputs` records are
+    Steps: hash every output's pixels → hashed part → id; add the `disco-spec:manifest-id`,
+    `disco-spec:provenance` and A1111 `parameters` text chunks to every final PNG (atomic rewrite, other
+    chunks kept, pixels untouched) and the spec and id to every mp4's metadata (mp4meta.stamp); hash the files; write `manifest.json` atomically, last. `result.outputs` records are
     replaced by ones with the final file sha256/bytes, and `result.manifest` is set to the manifest,
     which is also returned.
     """
@@ -150,7 +158,14 @@ def finalize_run(result: Any, *, spec_dir: str | os.PathLike | None = None) -> d
     for rec in result.outputs:
         p = run_dir / rec.path
         if rec.kind == "image" and pngmeta.is_png(p):
-            pngmeta.set_text(p, {pngmeta.KEY_MANIFEST_ID: mid, pngmeta.KEY_PROVENANCE: prov})
+            # pixels untouched: the id (which hashes them) holds for the stamped file
+            params = parameters_text(result.spec_document, result.plan.items[rec.item_index], hashed["models"],
+                                     result.plan.width, result.plan.height, mid, __version__)
+            pngmeta.set_text(p, {pngmeta.KEY_MANIFEST_ID: mid, pngmeta.KEY_PROVENANCE: prov,
+                                 KEY_PARAMETERS: params}, plain=(KEY_PARAMETERS,))
+        elif rec.kind == "video" and mp4meta.is_mp4(p):  # its hash (media_sha256) leaves this metadata out
+            spec_json = canonical_bytes(result.spec_document).decode("utf-8")
+            mp4meta.stamp(p, mp4meta.video_metadata(spec_json, mid, __version__))
 
     files = [file_entry(run_dir, rel) for rel in META_FILES if (run_dir / rel).is_file()]
     by_path: dict[str, dict[str, Any]] = {}

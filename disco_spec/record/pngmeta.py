@@ -12,6 +12,7 @@ manifest id and the provenance added by manifest.finalize_run):
     disco-spec:seed            the item's seed
     disco-spec:manifest-id     id of the run's manifest (SHA-256 of its hashed part)
     disco-spec:provenance      models, code, packages and environment of the manifest (canonical JSON)
+    parameters                 the prompt and settings in AUTOMATIC1111's form, for other tools (parameters.py)
 
 Chunks are edited at the byte level: pixel data (IDAT) and every other chunk are copied untouched, so
 adding a text chunk never changes the decoded pixels. Writes are atomic (temp file + os.replace).
@@ -25,11 +26,12 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from ..atomic import atomic_write_bytes
 from ..errors import SpecError
 from ..hashes import file_sha256
+from .parameters import KEY_PARAMETERS, format_parameters, parse_parameters
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PREFIX = "disco-spec:"
@@ -161,12 +163,12 @@ def _keyword(ctype: bytes, data: bytes) -> str | None:
     return data.split(b"\0", 1)[0].decode("latin-1")
 
 
-def _encode_itxt(keyword: str, text: str) -> bytes:
+def _encode_itxt(keyword: str, text: str, compress: bool = True) -> bytes:
     key = keyword.encode("latin-1")
     if not 1 <= len(key) <= 79:
         raise ValueError(f"PNG keyword must be 1-79 bytes: {keyword!r}")
     body = text.encode("utf-8")
-    if len(body) > _COMPRESS_OVER:
+    if compress and len(body) > _COMPRESS_OVER:
         return key + b"\0\x01\x00\0\0" + zlib.compress(body, 9)
     return key + b"\0\x00\x00\0\0" + body
 
@@ -195,21 +197,24 @@ def read_text(path: str | os.PathLike) -> dict[str, str]:
     return text_chunks(read_chunks(path), path)
 
 
-def with_text(raw: bytes, updates: Mapping[str, str], where: str | os.PathLike = "<bytes>") -> bytes:
-    """PNG bytes with `updates` set as iTXt chunks (replacing chunks of the same keywords)."""
+def with_text(raw: bytes, updates: Mapping[str, str], where: str | os.PathLike = "<bytes>",
+              plain: Collection[str] = ()) -> bytes:
+    """PNG bytes with `updates` set as iTXt chunks (replacing chunks of the same keywords); keywords in `plain`
+    are never compressed (readers that skip compressed text still see them)."""
     chunks = parse_chunks(raw, where)
     keys = set(updates)
     kept = [(t, d) for t, d in chunks if not (t in _TEXT_TYPES and _keyword(t, d) in keys)]
-    new = [(b"iTXt", _encode_itxt(k, v)) for k, v in updates.items()]
+    new = [(b"iTXt", _encode_itxt(k, v, compress=k not in plain)) for k, v in updates.items()]
     at = next(i for i, (t, _) in enumerate(kept) if t in (b"IDAT", b"IEND"))
     return build_png(kept[:at] + new + kept[at:])
 
 
-def set_text(path: str | os.PathLike, updates: Mapping[str, str], dest: str | os.PathLike | None = None) -> Path:
+def set_text(path: str | os.PathLike, updates: Mapping[str, str], dest: str | os.PathLike | None = None,
+             plain: Collection[str] = ()) -> Path:
     """Add or replace text chunks of a PNG atomically (temp + os.replace); other chunks are kept as they are."""
     src = Path(path)
     dest = Path(dest) if dest is not None else src
-    data = with_text(src.read_bytes(), updates, src)
+    data = with_text(src.read_bytes(), updates, src, plain)
     atomic_write(dest, data)
     return dest
 
@@ -309,7 +314,8 @@ def png_info(path: str | os.PathLike) -> dict[str, Any]:
         "spec": spec,
         "spec_sha256": None,
         "provenance": _json_or_none(text.get(KEY_PROVENANCE)),
-        "other_text": {k: v for k, v in text.items() if not k.startswith(PREFIX)},
+        "other_text": {k: v for k, v in text.items() if not k.startswith(PREFIX) and k != KEY_PARAMETERS},
+        "parameters": parse_parameters(text[KEY_PARAMETERS]) if KEY_PARAMETERS in text else None,
     }
     if isinstance(spec, dict):
         from .ids import spec_sha256
@@ -356,6 +362,8 @@ def format_info(info: Mapping[str, Any]) -> str:
         torch_v = (prov.get("packages") or {}).get("torch")
         where = f"{dev}" + (f" ({gpu.get('name')})" if gpu else f" ({cpu.get('model')})" if cpu.get("model") else "")
         lines.append(f"  rendered on    {where}, torch {torch_v}")
+    if isinstance(info.get("parameters"), dict):
+        lines += format_parameters(info["parameters"])
     spec = info.get("spec")
     if isinstance(spec, dict):
         lines.append("  spec:")

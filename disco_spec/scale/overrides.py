@@ -83,11 +83,19 @@ def _blame(problems: list[tuple[str, str]], axes: Sequence[Axis], base_valid: bo
 
 def spec_with_overrides(spec_path: str | os.PathLike, sets: Sequence[str]) -> Any:
     """Read the spec file, apply `--set KEY=VALUE` overrides, validate: the JobSpec to render."""
-    from ..spec.load import check_version, read_document, validate_document
+    from ..spec.load import check_version, read_document
 
-    axes = parse_overrides(sets)
     document = read_document(Path(spec_path))
     check_version(document)
+    return document_with_overrides(document, sets)
+
+
+def document_with_overrides(document: dict[str, Any], sets: Sequence[str]) -> Any:
+    """Apply `--set KEY=VALUE` overrides to a spec document (a file's, or the one a PNG carries), validate:
+    the JobSpec to render. Problems name the `--set` key that caused them (exit 2)."""
+    from ..spec.load import validate_document
+
+    axes = parse_overrides(sets)
     try:
         return validate_document(apply_overrides(document, axes))
     except SpecError as exc:

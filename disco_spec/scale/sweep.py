@@ -25,6 +25,7 @@ Layout on disk, under `{out}/{batch_name}/sweep-NNNN/`:
 
     sweep.json            cells, their overrides and labels, manifest ids, output SHA-256s (atomic)
     contact_sheet.png     one image per cell; rows = the first key's values, columns = the others'
+    comparison.html       the comparison page (repro.compare_page): the cells' grid, any two side by side
     cell-00/, cell-01/    each a normal run folder (spec.json, plan.json, images, manifest.json): any
                           cell can be rebuilt alone with `disco-spec rebuild <sweep dir>/cell-03`
 
@@ -119,6 +120,7 @@ def run_sweep(
                   for c in plan.cells}
         save_png(sweep_contact_sheet(plan, images), sd / CONTACT_SHEET)
         result.contact_sheet = sd / CONTACT_SHEET
+        write_comparison_page(plan, sd, result.cells)
         snapshot("finished")
     except BaseException:
         snapshot("failed")
@@ -129,3 +131,17 @@ def run_sweep(
         tracker.finish(sd, status="FINISHED")
         result.tracking_failure = tracker.failure
     return result
+
+
+COMPARISON_PAGE = "comparison.html"
+
+
+def write_comparison_page(plan: SweepPlan, sweep_dir: Path, cells: list[CellResult]) -> Path:
+    """The sweep's comparison page (`comparison.html`): every cell with its values, any two compared."""
+    from ..repro.compare_page import PageRun, page_data, render_page, write_page
+    from ..repro.sources import load_source
+
+    runs = [PageRun(c.cell.name, load_source(c.run_dir, arg=c.cell.name), dict(c.cell.labels)) for c in cells]
+    keys = " × ".join(a.key for a in plan.axes)
+    title = f"{plan.mode} sweep {plan.batch_name}/{sweep_dir.name}: {keys} ({len(cells)} cells)"
+    return write_page(sweep_dir / COMPARISON_PAGE, render_page(page_data(title, runs, kind="sweep")))

@@ -112,7 +112,8 @@ class Connection:
 
 
 def experiment_id(client: Any, name: str) -> str:
-    """The id of the active experiment `name`, created (in the "Model training" view) when missing."""
+    """The id of the active experiment `name`, created when missing, tagged `mlflow.experimentKind =
+    custom_model_development` (which MLflow 3.17's UI does not read: ui.py's docstring says what it does)."""
     from mlflow.exceptions import MlflowException
 
     from .ui import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG

@@ -1,32 +1,30 @@
 """What a person reads in the MLflow runs table: run names that say something, short tags that stay
 readable in the UI's tag chips, the run's source (the spec file) and user (the OS user).
 
-Run names: `{batch}#{run number} seed={seed} {what differs}`, e.g. `smoke#0002 seed=42
-clip_guidance_scale=1500`. For a render, "what differs" is measured against the batch's previous run
-folder (its spec.json); for a sweep cell, it is the cell's swept values. No mlflow import here.
+Run names lead with what makes the run different from the spec file as committed, then say which run
+it is (the batch and the run folder, whose number form tells renders and sweeps apart):
+
+    smoke run-0001                                        a render of the file as it is
+    clip_guidance_scale=1500 · smoke run-0002             `render --set clip_guidance_scale=1500`
+    seed=2093844 · smoke run-0003                         a drawn seed (`random_seed`) or `--seed`
+    clip_guidance_scale=1500 steps=5 · smoke sweep-0001/cell-03    a sweep cell: its values
+    clip_guidance_scale × steps · smoke sweep-0001        the sweep's parent run: what it varies
+
+No mlflow import here.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .params import NOT_PARAMS, _as_written, flatten_spec
+from .params import _as_written, setting_values
 
 MAX_RUN_NAME = 250  # MLflow refuses longer run names on some stores
 MAX_DIFFS_IN_NAME = 4  # more differences are summarised as "+N more"
 SHORT_HASH = 12  # hex digits in the short tags: enough to tell runs apart, short enough for a chip
-_RUN_NUMBER = re.compile(r"(\d+)$")
-
-
-def run_number(run_dir: str | Path) -> str:
-    """'0002' for a run folder named run-0002 (the folder name when it has no number)."""
-    name = Path(run_dir).name
-    m = _RUN_NUMBER.search(name)
-    return m.group(1) if m else name
 
 
 def short_value(value: Any, limit: int = 40) -> str:
@@ -37,12 +35,15 @@ def short_value(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def differences(doc: dict[str, Any], previous: dict[str, Any] | None) -> list[tuple[str, Any]]:
-    """(leaf name, new value) for each setting that differs from `previous` (seed and names excluded)."""
-    if previous is None:
+SEPARATOR = " · "  # between what differs and which run it is
+
+
+def differences(doc: dict[str, Any], base: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """(name, value) for each setting of `doc` that differs from `base` (seed and batch name excluded): the
+    leaf name when it is unique in the spec (`clip_guidance_scale`), else the dotted path."""
+    if base is None:
         return []
-    flat = flatten_spec({k: v for k, v in doc.items() if k not in NOT_PARAMS})
-    old = flatten_spec({k: v for k, v in previous.items() if k not in NOT_PARAMS})
+    flat, old = setting_values(doc), setting_values(base)
     leaf_count: dict[str, int] = {}
     for key in flat:
         leaf = key.rsplit(".", 1)[-1]
@@ -57,50 +58,53 @@ def differences(doc: dict[str, Any], previous: dict[str, Any] | None) -> list[tu
     return out
 
 
-def compose_name(batch: str, number: str, seed: Any, diffs: Iterable[tuple[str, Any]]) -> str:
+def compose_name(which: str, diffs: Iterable[tuple[str, Any]]) -> str:
+    """`k=v k2=v2 · {which}`: what differs first (at most MAX_DIFFS_IN_NAME, then "+N more"), then which run."""
     diffs = list(diffs)
-    parts = [f"{batch}#{number}", f"seed={seed}"]
-    parts += [f"{k}={short_value(v)}" for k, v in diffs[:MAX_DIFFS_IN_NAME]]
+    parts = [f"{k}={short_value(v)}" for k, v in diffs[:MAX_DIFFS_IN_NAME]]
     if len(diffs) > MAX_DIFFS_IN_NAME:
         parts.append(f"+{len(diffs) - MAX_DIFFS_IN_NAME} more")
-    name = " ".join(parts)
+    name = " ".join(parts) + SEPARATOR + which if parts else which
     return name if len(name) <= MAX_RUN_NAME else name[: MAX_RUN_NAME - 1] + "…"
 
 
-def previous_run_document(run_dir: str | Path) -> dict[str, Any] | None:
-    """The spec.json of the batch's run folder before this one (the highest-numbered lower sibling)."""
-    run_dir = Path(run_dir)
-    mine = _RUN_NUMBER.search(run_dir.name)
-    if mine is None or not run_dir.parent.is_dir():
+def spec_file_document(spec_path: str | Path | None) -> dict[str, Any] | None:
+    """The document of the spec file as it is on disk (validated, defaults filled in); None when
+    `spec_path` is not a spec file that validates (e.g. a PNG, or a file changed into an invalid one)."""
+    if not spec_path or Path(spec_path).suffix.lower() not in (".toml", ".json"):
         return None
-    stem = run_dir.name[: mine.start()]
-    best: tuple[int, Path] | None = None
-    for sibling in run_dir.parent.iterdir():
-        m = _RUN_NUMBER.search(sibling.name)
-        if m is None or sibling.name[: m.start()] != stem or int(m.group(1)) >= int(mine.group(1)):
-            continue
-        if (sibling / "spec.json").is_file() and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), sibling)
-    if best is None:
-        return None
+    from ..errors import DiscoSpecError
+    from ..spec.load import load_spec, spec_to_document
+
     try:
-        doc = json.loads((best[1] / "spec.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return spec_to_document(load_spec(spec_path))
+    except (DiscoSpecError, OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) else None
 
 
-def render_run_name(result: Any) -> str:
-    """`smoke#0002 seed=42 clip_guidance_scale=1500`: what differs from the batch's previous run."""
+def render_run_name(result: Any, base: dict[str, Any] | None = None) -> str:
+    """`clip_guidance_scale=1500 · smoke run-0002`: what differs from `base` (the spec file's document),
+    the seed when the file does not fix it to this value, then the batch and the run folder."""
     doc = result.spec_document
-    diffs = differences(doc, previous_run_document(result.run_dir))
-    return compose_name(result.plan.batch_name, run_number(result.run_dir), result.plan.base_seed, diffs)
+    seed = result.plan.base_seed
+    diffs = differences(doc, base)
+    base_seed = ((base or {}).get("run") or {}).get("set_seed") if base is not None else None
+    if (base is not None and _as_written(base_seed) != _as_written(seed)) or (base is None and result.seed_drawn):
+        diffs.insert(0, ("seed", seed))
+    return compose_name(f"{result.plan.batch_name} {Path(result.run_dir).name}", diffs)
 
 
-def cell_run_name(sweep_dir: str | Path, cell: Any, seed: Any, batch: str) -> str:
-    """`smoke#0001 cell-03 seed=42 clip_guidance_scale=5000 steps=5`: the sweep's number, the cell, its values."""
-    head = f"{run_number(sweep_dir)} {cell.name}"
-    return compose_name(batch, head, seed, list(cell.labels.items()))
+def cell_run_name(sweep_dir: str | Path, cell: Any, batch: str) -> str:
+    """`clip_guidance_scale=5000 steps=5 · smoke sweep-0001/cell-03`: the cell's values, then which cell."""
+    return compose_name(f"{batch} {Path(sweep_dir).name}/{cell.name}", list(cell.labels.items()))
+
+
+def sweep_run_name(sweep_dir: str | Path, keys: Iterable[str], batch: str) -> str:
+    """`clip_guidance_scale × steps · smoke sweep-0001`: what the sweep varies, then which sweep."""
+    varied = " × ".join(keys)
+    which = f"{batch} {Path(sweep_dir).name}"
+    name = f"{varied}{SEPARATOR}{which}" if varied else which
+    return name if len(name) <= MAX_RUN_NAME else name[: MAX_RUN_NAME - 1] + "…"
 
 
 def short_tags(*, seed: Any, spec_sha256: str | None = None, plan_sha256: str | None = None,

@@ -3,6 +3,12 @@ users change, and every setting that differs from DD 5.2's default, as dotted ke
 characters and length MLflow accepts, values as written: 5000, not 5000.0), the spec's SHA-256, and
 `_dig`, the dotted-path lookup that reads values back out of nested documents such as manifests.
 MLflow's limits are copied here, so this module never imports mlflow.
+
+Params are the settings that apply to the render (`applies`): a still logs no animation, 3D camera,
+turbo, VR, Video Input or video settings; an animation no `n_batches`; a 2D one no 3D motion, a 3D
+one no `angle`/`zoom`. Every setting reads one way (`setting_values`): key-frame tables in DD's string
+form (`0: (1), 10: (1.05)`), cut schedules in DD's list expression (`[12]*400+[4]*600`), prompt
+tables one param per frame (`prompts.text_prompts.0`), and no nulls in lists of tables.
 """
 
 from __future__ import annotations
@@ -93,41 +99,118 @@ def _clip_models(doc: dict[str, Any]) -> str:
 
     models = doc.get("models") or {}
     names = [n for n in DD_CLIP_NAMES if models.get(n) is True]
-    names += [str(m.get("name")) for m in models.get("extra_clip_models") or [] if isinstance(m, dict)]
+    for m in models.get("extra_clip_models") or []:
+        if isinstance(m, dict):
+            names.append(str(m.get("name") or "/".join(str(m[k]) for k in ("arch", "pretrained") if m.get(k))))
     return ", ".join(names) or "none"
 
 
+# What applies in each animation mode, as DD 5.2's disco.py uses it: do_run's `animation_mode == "2D"` branch
+# moves by angle, zoom and translation_x/y, its "3D" branch (do_3d_step) by translation_x/y/z and
+# rotation_3d_*; the animation-settings cell turns turbo_mode and vr_mode off unless 3D and sets max_frames to
+# the extracted frame count in Video Input; the Do the Run cell sets n_batches to 1 when animating.
+ANIMATION_ONLY_SECTIONS = ("animation", "camera_3d", "video_input", "turbo", "vr", "video")
+MOTION_2D = ("angle", "zoom", "translation_x", "translation_y")
+MOTION_3D = ("translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z")
+MOTION_ALL = tuple(dict.fromkeys(MOTION_2D + MOTION_3D))
+CUT_SCHEDULES = ("cuts.cut_overview", "cuts.cut_innercut", "cuts.cut_icgray_p")
+
+
+def applies(path: str, mode: str | None) -> bool:
+    """Whether the setting at dotted `path` is used by a render in animation mode `mode` ('None', '2D', ...)."""
+    section, _, rest = path.partition(".")
+    name = rest.split(".", 1)[0]
+    mode = mode or "None"
+    if mode == "None":
+        return section not in ANIMATION_ONLY_SECTIONS or path == "animation.animation_mode"
+    if path == "run.n_batches":
+        return False
+    if section in ("camera_3d", "turbo", "vr"):
+        return mode == "3D"
+    if section == "video_input":
+        return mode == "Video Input"
+    if section == "animation" and name in MOTION_ALL:
+        return name in (MOTION_2D if mode == "2D" else MOTION_3D if mode == "3D" else ())
+    if path == "animation.max_frames":
+        return mode != "Video Input"
+    return True
+
+
+def _number_text(x: Any) -> str:
+    return json.dumps(_as_written(x))
+
+
+def _keyframe_text(table: dict[str, Any]) -> str:
+    """A key-frame table as DD writes key frames: `0: (1), 10: (1.05)`."""
+    keys = sorted(table, key=lambda k: int(k) if str(k).lstrip("-").isdigit() else 0)
+    return ", ".join(f"{k}: ({_number_text(table[k])})" for k in keys)
+
+
+def _cut_schedule_text(segments: list[Any]) -> str:
+    """A structured cut schedule as DD's list expression: `[12]*400+[4]*600`."""
+    return "+".join(f"[{_number_text(s.get('value'))}]*{_number_text(s.get('units'))}" for s in segments)
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def setting_values(doc: dict[str, Any]) -> dict[str, Any]:
+    """The spec's settings as dotted path -> value, each kind of value in one readable form (module doc):
+    key-frame tables and structured cut schedules as DD's strings, prompt tables one key per frame, no
+    nulls inside lists. Sections and tables that are empty stay one key, so no setting disappears."""
+    flat = flatten_spec({k: v for k, v in doc.items() if k not in NOT_PARAMS}, tables=_keyframe_paths())
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key in _keyframe_paths() and isinstance(value, dict):
+            value = _keyframe_text(value)
+        elif key in CUT_SCHEDULES and isinstance(value, list) and all(isinstance(s, dict) for s in value):
+            value = _cut_schedule_text(value)
+        elif isinstance(value, list):
+            value = _without_nulls(value)
+        out[key] = value
+    return out
+
+
+def _keyframe_paths() -> frozenset[str]:
+    return frozenset(f"animation.{m}" for m in MOTION_ALL)
+
+
 def readable_settings(doc: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Dotted path -> value of the settings worth a column: the common ones (present in `doc`), the
-    motion ones when animated, frame 0's prompts, the CLIP models, and every leaf differing from DD."""
-    flat = flatten_spec({k: v for k, v in doc.items() if k not in NOT_PARAMS})
-    base = flatten_spec(defaults if defaults is not None else dd_default_document())
+    """Dotted path -> value of the settings worth a column, of those that apply (`applies`): the common
+    ones, the motion ones when animated, frame 0's prompts, and every setting that differs from DD."""
+    mode = _dig(doc, "animation.animation_mode") or "None"
+    # a null is a setting left unset (init_image = None): no param says the same without a 'null' to read
+    flat = {k: v for k, v in setting_values(doc).items() if applies(k, mode) and v is not None}
+    base = setting_values(defaults if defaults is not None else dd_default_document())
     keep = [k for k in COMMON_SETTINGS if k in flat]
-    if _dig(doc, "animation.animation_mode") not in (None, "None"):
+    if mode != "None":
         keep += [k for k in MOTION_SETTINGS if k in flat]
-    prompts = _dig(doc, "prompts.text_prompts") or {}
     out: dict[str, Any] = {k: flat[k] for k in keep}
-    if isinstance(prompts, dict) and "0" in prompts:
-        out["prompts.text_prompts.0"] = prompts["0"]
-    image_prompts = _dig(doc, "prompts.image_prompts")
-    if isinstance(image_prompts, dict) and "0" in image_prompts:
-        out["prompts.image_prompts.0"] = image_prompts["0"]
+    for which in ("prompts.text_prompts.0", "prompts.image_prompts.0"):
+        if which in flat:
+            out[which] = flat[which]
     for key, value in flat.items():
         if key not in out and (key not in base or _as_written(base[key]) != _as_written(value)):
             out[key] = value
     return out
 
 
-def flatten_spec(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_spec(doc: dict[str, Any], prefix: str = "", *, tables: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Dotted keys for nested dicts: {'guidance': {'tv_scale': 0}} -> {'guidance.tv_scale': 0}.
 
-    Lists are leaves (logged as JSON); an empty dict is a leaf too, so no section disappears.
+    Lists are leaves (logged as JSON); an empty dict is a leaf too, so no section disappears; so is a
+    dict at a path in `tables` (a setting whose value is a table, e.g. key frames).
     """
     flat: dict[str, Any] = {}
     for key, value in doc.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten_spec(value, name + "."))
+        if isinstance(value, dict) and value and name not in tables:
+            flat.update(flatten_spec(value, name + ".", tables=tables))
         else:
             flat[name] = value
     return flat

@@ -6,20 +6,21 @@ by a `tracking.MlflowTracker` with `parent_run_id`, so workers need no access to
 mlflow is imported lazily, as in disco_spec.tracking.tracker.
 
 Parent run (experiment: `--experiment`, else the spec's `name`, else its batch_name, as for `render`):
-- name `{batch_name}/sweep-NNNN`; start and end: the sweep's; system metrics while it runs; tags `disco_spec.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
+- name: what it varies, then which sweep (`clip_guidance_scale × steps · smoke sweep-0001`); start and end: the sweep's; system metrics while it runs; tags `disco_spec.sweep = true`, `disco_spec.sweep_mode` (grid|zip),
   `disco_spec.sweep_shape` (e.g. `3x2`), `disco_spec.n_cells`, `disco_spec.sweep_dir`,
   `disco_spec.backend`, `disco_spec.batch_name`, `disco_spec.version`, `disco_spec.base_spec_sha256`,
   `mlflow.source.name` (the spec file), `mlflow.user`; a description naming the swept keys;
 - params `sweep.mode` and `sweep.<dotted path>` = the values swept (JSON list);
-- artifacts: `base_spec.json` (at the start); `contact_sheet.png`, `sweep.json` and the table
+- artifacts: `base_spec.json` (at the start); `contact_sheet.png`, `comparison.html` (the cells' comparison
+  page, which MLflow previews in the run's artifacts), `sweep.json` and the table
   `cells.json` (MLflow's `log_table`: cell, one column per swept key with the cell's value, image (the
   cell's image, shown in the table), manifest_id, mlflow_run_id, image_file, image_sha256) at the end;
   the contact sheet also as `log_image` under the key `image`, as the cells' images are. Status
   FINISHED, or FAILED when a cell failed.
 
 Child runs: what `render` records for a run (tracker.py: params, the final image under `image`, ...),
-previews excepted, plus the tag `mlflow.parentRunId`, the name `smoke#0001 cell-03 seed=42
-clip_guidance_scale=5000 steps=5` (the sweep's number, the cell, the seed, the swept values), the
+previews excepted, plus the tag `mlflow.parentRunId`, the name `clip_guidance_scale=5000 steps=5 · smoke
+sweep-0001/cell-03` (the cell's values, then the sweep and the cell: never a render's `run-NNNN`), the
 cell's start and end times (`RenderResult.started_at` / `ended_at`, also from Ray workers), a
 description of its own (the cell and its values, not the base spec's), and tags
 `disco_spec.sweep_cell`, `disco_spec.sweep_parent_dir` and `disco_spec.sweep.<key>` = the cell's label.
@@ -38,7 +39,7 @@ from typing import Any, TextIO
 
 from .._version import __version__
 from .client import connect, experiment_id
-from .names import cell_run_name, source_tags
+from .names import cell_run_name, source_tags, sweep_run_name
 from .params import _as_written
 from .system import start_monitor, stop_monitor
 from .tracker import IMAGE_KEY, MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, _http_env, _short, sanitize_key, truncate_value
@@ -113,7 +114,8 @@ class SweepTracker:
         all_tags["mlflow.note.content"] = (f"{plan.mode} sweep of {keys} over {plan.spec_path or plan.name} "
                                            f"({len(plan.cells)} cells)")[:MAX_TAG_VAL_LENGTH]
         all_tags.update(source_tags(plan.spec_path))
-        run = client.create_run(self.experiment_id, tags=all_tags, run_name=f"{plan.batch_name}/{sweep_dir.name}")
+        run = client.create_run(self.experiment_id, tags=all_tags,
+                                run_name=sweep_run_name(sweep_dir, [a.key for a in plan.axes], plan.batch_name))
         self.parent_run_id = run.info.run_id
         params = [Param("sweep.mode", plan.mode)]
         params += [Param(sanitize_key(f"sweep.{a.path}"), truncate_value(json.dumps(list(a.values), ensure_ascii=False)))
@@ -137,11 +139,10 @@ class SweepTracker:
                 "mlflow.note.content": (f"{cell.name} of the {self._plan.mode} sweep {batch}/"
                                         f"{Path(job_result.job.run_dir).parent.name}: {values}")[:MAX_TAG_VAL_LENGTH]}
         tags.update({sanitize_key(f"{TAG_PREFIX}sweep.{k}"): str(v)[:MAX_TAG_VAL_LENGTH] for k, v in cell.labels.items()})
-        seed = (cell.document.get("run") or {}).get("set_seed")
         tracker = MlflowTracker(
             self.tracking_uri, self.experiment_name, parent_run_id=self.parent_run_id, log_previews=False,
             stream=_Quiet(), client=self._client, replayed=True, spec_path=self._plan.spec_path, extra_tags=tags,
-            run_name=cell_run_name(self._sweep_dir or Path(job_result.job.run_dir).parent, cell, seed, batch),
+            run_name=cell_run_name(self._sweep_dir or Path(job_result.job.run_dir).parent, cell, batch),
         )
         replay_observers(job_result.result, job_result.steps, [tracker])
         if tracker.failure is not None or tracker.run_id is None:
@@ -165,7 +166,7 @@ class SweepTracker:
                 monitor, self._monitor = self._monitor, None
                 stop_monitor(monitor)
                 if self.failure is None:
-                    for name in ("contact_sheet.png", "sweep.json"):
+                    for name in ("contact_sheet.png", "sweep.json", "comparison.html"):
                         f = Path(sweep_dir) / name
                         if f.is_file():
                             client.log_artifact(self.parent_run_id, str(f))

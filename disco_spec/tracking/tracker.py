@@ -9,17 +9,22 @@ render loads its models; nothing of it happens with `--no-track` (no tracker).
 What a run holds (names are stable; tests pin them):
 
 - Experiment: the `experiment` argument, else the spec's `name`, else its `run.batch_name`, created
-  with `mlflow.experimentKind = custom_model_development` so that the UI opens it in "Model training".
-  Run name (names.py): `{batch}#{run number} seed={seed} {settings that differ from the batch's
-  previous run}`, e.g. `smoke#0002 seed=42 clip_guidance_scale=1500`. Start and end times: when the
+  with the tag `mlflow.experimentKind = custom_model_development`, which MLflow 3.17's UI does not read
+  to choose the view (ui.py: it takes `workflowType` from the URL, else the browser's GenAI / Model
+  training switch), so the URLs disco-spec prints carry `?workflowType=machine_learning`.
+  Run name (names.py): what makes the run differ from the spec file as committed (`--set` overrides, a
+  drawn or `--seed` seed), then the batch and the run folder: `clip_guidance_scale=1500 · smoke
+  run-0002`; `smoke run-0001` when nothing differs. Start and end times: when the
   render started and when its last item was written (`RenderResult.started_at` / `ended_at`).
-- Params (params.py): the settings DD users change and every setting that differs from DD 5.2's
-  default, values as written (`guidance.clip_guidance_scale = 5000`, `models.use_secondary_model =
-  true`), frame 0's prompts, `models.clip` (the CLIP models used). The whole spec is `spec.json`.
+- Params (params.py): the settings that apply to the render (a still: no animation, 3D, video
+  settings; an animation: no `n_batches`) that DD users change or that differ from DD 5.2's default,
+  values as written (`guidance.clip_guidance_scale = 5000`, `models.use_secondary_model = true`,
+  `animation.zoom = 0: (1), 10: (1.05)`), frame 0's prompts, `models.clip` (the CLIP models used).
+  The whole spec is `spec.json`.
 - Tags: short ones for the UI's chips (`seed`, `spec`, `plan`, `manifest`: 12 hex digits), the long
   `disco_spec.*` ones (`spec_sha256`, `plan_sha256`, `version`, `device`, `base_seed`, `seed_drawn`,
   `batch_name`, `n_items`, `run_dir`, `manifest_id`, `git_commit`), MLflow's `mlflow.source.name`
-  (the spec file), `mlflow.user` (the OS user), `mlflow.source.git.commit`, and the spec's
+  (the spec file, or the PNG a remix started from; also with `--set`), `mlflow.user` (the OS user), `mlflow.source.git.commit`, and the spec's
   description as the run's description (`mlflow.note.content`).
 - Metrics: per sampler step, every entry of `StepEvent.stats` under its own name (`clip_loss/<model>`,
   `tv_loss`, `range_loss`, `sat_loss`, `init_loss`, `grad_rms`, `nan_guard`) at a global step counter
@@ -57,7 +62,7 @@ from .._version import __version__
 from ..run.records import BaseObserver, OutputRecord, RenderResult, StepEvent
 from .client import ENV_DEFAULTS, Connection, _http_env, _limits, _short, connect, experiment_id
 from .finish import FRAME_PREFIX, frame_metrics, manifest_tags, read_manifest
-from .names import render_run_name, short_tags, source_tags
+from .names import render_run_name, short_tags, source_tags, spec_file_document
 from .system import start_monitor, stop_monitor
 from .params import param_value, MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, _BAD_IMAGE_KEY_CHARS, _dig, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value
 from .runs import TrackingError, looks_like_run_id, mlflow_run_resolver, register_run_resolver, resolve_run_source
@@ -99,6 +104,8 @@ class MlflowTracker(BaseObserver):
     With `parent_run_id`, each run is a child of that run (MLflow's `mlflow.parentRunId` tag): how sweep
     cells are recorded. `replayed=True` is for renders shown after they ran (replay_observers): times
     come from the result, and there are no system metrics and no `frame/seconds`.
+    `spec_path` is the run's source (`mlflow.source.name`; default: the path the render was given), and
+    `base_document` what its name says it differs from (default: the spec file at that path).
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class MlflowTracker(BaseObserver):
         replayed: bool = False,
         spec_path: str | None = None,
         extra_tags: dict[str, str] | None = None,
+        base_document: dict[str, Any] | None = None,
     ) -> None:
         self._uri_arg = tracking_uri
         self.tracking_uri: str | None = tracking_uri
@@ -131,6 +139,7 @@ class MlflowTracker(BaseObserver):
         self.replayed = replayed
         self.spec_path = spec_path
         self.extra_tags = dict(extra_tags or {})
+        self.base_document = base_document
         self._client: Any = client
         self._connection: Connection | None = None
         self._reset()
@@ -254,15 +263,19 @@ class MlflowTracker(BaseObserver):
         }
         all_tags = {TAG_PREFIX + k: v for k, v in tags.items()}
         all_tags.update(short_tags(seed=plan.base_seed, spec_sha256=spec_hash, plan_sha256=plan.sha256()))
-        all_tags.update(source_tags(self.spec_path or getattr(result, "spec_path", None)))
+        source = self.spec_path or getattr(result, "spec_path", None)
+        all_tags.update(source_tags(source))
         if spec.description:
             all_tags["mlflow.note.content"] = spec.description[:MAX_TAG_VAL_LENGTH]
         all_tags.update(self.extra_tags)  # e.g. a sweep cell's own description
         if self.parent_run_id:
             all_tags["mlflow.parentRunId"] = self.parent_run_id
         started = getattr(result, "started_at", None)
-        run = client.create_run(self.experiment_id, start_time=_ms(started), tags=all_tags,
-                                run_name=self.run_name or render_run_name(result))
+        name = self.run_name
+        if name is None:  # per render: one tracker may observe several
+            base = self.base_document if self.base_document is not None else spec_file_document(source)
+            name = render_run_name(result, base)
+        run = client.create_run(self.experiment_id, start_time=_ms(started), tags=all_tags, run_name=name)
         self.run_id = run.info.run_id
         self._log_params(result.spec_document)
         client.log_dict(self.run_id, result.spec_document, "spec.json")
@@ -374,9 +387,13 @@ class MlflowTracker(BaseObserver):
 # ---------------------------------------------------------------------------------------------
 
 
-def make_tracker(*, enabled: bool, tracking_uri: str | None, experiment: str | None) -> MlflowTracker | None:
-    """The CLI's tracker: None with --no-track (mlflow is never imported), else a tracker for
-    --tracking-uri / MLFLOW_TRACKING_URI / default, already opening its store in the background."""
+def make_tracker(*, enabled: bool, tracking_uri: str | None, experiment: str | None,
+                 spec_path: str | os.PathLike | None = None,
+                 base_document: dict[str, Any] | None = None) -> MlflowTracker | None:
+    """The CLI's tracker: None with --no-track (mlflow is never imported), else a tracker for --tracking-uri /
+    MLFLOW_TRACKING_URI / default, opening its store in the background; `spec_path`: the file rendered."""
     if not enabled:
         return None
-    return MlflowTracker(tracking_uri=tracking_uri or None, experiment=experiment or None).warm_up()
+    return MlflowTracker(tracking_uri=tracking_uri or None, experiment=experiment or None,
+                         spec_path=str(spec_path) if spec_path is not None else None,
+                         base_document=base_document).warm_up()

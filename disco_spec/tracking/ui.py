@@ -1,14 +1,17 @@
-"""The MLflow UI for disco-spec's runs: the experiment kind that opens the "Model training" view, the
-URLs of runs and of an experiment's runs table in that view, and `serve_ui`, which starts MLflow's UI
-on loopback for the store disco-spec writes to.
+"""The MLflow UI for disco-spec's runs: the experiment kind tag, the URLs of runs and of an experiment's
+runs table in the "Model training" view, and `serve_ui`, which starts MLflow's UI on loopback for the
+store disco-spec writes to.
 
-MLflow 3's UI reads the view from the `workflowType` URL parameter (`machine_learning` is "Model
-training"), else from the GenAI / Model training toggle it keeps in the browser's local storage
-(GenAI in a fresh browser), and, where that toggle is off, from the experiment's
-`mlflow.experimentKind` tag (`custom_model_development` is "Model training"). Seen in MLflow 3.17 with
-headless Chromium: a bare experiment URL opens GenAI's traces overview even with the tag; the URL
-with `?workflowType=machine_learning` opens the runs table in "Model training". So disco-spec puts
-the parameter in every URL it prints, and tags every experiment it creates (for UIs that read the tag).
+What MLflow 3's UI does (read in the bundle MLflow 3.17 ships, mlflow/server/js/build/static/js: the hook
+that returns an experiment's kind): it checks a feature flag that the build hard-wires to true, so the
+kind comes from the workflow type alone, which is the `workflowType` URL parameter (`machine_learning` is
+"Model training", `genai` GenAI), else the GenAI / Model training switch in the side bar, kept in the
+browser's local storage (`mlflow.workflowType`, GenAI in a fresh browser). The experiment's
+`mlflow.experimentKind` tag is read only when that flag is off, which it never is in 3.17; the kind selector
+in the experiment header still writes it. So a bare experiment URL opens GenAI's empty traces overview
+whatever the tag says (seen with headless Chromium too), and disco-spec puts `?workflowType=machine_learning`
+in every URL it prints. It still tags the experiments it creates (`custom_model_development`): harmless,
+and what MLflow versions that read the tag use.
 """
 
 from __future__ import annotations
