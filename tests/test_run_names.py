@@ -13,7 +13,7 @@ import pytest
 
 from cli_helpers import run_cli, small_smoke_doc, write_spec
 
-pytestmark = [pytest.mark.render, pytest.mark.slow]
+pytestmark = pytest.mark.render
 
 ANIMATION_ONLY = ("animation.", "camera_3d.", "video_input.", "turbo.", "vr.", "video.")
 
@@ -54,6 +54,7 @@ def tracked(tmp_path_factory):
     return {"spec": spec, "png": png, "runs": {r.info.run_name: r for r in runs}, "client": client}
 
 
+@pytest.mark.slow
 def test_names_lead_with_what_differs_from_the_spec_file(tracked):
     assert sorted(tracked["runs"]) == sorted([
         "clip_guidance_scale=1500 · smoke run-0001",
@@ -73,6 +74,7 @@ def test_names_lead_with_what_differs_from_the_spec_file(tracked):
     assert len(renders) == 5 and len(cells) == 4 and not set(renders) & set(cells)
 
 
+@pytest.mark.slow
 def test_the_sweep_parent_carries_its_comparison_page(tracked):
     client = tracked["client"]
     parent = tracked["runs"]["clip_guidance_scale × steps · smoke sweep-0001"]
@@ -81,6 +83,7 @@ def test_the_sweep_parent_carries_its_comparison_page(tracked):
     assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 4  # the four cells
 
 
+@pytest.mark.slow
 def test_every_run_has_the_spec_file_as_its_source(tracked):
     for name, run in tracked["runs"].items():
         source = tracked["png"] if name == "steps=5 · smoke run-0005" else tracked["spec"]  # a remix: the PNG
@@ -88,6 +91,7 @@ def test_every_run_has_the_spec_file_as_its_source(tracked):
         assert run.data.tags.get("mlflow.source.type") == "LOCAL", name
 
 
+@pytest.mark.slow
 def test_params_are_the_settings_that_apply(tracked):
     runs = tracked["runs"]
     for name in ("clip_guidance_scale=1500 · smoke run-0001", "smoke run-0003",
