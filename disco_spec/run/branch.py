@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +31,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..atomic import move
 from ..errors import SpecError
 from ..plan.resolve import with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
@@ -105,12 +105,11 @@ def _move_to_retained(rd: Path, rel: str) -> str | None:
     if not src.is_file():
         return None
     dest = rd / RETAINED_DIR / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
     k = 1
-    while dest.exists():  # an earlier branch retained the same frame: keep both
+    while os.path.lexists(dest):  # an earlier branch retained the same frame: keep both
         dest = dest.with_name(f"{Path(rel).stem}.{k}{Path(rel).suffix}")
         k += 1
-    shutil.move(str(src), dest)
+    move(src, dest)  # the run folder's boundary (atomic): no link followed on either side
     return dest.relative_to(rd).as_posix()
 
 
@@ -134,13 +133,13 @@ def prepare_branch(
     rd = branch_run_dir(out, spec.run.batch_name, spec.run.run_to_resume)
     lock = lock_run_dir(rd)
     try:
-        remove_stale_temps(rd)
         found = _branch(spec, rd, seed=seed, spec_dir=spec_dir, access=access)
     except BaseException:
         lock.release()
         raise
     spec, doc, plan, drawn, info, branch = found
     info.lock = lock
+    info.pending_writes.insert(0, lambda: remove_stale_temps(rd))
     return spec, doc, plan, spec_dir, drawn, rd, info, branch
 
 
@@ -158,8 +157,9 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
         if rec is not None:  # the run drew this seed; its kept frames were rendered with it
             spec, drawn = with_concrete_seed(spec, draw=rec)
     spec, doc, plan, _, drawn2 = prepare(without_resume_fields(spec), seed=seed)
+    video_spec = spec
     if plan.animation_mode == "Video Input":
-        spec, plan = prepare_video_input(spec, rd, access, resume=True)
+        spec, plan = prepare_video_input(spec, rd, access, resume=True, write=False)
         doc = spec_to_document(spec)
 
     parent = _parent_result(rd, parent_doc)
@@ -167,7 +167,7 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
                       entries={e["item"]: e for e in read_entries(rd)}, resumed=True)
     first_missing = 0
     while first_missing < min(parent.plan.n_items, plan.n_items):
-        if journal.verified_records(parent.plan.items[first_missing]) is None:
+        if journal.verified_records(parent.plan.items[first_missing], restore=False) is None:  # a check: no write
             break
         first_missing += 1
     n = first_missing if r.resume_from_frame == "latest" else int(r.resume_from_frame)
@@ -182,32 +182,34 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
 
     kept = {i: journal.entries[i] for i in range(n)}
     retained: list[dict[str, str]] = []
-    for i, entry in sorted(journal.entries.items()):
-        if i < n:
-            continue
-        for f in entry.get("files", []):
-            if r.retain_overwritten_frames and f.get("kind") in ("image", "vr_eye"):
-                moved = _move_to_retained(rd, f["path"])
-                if moved is not None:
-                    retained.append({"path": f["path"], "retained_as": moved})
-
-    # The kept frames' pixels were verified above; write their text chunks for the new spec.
     new_result = SimpleNamespace(run_dir=rd, spec_document=doc, plan=plan)
-    new_sha: dict[str, str] = {}
-    for i, entry in kept.items():
-        item = plan.items[i]
-        for f in entry["files"]:
-            if f["kind"] in ("image", "vr_eye"):
-                with Image.open(rd / f["path"]) as im:
-                    img = im.convert("RGB")
-                write_png_atomic(img, rd / f["path"], png_metadata(new_result, item))
-                new_sha[f["path"]] = file_sha256(rd / f["path"])
-    for entry in kept.values():
-        for f in entry["files"]:
-            f["sha256"] = new_sha.get(f["path"], f["sha256"])
-        for s in (entry.get("state") or {}).values():
-            s["sha256"] = new_sha.get(s["path"], s["sha256"])
-    journal.rewrite(kept.values())
+
+    def commit() -> None:
+        """The branch's writes, once every check passed (run.resume.ResumeInfo.commit)."""
+        for i, entry in sorted(journal.entries.items()):
+            if i < n:
+                continue
+            for f in entry.get("files", []):
+                if r.retain_overwritten_frames and f.get("kind") in ("image", "vr_eye"):
+                    moved = _move_to_retained(rd, f["path"])
+                    if moved is not None:
+                        retained.append({"path": f["path"], "retained_as": moved})
+        # The kept frames' pixels were verified above; write their text chunks for the new spec.
+        new_sha: dict[str, str] = {}
+        for i, entry in kept.items():
+            item = plan.items[i]
+            for f in entry["files"]:
+                if f["kind"] in ("image", "vr_eye"):
+                    with Image.open(rd / f["path"]) as im:
+                        img = im.convert("RGB")
+                    write_png_atomic(img, rd / f["path"], png_metadata(new_result, item))
+                    new_sha[f["path"]] = file_sha256(rd / f["path"])
+        for entry in kept.values():
+            for f in entry["files"]:
+                f["sha256"] = new_sha.get(f["path"], f["sha256"])
+            for s in (entry.get("state") or {}).values():
+                s["sha256"] = new_sha.get(s["path"], s["sha256"])
+        journal.rewrite(kept.values())
 
     branch = {
         "parent_manifest_id": (parent_manifest or {}).get("id"),
@@ -217,4 +219,7 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
     }
     recorded = {"weights": (parent_state or {}).get("weights") or []} if parent_state else None
     info = ResumeInfo(run_dir=rd, recorded_state=recorded, items=None)
+    if plan.animation_mode == "Video Input":  # missing or damaged extracted frames: re-extracted, checked
+        info.pending_writes.append(lambda: prepare_video_input(video_spec, rd, access, resume=True))
+    info.pending_writes.append(commit)
     return spec, doc, plan, drawn or drawn2, info, branch

@@ -22,9 +22,9 @@ Run folder layout under `out` (default `images_out`):
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -33,7 +33,7 @@ from ..plan.resolve import Plan
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
 from ..spec.access import InputPolicy
-from .folders import allocate_run_dir, write_text_atomic
+from .folders import allocate_run_dir, refuse_finished_run, write_run_documents
 from .inputs import InputStore
 from .lock import lock_run_dir
 from .prepare import prepare
@@ -132,6 +132,7 @@ def render(
                 rd = allocate_run_dir(out, plan.batch_name)
             else:
                 rd = Path(run_dir)
+                refuse_finished_run(rd)
                 rd.mkdir(parents=True, exist_ok=True)
             lock = lock_run_dir(rd)
             if plan.animation_mode == "Video Input":  # extract into the run folder; max_frames = frame count (§7.4)
@@ -144,8 +145,8 @@ def render(
         inputs.prepare(plan)  # init images and image prompts: allowed, hashed, pins checked, before models load
         result = RenderResult(run_dir=rd, spec=spec, spec_document=doc, plan=plan, seed_drawn=drawn, inputs=inputs,
                               started_at=started_at, spec_path=spec_path, branch=branch)
-        write_text_atomic(rd / "spec.json", json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        write_text_atomic(rd / "plan.json", plan.to_json() + "\n")
+        documents = partial(write_run_documents, rd, doc, plan)  # a resume's writes wait for its last check
+        documents() if resume_info is None else resume_info.pending_writes.insert(0, documents)
 
         observers = list(observers)
         if progress:

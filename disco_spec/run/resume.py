@@ -8,9 +8,9 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import SpecError
 from .journal import RUN_STATE, spec_sha256
@@ -67,6 +67,15 @@ class ResumeInfo:
     recorded_state: dict[str, Any] | None
     items: list[int] | None  # the recorded selection (None: every item)
     lock: Any = None  # run.lock.RunLock, held until the render ends (run.renderer releases it)
+    # The writes a resume or branch makes before rendering (spec.json, stale temps, Video Input frames, a
+    # branch's retained frames...), run by `commit` once the last check passed (Journal.begin, after the
+    # weights and inputs): a refused resume or branch leaves the run folder as it was.
+    pending_writes: list[Callable[[], Any]] = field(default_factory=list)
+
+    def commit(self) -> None:
+        writes, self.pending_writes = self.pending_writes, []
+        for write in writes:
+            write()
 
 
 def recorded_seed(run_dir: Path) -> int | None:
@@ -116,7 +125,6 @@ def prepare_resume(
         rd = latest_run_dir(out, spec.run.batch_name)
     lock = lock_run_dir(rd)
     try:
-        remove_stale_temps(rd)
         access = access or InputPolicy.for_spec(spec_dir, allow_paths=allow_paths, allow_network=allow_network)
         found = _check_run(spec, rd, seed=seed, items=items, access=access)
     except BaseException:
@@ -124,6 +132,7 @@ def prepare_resume(
         raise
     spec, doc, plan, drawn, info = found
     info.lock = lock
+    info.pending_writes.insert(0, lambda: remove_stale_temps(rd))
     return spec, doc, plan, spec_dir, drawn, rd, info
 
 
@@ -150,7 +159,8 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
             _refuse(rd, document_differences(masked, doc))
         from .video_input import prepare_video_input
 
-        spec, plan = prepare_video_input(spec, rd, access, resume=True)
+        video_spec = spec
+        spec, plan = prepare_video_input(spec, rd, access, resume=True, write=False)
         doc = spec_to_document(spec)
 
     problems: list[tuple[str, str]] = []
@@ -180,6 +190,8 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
     _refuse(rd, problems)
     info = ResumeInfo(run_dir=rd, recorded_state=state, items=recorded_items if recorded_items is not None else (
         None if items is None else sorted(set(items))))
+    if plan.animation_mode == "Video Input":  # re-extract missing or damaged frames once every check passed
+        info.pending_writes.append(lambda: prepare_video_input(video_spec, rd, access, resume=True))
     return spec, doc, plan, drawn, info
 
 

@@ -24,7 +24,8 @@ def video_module():
     return video
 
 
-def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume: bool = False) -> tuple[Any, Any]:
+def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume: bool = False,
+                        write: bool = True) -> tuple[Any, Any]:
     """Extract the input video's frames into run_dir/video_frames and re-resolve the plan with
     max_frames = the extracted count (as DD sets max_frames from the frame count, §7.4).
 
@@ -32,6 +33,8 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
     On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one
     is missing or damaged (they must come out identical). The video must lie inside the folders `access`
     allows (checked before the file is looked at). Returns (spec, plan).
+    `write=False` (the checks of a resume or branch) writes nothing into the run folder: the frame count comes
+    from inputs.json, or, where the run recorded none, from an extraction into a temporary folder elsewhere.
     """
     from ..plan.resolve import resolve_plan
 
@@ -68,7 +71,7 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
                   f"{recorded.get('sha256')} → {sha} (resume refused; render a new run instead)")],
             )
         want = [(f["path"], f["sha256"]) for f in recorded.get("frames", [])]
-        if not want or any(sha256_or_none(run_dir / p) != s for p, s in want):
+        if write and (not want or any(sha256_or_none(run_dir / p) != s for p, s in want)):
             paths = _extract(video, src, dest, vi.extract_nth_frame)
             got = [(p.relative_to(run_dir).as_posix(), sha256_or_none(p)) for p in paths]
             if got != want:
@@ -77,6 +80,11 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
                     "(a different ffmpeg?); render a new run instead"
                 )
         count = len(want)
+    elif not write:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="disco-spec-video-count-") as tmp:
+            count = len(_extract(video, src, Path(tmp) / VIDEO_FRAMES_DIR, vi.extract_nth_frame))
     else:
         paths = _extract(video, src, dest, vi.extract_nth_frame)
         count = len(paths)
