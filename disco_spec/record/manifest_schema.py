@@ -120,7 +120,13 @@ class ModelPath(_Record):
     path: StrictStr | None = None
 
 
+class CodeCheckout(_Record):
+    git_commit: StrictStr | None = None
+    git_dirty: bool | None = None
+
+
 class Volatile(_Record):
+    code_checkout: CodeCheckout | None = None
     spec_dir: StrictStr | None = None
     run_dir: StrictStr | None = None
     model_paths: list[ModelPath] = Field(default_factory=list)

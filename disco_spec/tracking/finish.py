@@ -14,8 +14,8 @@ TAG_PREFIX = "disco_spec."
 FRAME_PREFIX = "frame/"
 
 # Where disco_spec.record.manifest keeps these (older/other layouts after the first path).
-MANIFEST_GIT_COMMIT = ("hashed.code.git_commit", "code.git_commit", "git_commit")
-MANIFEST_GIT_DIRTY = ("hashed.code.git_dirty", "code.git_dirty", "git_dirty")
+MANIFEST_GIT_COMMIT = ("volatile.code_checkout.git_commit", "hashed.code.git_commit", "code.git_commit", "git_commit")
+MANIFEST_GIT_DIRTY = ("volatile.code_checkout.git_dirty", "hashed.code.git_dirty", "code.git_dirty", "git_dirty")
 MANIFEST_SPEC_SHA256 = ("hashed.spec_sha256", "spec_sha256")
 
 
