@@ -6,13 +6,16 @@ Exit codes: 0 ok; 1 ran and the answer is no (a difference, a failed render); 2 
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
-from ..errors import DiscoSpecError, SpecError
+from ..errors import DiscoSpecError, Interrupted, RenderError, SpecError, Terminated
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative, reproducible Disco Diffusion renders.")
 models_app = typer.Typer(no_args_is_help=True, help="List, fetch, verify and generate model weights.")
@@ -174,17 +177,19 @@ def render(
 
     allowed = [*(str(p) for p in allow_path or []), *allow_paths_from_env(os.environ)]
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment)
-    observers = [tracker] if tracker is not None else []
-    if backend != "local" or address:
-        from .scale import render_with_backend
+    folder = RunFolderNoted()
+    observers = [tracker, folder] if tracker is not None else [folder]
+    with render_faults(spec_file, folder):
+        if backend != "local" or address:
+            from .scale import render_with_backend
 
-        result = render_with_backend(spec, out, backend=backend, address=address, seed=seed, items=item,
-                                     run_dir=run_dir, resume=resume, observers=observers, progress=not quiet,
-                                     spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network)
-    else:
-        result = render_spec(spec, out, seed=seed, items=item, progress=not quiet, resume=resume, run_dir=run_dir,
-                             observers=observers, spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network,
-                             force=force)
+            result = render_with_backend(spec, out, backend=backend, address=address, seed=seed, items=item,
+                                         run_dir=run_dir, resume=resume, observers=observers, progress=not quiet,
+                                         spec_dir=spec_dir, allow_paths=allowed, allow_network=allow_network)
+        else:
+            result = render_spec(spec, out, seed=seed, items=item, progress=not quiet, resume=resume,
+                                 run_dir=run_dir, observers=observers, spec_dir=spec_dir, allow_paths=allowed,
+                                 allow_network=allow_network, force=force)
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         from ..tracking.ui import where_to_look
 
@@ -236,8 +241,59 @@ def models_make_tiny(dest: Optional[Path] = typer.Option(None, help="Folder (def
         typer.echo(f"{w.name}  {w.sha256}  {w.size} bytes  {w.path}")
 
 
+# A write that failed for a reason outside disco-spec: the disk, the folder's permissions, the file system.
+WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+
+
+class RunFolderNoted:
+    """An observer that only remembers the run folder, so a fault or an interrupt can name it."""
+
+    run_dir: Path | None = None
+
+    def on_start(self, result: Any) -> None:
+        self.run_dir = Path(result.run_dir)
+
+    def on_step(self, event: Any) -> None:
+        pass
+
+    def on_output(self, result: Any, record: Any) -> None:
+        pass
+
+    def on_end(self, result: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def render_faults(spec_file: Path, folder: RunFolderNoted) -> Iterator[None]:
+    """A render stopped from outside (Ctrl-C, SIGTERM) or by the machine (full disk, read-only folder, a
+    permission): exit 130/143 or 1, saying what was kept and how to continue, never 'a bug'."""
+    def resume_hint() -> str:
+        run = f" --run-dir {folder.run_dir}" if folder.run_dir else ""
+        kept = f"the images finished so far are kept in {folder.run_dir}" if folder.run_dir else "nothing was rendered"
+        return f"{kept}; `disco-spec render {spec_file} --resume{run}` continues"
+
+    try:
+        yield
+    except Terminated:
+        raise Interrupted(f"terminated (SIGTERM); {resume_hint()}", exit_code=143) from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {resume_hint()}", exit_code=130) from None
+    except OSError as exc:
+        if exc.errno not in WRITE_FAULTS:
+            raise
+        path = exc.filename or folder.run_dir or "the output folder"
+        raise RenderError(f"cannot write {path}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                          f"{resume_hint()} once that is fixed") from None
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Console entry point: maps errors to exit codes and never shows a traceback for user errors."""
+    with contextlib.suppress(ValueError, AttributeError):  # (not the main thread; no SIGTERM on this platform)
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(standalone_mode=False)  # click returns the exit code instead of raising in this mode
         sys.exit(code if isinstance(code, int) else 0)
@@ -260,9 +316,17 @@ def main() -> None:
             _err("error: the Ray backend needs Ray: pip install 'disco-spec[ray]'")
             sys.exit(1)
         _report_bug(exc)
+    except Terminated:
+        _err("terminated")
+        sys.exit(143)
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in WRITE_FAULTS:
+            _report_bug(exc)
+        _err(f"error: {exc.filename or 'a file'}: {exc.strerror or exc}")
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is a bug, where to report
         # Usage errors from the CLI framework (click, or the copy typer may vendor) know how to show themselves.
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):

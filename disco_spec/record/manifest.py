@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -109,7 +108,9 @@ def input_files(run_dir: Path, read: Iterable[Mapping[str, Any]] = ()) -> dict[s
     out: dict[str, Any] = {}
     path = run_dir / "inputs.json"
     if path.exists():
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = read_json_file(path)  # the one bounded reader
+        if not isinstance(doc, dict):
+            raise SpecError(f"{path}: not the inputs record disco-spec writes", [(str(path), "not a JSON object")])
         # The source's location is machine-specific; its bytes are what the render depends on.
         out = {
             "video_init_sha256": doc.get("sha256"),

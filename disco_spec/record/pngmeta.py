@@ -280,11 +280,14 @@ def _int_or_none(v: str | None) -> int | None:
 
 
 def _json_or_none(v: str | None) -> Any:
+    """A JSON text chunk decoded through the one bounded reader (too deep, duplicate keys...: None)."""
+    from ..spec.untrusted_json import loads
+
     if v is None:
         return None
     try:
-        return json.loads(v)
-    except ValueError:
+        return loads(v, "PNG text chunk")
+    except SpecError:
         return None
 
 

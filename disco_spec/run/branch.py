@@ -22,7 +22,6 @@ holds the resume fields, so `import-dd` has nothing to convert).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -36,7 +35,7 @@ from ..errors import SpecError
 from ..plan.resolve import with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
-from .journal import RUN_STATE, Journal, read_entries
+from .journal import RUN_JSON_BYTES, RUN_STATE, Journal, read_entries
 from .images import write_png_atomic
 from .prepare import prepare
 from .records import file_sha256, png_metadata
@@ -73,10 +72,12 @@ def branch_run_dir(out: str | os.PathLike, batch_name: str, run_to_resume: Any) 
 
 
 def _read(path: Path, field: str) -> Any:
+    from ..spec.untrusted_json import read_file
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise _bad(field, f"{path} is unreadable ({exc})") from None
+        return read_file(path, max_bytes=RUN_JSON_BYTES)
+    except SpecError as exc:
+        raise _bad(field, f"{path} is unreadable ({exc.problems[0][1] if exc.problems else exc})") from None
 
 
 def _parent_result(rd: Path, parent_doc: dict[str, Any]) -> SimpleNamespace:

@@ -38,6 +38,9 @@ RUN_STATE = "run_state.json"
 FRAMES_LOG = "frames.jsonl"
 STATE_DIR = "state"
 RUN_STATE_VERSION = 1
+# Bounds on what a run folder's JSON may cost to read (spec.untrusted_json): a journal line per frame is
+# under 1 KiB; 10,000 frames (MAX_FRAMES) fit many times over.
+RUN_JSON_BYTES = 64 * 2**20
 
 
 def spec_sha256(doc: Any) -> str:
@@ -61,9 +64,19 @@ def weight_records(weights: Iterable[Any]) -> list[dict[str, str]]:
 
 
 def read_entries(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete, well-formed line of frames.jsonl (a torn last line is ignored)."""
+    """Every complete, well-formed line of frames.jsonl (a torn last line is ignored, and so is any line the
+    bounded reader refuses: too deep, duplicate keys, not JSON)."""
+    from ..spec.untrusted_json import loads
+
+    path = run_dir / FRAMES_LOG
+    if not os.path.lexists(path):
+        return []
     try:
-        text = (run_dir / FRAMES_LOG).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > RUN_JSON_BYTES:
+                why = f"larger than the {RUN_JSON_BYTES} bytes a run's journal may have"
+                raise SpecError(f"{path}: {why}", [(str(path), why)])
+            text = f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     entries = []
@@ -71,8 +84,8 @@ def read_entries(run_dir: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            e = json.loads(line)
-        except ValueError:
+            e = loads(line, str(path))
+        except SpecError:
             continue
         if isinstance(e, dict) and isinstance(e.get("item"), int) and isinstance(e.get("files"), list) \
                 and all(_inside(run_dir, f) for f in e["files"] + list((e.get("state") or {}).values())):
@@ -232,6 +245,10 @@ def _check_inputs(recorded: Any, now: list[dict[str, Any]], run_dir: Path) -> No
 def _check_weights(recorded: list[dict[str, str]], now: list[dict[str, str]], run_dir: Path) -> None:
     if recorded == now:
         return
+    if not isinstance(recorded, list) or not all(
+            isinstance(w, dict) and all(isinstance(w.get(k), str) for k in ("role", "name", "sha256")) for w in recorded):
+        why = "its `weights` are not what disco-spec writes (a list of {role, name, sha256})"
+        raise SpecError(f"--resume: {run_dir / RUN_STATE}: {why}", [(str(run_dir / RUN_STATE), why)])
     problems: list[tuple[str, str]] = []
     rec_by = {(w["role"], w["name"]): w["sha256"] for w in recorded}
     now_by = {(w["role"], w["name"]): w["sha256"] for w in now}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import SpecError
-from .journal import RUN_STATE, spec_sha256
+from .journal import RUN_JSON_BYTES, RUN_STATE, spec_sha256
 
 
 def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
@@ -28,12 +28,20 @@ def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
 
 
 def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """A JSON file of the run folder (None when absent), through the one bounded reader (exit 2 naming it)."""
+    from ..spec.untrusted_json import read_file
+
+    if not os.path.lexists(path):
         return None
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"--resume: {path} is unreadable: {exc}", [("--resume", f"{path} is unreadable ({exc})")])
+    doc = read_file(path, max_bytes=RUN_JSON_BYTES)
+    if not isinstance(doc, dict):
+        why = f"not what disco-spec writes there (a JSON object; got a {type(doc).__name__})"
+        raise SpecError(f"--resume: {path}: {why}", [(str(path), why)])
+    if path.name == RUN_STATE and not (doc.get("items") is None or (
+            isinstance(doc["items"], list) and all(type(i) is int for i in doc["items"]))):
+        why = "its `items` is not a list of item numbers (not what disco-spec writes)"
+        raise SpecError(f"--resume: {path}: {why}", [(str(path), why)])
+    return doc
 
 
 def _short(v: Any) -> str:

@@ -59,10 +59,7 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
     dest = run_dir / VIDEO_FRAMES_DIR
     recorded = None
     if resume:
-        try:
-            recorded = json.loads((run_dir / INPUTS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            recorded = None
+        recorded = read_inputs_record(run_dir)
     if recorded is not None:
         if recorded.get("sha256") != sha:
             raise SpecError(
@@ -104,6 +101,26 @@ def prepare_video_input(spec: Any, run_dir: Path, access: InputPolicy, *, resume
     animation = spec.animation.model_copy(update={"max_frames": count})
     spec = spec.model_copy(update={"animation": animation})
     return spec, resolve_plan(spec)
+
+
+def read_inputs_record(run_dir: Path) -> dict[str, Any] | None:
+    """inputs.json as the run wrote it, or None (absent). A forged one (wrong shape, a frame path outside the
+    run folder) is refused naming the file; it is read through the one bounded reader."""
+    from ..record.manifest_schema import inside_run_dir
+    from ..spec.untrusted_json import read_file
+    from .journal import RUN_JSON_BYTES
+
+    path = Path(run_dir) / INPUTS_FILE
+    if not path.exists():
+        return None
+    doc = read_file(path, max_bytes=RUN_JSON_BYTES)
+    frames = doc.get("frames", []) if isinstance(doc, dict) else None
+    if not isinstance(frames, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str)
+            and inside_run_dir(Path(run_dir), f["path"]) is not None for f in frames):
+        why = "not the inputs record disco-spec writes (frames must be {path, sha256} inside the run folder)"
+        raise SpecError(f"{path}: {why}", [(str(path), why)])
+    return doc
 
 
 def _extract(video: Any, src: Path, dest: Path, nth: int) -> list[Path]:

@@ -83,9 +83,12 @@ def previous_run_document(run_dir: str | Path) -> dict[str, Any] | None:
             best = (int(m.group(1)), sibling)
     if best is None:
         return None
+    from ..errors import SpecError
+    from ..spec.untrusted_json import read_file
+
     try:
-        doc = json.loads((best[1] / "spec.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = read_file(best[1] / "spec.json", max_bytes=16 << 20)  # the one bounded reader
+    except SpecError:
         return None
     return doc if isinstance(doc, dict) else None
 
