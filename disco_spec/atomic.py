@@ -35,8 +35,9 @@ TEMP_NAME_EXTRA_BYTES = len(".") + len(".") + 7 + len(".") + 8 + len(".tmp")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-# Walking by directory descriptors needs openat/mkdirat/renameat (Linux, macOS, the BSDs).
-_DIR_FD = {os.open, os.mkdir, os.rename, os.replace, os.unlink, os.stat} <= os.supports_dir_fd
+# Walking by directory descriptors needs openat/mkdirat/renameat (Linux, macOS, the BSDs); os.replace takes
+# dir fds where os.rename does (it is not listed in supports_dir_fd itself).
+_DIR_FD = {os.open, os.mkdir, os.rename, os.unlink, os.stat} <= os.supports_dir_fd
 
 
 class UnsafeRunFolder(SpecError):

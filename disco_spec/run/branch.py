@@ -151,6 +151,9 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
     parent_doc = _read(rd / "spec.json", "run_to_resume")
     parent_state = _read(rd / RUN_STATE, "run_to_resume") if (rd / RUN_STATE).is_file() else None
     parent_manifest = _read(rd / "manifest.json", "run_to_resume") if (rd / "manifest.json").is_file() else None
+    from .video_input import read_inputs_record
+
+    read_inputs_record(rd)  # the manifest reads it at the end: a forged one is refused now, before any write
 
     drawn = False
     if seed is None and r.set_seed == "random_seed":

@@ -159,6 +159,9 @@ def _check_run(spec: Any, rd: Path, *, seed: int | None, items: Sequence[int] | 
     drawn = drawn or drawn2
     state = _read_json(rd / RUN_STATE)
     recorded_doc = _read_json(rd / "spec.json")
+    from .video_input import read_inputs_record
+
+    read_inputs_record(rd)  # the manifest reads it at the end: a forged one is refused now, before any write
     if plan.animation_mode == "Video Input":
         if recorded_doc is not None:  # refuse other changes before touching the run's extracted frames
             masked = copy.deepcopy(recorded_doc)
