@@ -28,9 +28,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from PIL import Image
-
 from ..atomic import move
+from ..record.image_bounds import open_image_bounded
 from ..errors import SpecError
 from ..plan.resolve import with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
@@ -204,7 +203,7 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None, spec_dir: str | None, 
             item = plan.items[i]
             for f in entry["files"]:
                 if f["kind"] in ("image", "vr_eye"):
-                    with Image.open(rd / f["path"]) as im:
+                    with open_image_bounded(rd / f["path"]) as im:
                         img = im.convert("RGB")
                     write_png_atomic(img, rd / f["path"], png_metadata(new_result, item))
                     new_sha[f["path"]] = file_sha256(rd / f["path"])

@@ -275,8 +275,10 @@ def _restored_png(path: Path, sha: str, result: Any, item: Any) -> bytes | None:
     from .images import encode_png
     from .records import png_metadata
 
+    from ..record.image_bounds import open_image_bounded
+
     try:
-        with Image.open(path) as im:
+        with open_image_bounded(path) as im:
             im.load()
             img = im.convert("RGB") if im.mode != "RGB" else im.copy()
             had_meta = any(str(k).startswith("disco-spec:") for k in getattr(im, "text", {}) or {})

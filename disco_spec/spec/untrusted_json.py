@@ -130,7 +130,7 @@ def read_file(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES, kind:
                 raise _bad(where, f"not a plain file; a {kind} is read only from a plain file")
             if st.st_size > max_bytes:
                 raise _bad(where, f"{st.st_size} bytes: larger than the {max_bytes} bytes a {kind} may have")
-            raw = f.read(max_bytes + 1)
+            raw = f.read(st.st_size + 1)  # (read(n) allocates n bytes up front: not max_bytes)
     except OSError as exc:
         raise _bad(where, f"cannot read: {exc.strerror or exc}") from None
     if len(raw) > max_bytes:
