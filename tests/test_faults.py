@@ -109,3 +109,36 @@ def test_a_picture_given_as_a_spec_or_to_diff_is_named_for_what_it_is(tmp_path: 
     code, _, err = run_cli("render", str(jpg), "--out", str(tmp_path / "out"), "-q", "--no-track")
     assert code == 2 and "a JPEG image, not a spec" in err, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # (importing the tracker and resolving a plan: a few seconds on a loaded machine)
+def test_a_tracking_server_that_trickles_stops_tracking_within_the_deadline_with_one_warning() -> None:
+    import io
+    import threading
+    from disco_spec.tracking.tracker import MlflowTracker
+
+    never = threading.Event()
+
+    class Trickling:  # every call waits (a server answering one byte every few seconds, forever)
+        tracking_uri = "http://127.0.0.1:9"
+
+        def __getattr__(self, name):
+            return lambda *a, **k: never.wait(30)
+
+    stream = io.StringIO()
+    tracker = MlflowTracker(client=Trickling(), experiment="x", stream=stream, system_metrics=False)
+    tracker.deadline_s = 0.5
+    from cli_helpers import smoke_spec
+    from disco_spec.run.prepare import prepare
+    from disco_spec.run.records import RenderResult
+
+    spec, doc, plan, _, _ = prepare(smoke_spec())
+    result = RenderResult(run_dir=Path("run"), spec=spec, spec_document=doc, plan=plan)
+    start = time.monotonic()
+    tracker.on_start(result)
+    tracker.on_end(result)
+    tracker.on_error(result, RuntimeError("x"))
+    assert time.monotonic() - start < 3  # not 30 s per call
+    assert stream.getvalue().count("MLflow tracking disabled") == 1
+    assert "tracking deadline" in stream.getvalue() and "kept in run" in stream.getvalue()
+    never.set()
