@@ -156,7 +156,7 @@ def render_on_backend(
             finalize_run(result, spec_dir=spec_dir or _spec_dir_of(spec_or_path))
         return result
 
-    from ..run.folders import allocate_run_dir
+    from ..run.folders import allocate_run_dir, refuse_finished_run
     from ..run.prepare import prepare
 
     spec, doc, plan, found_dir, drawn = prepare(spec_or_path, seed=seed)
@@ -169,6 +169,7 @@ def render_on_backend(
         rd = allocate_run_dir(out, plan.batch_name).resolve()
     else:
         rd = Path(run_dir).resolve()
+        refuse_finished_run(rd)  # a finished run is never rendered over (exit 2)
         rd.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if plan.animation_mode != "None" or len(selected) == 1:
