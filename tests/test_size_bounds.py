@@ -76,3 +76,12 @@ def test_decoded_images_are_bounded_by_pixel_count(tmp_path: Path) -> None:
 
     with pytest.raises(SpecError, match="MAX_PIXELS"):
         compare_images(huge, huge)
+
+
+@pytest.mark.parametrize("body", ['{"a": ' + "[" * 5000 + "]" * 5000 + "}", '{"steps": ' + "9" * 5000 + "}"],
+                         ids=["deep", "bigint"])
+def test_import_dd_of_deep_or_huge_json_is_exit_2(tmp_path: Path, body: str) -> None:
+    report = tmp_path / "x_settings.txt"
+    report.write_text(body)
+    code, text = _quick("import-dd", str(report))
+    assert code == 2 and str(report) in text and ("64 levels" in text or "4300 digits" in text), text
