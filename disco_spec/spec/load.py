@@ -7,8 +7,9 @@ Every problem becomes a `SpecError` whose `problems` are `(location, message)` p
 from __future__ import annotations
 
 import copy
-import json
+import os
 import re
+import stat
 import sys
 import tomllib
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import SpecError
+from . import untrusted_json
 from .explain import _clean_loc, _fmt_loc, explain_errors
 from .models import SUPPORTED_SCHEMA_VERSIONS, JobSpec
 
@@ -29,17 +31,17 @@ def read_document(path: str | Path) -> dict[str, Any]:
     """Parse a TOML or JSON file into a plain dict; syntax errors carry FILE:LINE:COL."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", opener=untrusted_json.nonblocking_opener) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                why = "not a plain file (a folder, pipe or device); a spec is a TOML or JSON file"
+                raise SpecError(f"{path}: {why}", [(str(path), why)])
             raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}", [(str(path), f"cannot read: {exc.strerror or exc}")])
     if len(raw) > MAX_SPEC_BYTES:
         why = f"spec file is larger than {MAX_SPEC_BYTES} bytes (MAX_SPEC_BYTES)"
         raise SpecError(f"{path}: {why}", [(str(path), why)])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text", [(f"{path}:1:{exc.start + 1}", "file is not UTF-8 text")])
+    text = untrusted_json.decode_text(raw, str(path), kind="spec")  # a BOM or a binary file named as such
     parse = _parse_json if path.suffix.lower() == ".json" else _parse_toml
     kind = "JSON" if parse is _parse_json else "TOML"
     try:
@@ -76,11 +78,7 @@ def check_nesting(doc: Any, where: str) -> None:
 
 
 def _parse_json(text: str, where: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        loc = f"{where}:{exc.lineno}:{exc.colno}"
-        raise SpecError(f"{loc}: invalid JSON: {exc.msg}", [(loc, f"invalid JSON: {exc.msg}")])
+    doc = untrusted_json.loads(text, where, max_depth=MAX_NESTING)  # duplicate keys refused, as TOML does
     if not isinstance(doc, dict):
         raise SpecError(f"{where}: a spec must be a JSON object", [(where, "a spec must be a JSON object (got a " + type(doc).__name__ + ")")])
     return doc

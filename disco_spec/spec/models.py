@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
+from ..atomic import MAX_NAME_BYTES, TEMP_NAME_EXTRA_BYTES
+
 from pydantic import Field, field_validator, model_validator
 
 from . import schedules
@@ -30,6 +32,7 @@ from .animation_sections import (  # noqa: F401 - the animation sections are par
 from .cut_sections import CutSchedule, CutSegment, CutsSection, cut_schedule_values  # noqa: F401
 from .fields import (  # noqa: F401 - the bounds are part of the spec's contract
     MAX_BATCH_NAME_LENGTH,
+    MAX_BATCH_NAME_SUFFIX_BYTES,
     MAX_FRAMES,
     MAX_SCHEDULE_KEYS,
     Finite,
@@ -139,6 +142,9 @@ class ModelsSection(_Section):
         return [n for n in DD_CLIP_NAMES if getattr(self, n)]
 
 
+MAX_BATCH_NAME_BYTES = MAX_NAME_BYTES - TEMP_NAME_EXTRA_BYTES - MAX_BATCH_NAME_SUFFIX_BYTES
+
+
 class RunSection(_Section):
     """Batch naming, counts, seed, previews, DD's resume settings (DD 'Do the Run!' cell)."""
 
@@ -176,6 +182,13 @@ class RunSection(_Section):
         if bad:
             shown = ", ".join(repr(ch) for ch in bad)
             raise ValueError(f"must be one path component: no path separators, ':' or control characters ({shown})")
+        try:
+            n = len(v.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("holds a lone surrogate (not text a file name can hold)") from None
+        if n > MAX_BATCH_NAME_BYTES:  # file names are bounded in bytes: `.{name}_99999-10000.png.<pid>.<hex>.tmp`
+            raise ValueError(f"is {n} bytes in UTF-8; at most {MAX_BATCH_NAME_BYTES} bytes, so that the longest file "
+                             f"name made from it (a partial's temp file) fits the {MAX_NAME_BYTES} bytes a name may have")
         return v
 
 
