@@ -132,8 +132,8 @@ def test_a_tracking_server_that_trickles_stops_tracking_within_the_deadline_with
     from disco_spec.run.prepare import prepare
     from disco_spec.run.records import RenderResult
 
-    spec, doc, plan, _, _ = prepare(smoke_spec())
-    result = RenderResult(run_dir=Path("run"), spec=spec, spec_document=doc, plan=plan)
+    ready = prepare(smoke_spec())
+    result = RenderResult(run_dir=Path("run"), spec=ready.spec, spec_document=ready.document, plan=ready.plan)
     start = time.monotonic()
     tracker.on_start(result)
     tracker.on_end(result)

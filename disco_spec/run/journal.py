@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..atomic import atomic_write_bytes, open_append
 from ..errors import SpecError
+from ..hashes import bytes_sha256
 from ..record.ids import spec_sha256
 from ..record.manifest_schema import inside_run_dir
 from .records import sha256_or_none
@@ -286,6 +287,6 @@ def _restored_png(path: Path, sha: str, result: Any, item: PlanItem) -> bytes | 
         return None
     for meta in ((png_metadata(result, item),) if had_meta else ()) + (None,):
         data = encode_png(img, meta)
-        if hashlib.sha256(data).hexdigest() == sha:
+        if bytes_sha256(data) == sha:
             return data
     return None
