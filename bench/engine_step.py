@@ -161,14 +161,18 @@ def run_phase(spec, plan, item, models, ac, timesteps, device, start: int, measu
     steps = sample_item(spec, plan, it, models, ac, timesteps, device)
     times: list[float] = []
     x0 = None
+    nan_guard, x0_not_finite = 0.0, 0
     try:
         for n in range(warmup + measure):
             t0 = time.perf_counter()
-            _j, _k, x0, _stats, final = next(steps)
+            _j, _k, x0, stats, final = next(steps)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if n >= warmup:
                 times.append(time.perf_counter() - t0)
+            # a NaN render hashes the same twice: every x̂₀ finite, the NaN guard (DD's zeroed gradient) never fired
+            nan_guard += float(stats.get("nan_guard", 0.0))
+            x0_not_finite += int(not bool(torch.isfinite(x0).all()))
             if final:
                 break
         flops = None
@@ -176,7 +180,8 @@ def run_phase(spec, plan, item, models, ac, timesteps, device, start: int, measu
             flops, _ = counted(lambda: next(steps), device)
     finally:
         steps.close()
-    return {"times": times, "flops": flops, "sha256": _x0_digest(x0), "x0": x0.detach().float().cpu()}
+    return {"times": times, "flops": flops, "sha256": _x0_digest(x0), "x0": x0.detach().float().cpu(),
+            "nan_guard": nan_guard, "x0_not_finite": x0_not_finite}
 
 
 def time_config(config: str, device: torch.device, measure: int, *, size=None, cutn_batches=None, clips=None,
@@ -232,9 +237,15 @@ def hash_config(config: str, device: torch.device, n: int, size=None, cutn_batch
     if len(times) < n:
         raise SystemExit(f"{config}: the schedule ended before {n} guided steps")
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    from disco_spec.run.resources import estimate_resources
+
+    estimate = estimate_resources(spec, plan, "cuda", with_errors=False).peak_bytes / 2**30
     return {"config": config, "device": str(device), "size": f"{plan.width}x{plan.height}",
             "cutn_batches": spec.cuts.cutn_batches, "clips": [c.name for c in models.clips],
-            "set": dict(overrides),
+            "secondary": models.secondary is not None, "set": dict(overrides),
+            "nan_guard": r["nan_guard"], "x0_not_finite": r["x0_not_finite"],
+            "x0_finite": r["x0_not_finite"] == 0 and bool(torch.isfinite(r["x0"]).all()),
+            "estimate_gib": round(estimate, 3),
             "hash_steps": n, "sha256": digest, "s_per_step": statistics.median(times),
             "s_per_step_all": [round(t, 4) for t in times], "build_s": round(build_s, 2),
             "peak_mem_gib": None if peak is None else round(peak, 3),
