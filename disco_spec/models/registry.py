@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from .. import errors
 # Depth models' configs (models/depth*.py, docs/depth-models.md).
+from .registry_clip import OPENAI_CLIP_ARCHITECTURES
 from .registry_depth import (_ADABINS_NYU, _DPT_HYBRID, _DPT_LARGE, _MIDAS_OTHERS, _MIDAS_V21,
                              _MIDAS_V21_SMALL)
 
@@ -151,7 +152,8 @@ def _entries() -> list[ModelEntry]:
                 filename=fname,
                 urls=(f"{_OPENAI_CLIP}/{sha}/{fname}",),
                 sha256=sha,
-                config={"format": "openai-jit", "openai_name": oa_name, "input_resolution": res},
+                config={"format": "openai-jit", "openai_name": oa_name, "input_resolution": res,
+                        "architecture": OPENAI_CLIP_ARCHITECTURES[dd_name]},
                 description=f"OpenAI CLIP {oa_name} (TorchScript archive; fp16 on CUDA, fp32 on CPU, as DD).",
             )
         )
