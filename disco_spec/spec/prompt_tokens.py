@@ -19,11 +19,18 @@ CLIP_CONTEXT_LENGTH = 77  # tokens, including the start and end tokens
 
 def check_prompt_lengths(spec: Any, count_tokens: Callable[[str], int] | None = None) -> None:
     """Raise SpecError for every text prompt longer than CLIP's context, naming its frame key."""
+    problems = prompt_length_problems(spec, count_tokens)
+    if problems:
+        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems)
+
+
+def prompt_length_problems(spec: Any, count_tokens: Callable[[str], int] | None = None) -> list[tuple[str, str]]:
+    """(field path, message) for each text prompt longer than CLIP's context (at most 20)."""
     from .clip_bpe import token_counter
 
     count = count_tokens or token_counter()
     if count is None:
-        return
+        return []
     keep_suffix = spec.guidance.text_prompt_weight_suffix_in_text
     from . import schedules
 
@@ -42,5 +49,4 @@ def check_prompt_lengths(spec: Any, count_tokens: Callable[[str], int] | None = 
                     f"prompt is {n} CLIP tokens (with start/end); the limit is {CLIP_CONTEXT_LENGTH} "
                     f"(DD does not truncate either): {shown!r}",
                 ))
-    if problems:
-        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems[:20]), problems[:20])
+    return problems[:20]
