@@ -28,16 +28,14 @@ def _err(line: str) -> None:
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or .json).")) -> None:
     """Check specs; print one line per problem. Exit 0 when all are valid, 2 otherwise."""
-    from ..spec.load import load_spec
-    from ..spec.prompt_tokens import check_prompt_lengths
+    from ..models.spec_check import spec_file_problems
 
     bad = 0
     for f in files:
-        try:
-            check_prompt_lengths(load_spec(f))
-        except SpecError as exc:
+        problems = spec_file_problems(f)  # every stage: fields, prompt lengths, model names
+        if problems:
             bad += 1
-            for loc, msg in exc.problems or [("", str(exc))]:
+            for loc, msg in problems:
                 # syntax locations already carry FILE:LINE:COL
                 _err(f"{loc}: {msg}" if loc.startswith(str(f)) else f"{f}: {loc}: {msg}")
         else:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from ..models.spec_check import check_model_names
 from ..plan.resolve import Plan, resolve_plan, with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
@@ -29,4 +30,5 @@ def prepare(
         spec = spec.model_copy(update={"run": spec.run.model_copy(update={"set_seed": seed})})
     spec, drawn = with_concrete_seed(spec)
     check_prompt_lengths(spec)  # before any model loads
+    check_model_names(spec)  # exit 2 naming the field, not a failed render
     return spec, spec_to_document(spec), resolve_plan(spec), spec_dir, drawn
