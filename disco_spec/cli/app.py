@@ -90,13 +90,24 @@ def import_dd(
     animation_mode: Optional[str] = typer.Option(
         None, help="The run's animation mode, which reports do not record: None, 2D, 3D or 'Video Input'."
     ),
+    batch_name: Optional[str] = typer.Option(None, "--batch-name", help="The spec's batch_name (default: the file's "
+                                             "batch_name, else its file name)."),
+    dd_version: Optional[str] = typer.Option(None, "--dd-version", help="The DD version that wrote the file (5.0 ... "
+                                             "5.7), where its keys cannot tell (5.0 rotations were radians)."),
 ) -> None:
-    """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed)."""
+    """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed).
+
+    Also reads DD notebook variables, progrockdiffusion settings.json and discoart YAML/JSON configs."""
     from ..spec.dd_import import import_dd_report, report_to_toml
 
     if animation_mode is not None and animation_mode not in ("None", "2D", "3D", "Video Input"):
         raise SpecError("--animation-mode", [("--animation-mode", f"must be None, 2D, 3D or 'Video Input' (got {animation_mode!r})")])
-    result = import_dd_report(report, animation_mode=animation_mode)
+    try:
+        result = import_dd_report(report, animation_mode=animation_mode, batch_name=batch_name, dd_version=dd_version)
+    except SpecError as exc:
+        for w in getattr(exc, "warnings", []):  # what was read before the problem helps find it
+            _err(f"warning: {w}")
+        raise
     text = report_to_toml(result)
     _err(f"{report}: detected Disco Diffusion {result.detected_version}")
     for w in result.warnings:
