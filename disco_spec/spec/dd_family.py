@@ -95,6 +95,11 @@ def _looks_like(doc: dict, kind: str) -> str:
 
 def to_dd_names(doc: dict[str, Any], family: str, name: str, warnings: list[str]) -> dict[str, Any]:
     """The file's settings under DD's names; every setting of another tool a spec cannot express is named."""
+    own = [(k, v) for k, v in doc.items() if v in ("auto", "random") and k != "set_seed"]
+    if own:  # DD has no such values: progrockdiffusion's settings (also in its partial files)
+        raise SpecError(f"{name}: 'auto'/'random' values", [
+            (k, f"{v!r} is a value progrockdiffusion computes or draws itself; give the number it should be")
+            for k, v in own])
     if family == "progrockdiffusion":
         return _from_prd(doc, name, warnings)
     if family == "discoart":
@@ -111,10 +116,6 @@ def _extras(doc: dict, only: tuple[str, ...], family: str, warnings: list[str]) 
 
 def _from_prd(doc: dict[str, Any], name: str, warnings: list[str]) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if k not in PRD_ONLY}
-    auto = [k for k, v in doc.items() if v == "auto"]
-    if auto:
-        raise SpecError(f"{name}: 'auto' values", [(k, "'auto' is progrockdiffusion's own computed value; "
-                                                       "give the number it should be") for k in auto])
     if "ViTL14_336" in doc:
         out["ViTL14_336px"] = doc["ViTL14_336"]
     weighted = []
