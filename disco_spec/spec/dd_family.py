@@ -28,7 +28,9 @@ PRD_ONLY = (
     "low_contrast_adjust", "high_brightness_threshold", "high_brightness_adjust_amount", "high_brightness_start",
     "high_brightness_adjust", "low_brightness_threshold", "low_brightness_adjust_amount", "low_brightness_start",
     "low_brightness_adjust", "gobig_scale", "gobig_skip_ratio", "gobig_orientation", "gobig_overlap",
-    "symmetry_loss_v", "symmetry_loss_h", "symm_loss_scale", "symm_switch", "use_jpg", "ViTL14_336",
+    "symmetry_loss_v", "symmetry_loss_h", "symm_loss_scale", "symm_switch", "use_jpg",
+    "SLIPB16", "SLIPL16", "width_height_scale",  # the first settings.json (2022-03, e.g. njbbaer's fork)
+    "ViTL14_336",
 )
 # Settings of discoart that DD does not have (discoart/resources/default.yml, github.com/jina-ai/discoart).
 DISCOART_ONLY = (
@@ -130,7 +132,17 @@ def _from_prd(doc: dict[str, Any], name: str, warnings: list[str]) -> dict[str, 
                         "their gradients with weight 1): " + ", ".join(weighted))
     if "sampling_mode" in doc and doc["sampling_mode"] in ("ddim", "plms") and "diffusion_sampling_mode" not in doc:
         out["diffusion_sampling_mode"] = out.pop("sampling_mode")  # progrockdiffusion's name for the sampler
-    _extras(doc, PRD_ONLY[:-1], "progrockdiffusion", warnings)
+    scale = doc.get("width_height_scale")
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+        for key in ("width", "height"):  # progrockdiffusion's first prd.py: width_height = [width*scale, height*scale]
+            if isinstance(out.get(key), (int, float)) and not isinstance(out[key], bool):
+                out[key] = out[key] * scale
+    if "set_seed" in doc and "seed" in doc:  # prd.py reads set_seed; a 'seed' in its file is never read
+        warnings.append(f"progrockdiffusion reads set_seed ({doc['set_seed']!r}), not seed: seed = {doc['seed']!r} "
+                        "in the file ignored, as progrockdiffusion ignores it")
+        out.pop("seed")
+    _extras(doc, tuple(k for k in PRD_ONLY if k not in ("ViTL14_336", "width_height_scale")), "progrockdiffusion",
+            warnings)
     return out
 
 

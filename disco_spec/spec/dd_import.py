@@ -76,7 +76,9 @@ def import_dd_report(path: str | Path, *, animation_mode: str | None = None, bat
     warnings: list[str] = []
     try:
         report, family = _read_report(path, warnings)
-        file_batch, batch_num, separator = _parse_file_name(path, warnings)
+        in_file = report.get("batch_name")
+        name_used = batch_name is None and not (isinstance(in_file, str) and in_file.strip())
+        file_batch, batch_num, separator = _parse_file_name(path, warnings, name_used)
         version = _version(report, dd_version, warnings)
         name = _batch_name(batch_name, report.get("batch_name"), file_batch, warnings)
         imp = _Importer(path, report, name, batch_num, separator, version, warnings)

@@ -39,7 +39,7 @@ def _read_report(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
     return to_dd_names(doc, family, path.name, warnings), family
 
 
-def _parse_file_name(path: Path, warnings: list[str]) -> tuple[str, int | None, str | None]:
+def _parse_file_name(path: Path, warnings: list[str], name_used: bool = True) -> tuple[str, int | None, str | None]:
     """batch_name and batchNum from `{batch_name}({batchNum})_settings.txt` or `{batch_name}-{batchNum}_...`."""
     for separator, pattern in zip(("()", "-"), _REPORT_NAME):
         m = pattern.match(path.name)
@@ -47,5 +47,5 @@ def _parse_file_name(path: Path, warnings: list[str]) -> tuple[str, int | None, 
             return m.group("name"), int(m.group("num")), separator
     stem = path.stem[: -len("_settings")] if path.stem.endswith("_settings") else path.stem
     warnings.append(f"file name {path.name!r} is not '{{batch_name}}({{batchNum}})_settings.txt'; "
-                    f"batch_name taken as {stem!r}, batchNum unknown")
+                    + (f"batch_name taken as {stem!r}, " if name_used else "") + "batchNum unknown")
     return stem or "TimeToDisco", None, None

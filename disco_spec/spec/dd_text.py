@@ -115,6 +115,24 @@ def _py_single_quoted(token: str) -> str:
                   body)
 
 
+_INI_SECTION = re.compile(r"^\[([^\[\]\"\n]+)\]\s*$", re.M)
+_INI_KEY = re.compile(r"^[A-Za-z_][\w ]*=", re.M)
+
+
+def _ini_cause(text: str) -> str | None:
+    """What an INI file is (it starts with '[' like JSON, so it gets its own test)."""
+    first_line = text.lstrip().split("\n", 1)[0]
+    if _INI_SECTION.fullmatch(first_line.rstrip()) and _INI_KEY.search(text):
+        sections = _INI_SECTION.findall(text)
+        if any("Disco Diffusion" in s for s in sections):
+            return (f"this is a Visions of Chaos script (an INI file with sections {', '.join(sections[:4])}), not a "
+                    "Disco Diffusion settings report: import-dd reads the JSON report DD writes next to its images "
+                    "({batch_name}({batchNum})_settings.txt)")
+        return ("this is an INI or TOML file ([section] and key = value lines), not a Disco Diffusion settings file; "
+                "a TOML spec is read by validate/render")
+    return None
+
+
 def _likely_cause(text: str) -> str | None:
     stripped = text.lstrip()
     if re.search(r"(?m)^Steps: \d+, Sampler: ", text) or "Negative prompt:" in text:
@@ -128,6 +146,9 @@ def _likely_cause(text: str) -> str | None:
 
 def parse_settings(text: str, name: str, warnings: list[str]) -> tuple[Any, str]:
     """(the parsed document, its syntax: 'json' | 'json (hand-edited)' | 'yaml')."""
+    ini = _ini_cause(text)
+    if ini:
+        raise _fail(name, ini)
     cause = _likely_cause(text)
     if cause and not text.lstrip().startswith(("{", "[")):
         raise _fail(name, cause)
