@@ -27,15 +27,8 @@ from typing import Any
 
 from ..errors import SpecError
 from .dd_heuristics import ANIMATION_MODES, _ModeHeuristics
-from .dd_key_map import (
-    DD52_DIFFUSION_MODELS,
-    NOT_IN_REPORT,
-    REPORT_KEY_MAP,
-    REPORT_KEYS_52,
-    _SECTION_OF,
-    _default,
-    _section_classes,
-)
+from .dd_key_map import (DD52_DIFFUSION_MODELS, NOT_IN_REPORT, REPORT_KEY_MAP, REPORT_KEYS_52, _SECTION_OF, _default,
+                         _section_classes)
 from .dd_report_file import _parse_file_name, _read_report
 from .dd_state import ImportResult
 from .dd_toml import report_to_toml
@@ -76,7 +69,7 @@ def import_dd_report(path: str | Path, *, animation_mode: str | None = None, bat
     warnings: list[str] = []
     try:
         report, family = _read_report(path, warnings)
-        in_file = report.get("batch_name")
+        in_file = report.get("batch_name")  # the file name gives the batch only when nothing else does
         name_used = batch_name is None and not (isinstance(in_file, str) and in_file.strip())
         file_batch, batch_num, separator = _parse_file_name(path, warnings, name_used)
         version = _version(report, dd_version, warnings)
