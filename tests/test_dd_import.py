@@ -317,9 +317,18 @@ def test_55_mappings_and_warnings():
     assert spec.diffusion.steps == 250  # video_init_steps only applies in Video Input mode
 
 
-def test_55_video_input_uses_video_init_settings():
+def test_55_video_input_with_flow_warp_is_refused_by_name():
+    with pytest.raises(SpecError) as ei:
+        import_dd_report(R55, animation_mode="Video Input")
+    assert ei.value.problems[0][0] == "video_init_flow_warp" and "does not render" in ei.value.problems[0][1]
+
+
+def test_55_video_input_uses_video_init_settings(tmp_path):
     report = load_report(R55)
-    spec = spec_of(import_dd_report(R55, animation_mode="Video Input"))
+    report["video_init_flow_warp"] = False
+    path = tmp_path / R55.name
+    path.write_text(json.dumps(report), encoding="utf-8")
+    spec = spec_of(import_dd_report(path, animation_mode="Video Input"))
     assert spec.diffusion.steps == report["video_init_steps"]
     assert spec.guidance.clip_guidance_scale == report["video_init_clip_guidance_scale"]
     assert spec.guidance.sat_scale == report["video_init_sat_scale"]
@@ -336,9 +345,10 @@ def test_55_varying_cut_ic_pow_uses_first_value(tmp_path):
     assert spec_of(import_dd_report(write_report(tmp_path, cut_ic_pow="1.5"))).cuts.cut_ic_pow == 1.5
 
 
-def test_symmetry_on_is_reported(tmp_path):
-    result = import_dd_report(write_report(tmp_path, use_horizontal_symmetry=True, transformation_percent=[0.09]))
-    assert any("use_horizontal_symmetry" in w and "not supported" in w for w in result.warnings)
+def test_symmetry_on_is_refused_by_name(tmp_path):
+    with pytest.raises(SpecError) as ei:
+        import_dd_report(write_report(tmp_path, use_horizontal_symmetry=True, transformation_percent=[0.09]))
+    assert ei.value.problems[0][0] == "use_horizontal_symmetry" and "does not render" in ei.value.problems[0][1]
 
 
 def test_early_51_keys(tmp_path):

@@ -31,16 +31,14 @@ def _err(line: str) -> None:
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or .json).")) -> None:
     """Check specs; print one line per problem. Exit 0 when all are valid, 2 otherwise."""
-    from ..spec.load import load_spec
-    from ..spec.prompt_tokens import check_prompt_lengths
+    from ..models.spec_check import spec_file_problems
 
     bad = 0
     for f in files:
-        try:
-            check_prompt_lengths(load_spec(f))
-        except SpecError as exc:
+        problems = spec_file_problems(f)  # every stage: fields, prompt lengths, model names
+        if problems:
             bad += 1
-            for loc, msg in exc.problems or [("", str(exc))]:
+            for loc, msg in problems:
                 # syntax locations already carry FILE:LINE:COL
                 _err(f"{loc}: {msg}" if loc.startswith(str(f)) else f"{f}: {loc}: {msg}")
         else:
@@ -95,13 +93,24 @@ def import_dd(
     animation_mode: Optional[str] = typer.Option(
         None, help="The run's animation mode, which reports do not record: None, 2D, 3D or 'Video Input'."
     ),
+    batch_name: Optional[str] = typer.Option(None, "--batch-name", help="The spec's batch_name (default: the file's "
+                                             "batch_name, else its file name)."),
+    dd_version: Optional[str] = typer.Option(None, "--dd-version", help="The DD version that wrote the file (5.0 ... "
+                                             "5.7), where its keys cannot tell (5.0 rotations were radians)."),
 ) -> None:
-    """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed)."""
+    """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed).
+
+    Also reads DD notebook variables, progrockdiffusion settings.json and discoart YAML/JSON configs."""
     from ..spec.dd_import import import_dd_report, report_to_toml
 
     if animation_mode is not None and animation_mode not in ("None", "2D", "3D", "Video Input"):
         raise SpecError("--animation-mode", [("--animation-mode", f"must be None, 2D, 3D or 'Video Input' (got {animation_mode!r})")])
-    result = import_dd_report(report, animation_mode=animation_mode)
+    try:
+        result = import_dd_report(report, animation_mode=animation_mode, batch_name=batch_name, dd_version=dd_version)
+    except SpecError as exc:
+        for w in getattr(exc, "warnings", []):  # what was read before the problem helps find it
+            _err(f"warning: {w}")
+        raise
     text = report_to_toml(result)
     _err(f"{report}: detected Disco Diffusion {result.detected_version}")
     for w in result.warnings:

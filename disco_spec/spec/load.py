@@ -135,6 +135,17 @@ def validate_document(doc: dict[str, Any]) -> JobSpec:
     section's own rules, then the cross-field ones) run again with the wrong fields left at their defaults
     (`_problems_in_passes`), so one `validate` names an unknown key, a broken key-frame string and a
     skip_steps >= steps together."""
+    spec, problems, _ = check_document(doc)
+    if problems or spec is None:
+        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems)
+    return spec
+
+
+def check_document(doc: dict[str, Any]) -> tuple[JobSpec | None, list[tuple[str, str]], JobSpec | None]:
+    """(the spec or None, every problem, the spec with the wrong fields left at their defaults or None).
+
+    The third value lets later stages (prompt lengths, model names) check what is right in a document
+    that has problems elsewhere, so one `validate` reports every problem of every stage."""
     check_nesting(doc, "spec")  # documents also come from PNGs and manifests, not only read_document
     problems: list[tuple[str, str]] = []
     try:
@@ -145,11 +156,9 @@ def validate_document(doc: dict[str, Any]) -> JobSpec:
             raise
         problems += exc.problems
         doc = {**doc, "schema_version": SUPPORTED_SCHEMA_VERSIONS[-1]}
-    spec, found = _problems_in_passes(doc)
+    partial, found = _problems_in_passes(doc)
     problems += found
-    if problems or spec is None:
-        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems)
-    return spec
+    return (None if problems else partial), problems, partial
 
 
 def load_spec(path: str | Path) -> JobSpec:
@@ -175,7 +184,7 @@ MAX_PASSES = 5  # fields, section rules, cross-field rules, and slack for rules 
 
 
 def _problems_in_passes(doc: dict[str, Any]) -> tuple[JobSpec | None, list[tuple[str, str]]]:
-    """(the spec or None, every problem): after a failed pass, the failing fields are removed (they take their
+    """(the spec without the wrong fields or None, every problem): after a failed pass, the failing fields are removed (they take their
     defaults) and the document validated again, so the rules that need valid fields run too. A later
     problem at a removed field, or one naming a removed field (a cross-field rule that saw its default),
     is an echo of the first and is left out."""
@@ -194,7 +203,7 @@ def _problems_in_passes(doc: dict[str, Any]) -> tuple[JobSpec | None, list[tuple
             removed += fresh
             current = _without(current, [loc for loc, _ in fresh])
             continue
-        return (None if problems else spec), problems
+        return spec, problems  # valid once the wrong fields were removed: the caller decides
     return None, problems
 
 

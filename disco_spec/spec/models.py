@@ -345,6 +345,8 @@ class JobSpec(_Section):
                 break
             t = [schedules.parse_prompt(p)[1] for p in texts_at(frame)]
             i = [schedules.parse_prompt(p)[1] for p in images_at(frame)]
+            if not t and not i:  # before the sum: an empty list sums to 0, which would hide the real cause
+                raise _FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
             total = prompt_weight_total(t, i, self.guidance.fuzzy_prompt)
             if abs(total) < 1e-3:
                 raise _FieldError(
@@ -353,8 +355,6 @@ class JobSpec(_Section):
                     "(DD divides by the sum; e.g. give the positive prompt weight 2 when the negative one is -1)",
                     None,
                 )
-            if not t and not i:
-                raise _FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
         return self
 
 

@@ -100,13 +100,20 @@ def loads(text: str, where: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if text.startswith("\ufeff"):
         raise _bad(where, "starts with a byte-order mark (BOM); save it as UTF-8 without BOM")
     try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicates(where))
-    except RecursionError:
-        raise _bad(where, f"JSON nested more than {max_depth} levels deep") from None
+        return parse_bounded(text, where, max_depth=max_depth)
     except json.JSONDecodeError as exc:
         loc = f"{where}:{exc.lineno}:{exc.colno}"
         raise SpecError(f"{loc}: invalid JSON: {exc.msg}", [(loc, f"invalid JSON: {exc.msg}")]) from None
-    except SpecError:
+
+
+def parse_bounded(text: str, where: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The bounds of `loads` (depth, integer digits, duplicate keys: SpecError naming `where`); a syntax error
+    is left a json.JSONDecodeError, for a reader that tolerates more (spec.dd_text, hand-edited DD files)."""
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicates(where))
+    except RecursionError:
+        raise _bad(where, f"JSON nested more than {max_depth} levels deep") from None
+    except (json.JSONDecodeError, SpecError):
         raise
     except ValueError as exc:  # an integer past Python's int-to-text digit limit
         why = f"invalid JSON: {exc}"
