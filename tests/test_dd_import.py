@@ -337,11 +337,11 @@ def test_55_video_input_uses_video_init_settings(tmp_path):
     assert spec.animation.frames_skip_steps == report["video_init_frames_skip_steps"]
 
 
-def test_55_varying_cut_ic_pow_uses_first_value(tmp_path):
+def test_55_varying_cut_ic_pow_is_kept_whole(tmp_path):
     result = import_dd_report(write_report(tmp_path, cut_ic_pow="[2]*300+[1]*700"))
-    assert spec_of(result).cuts.cut_ic_pow == 2
+    assert spec_of(result).cuts.cut_ic_pow == "[2]*300+[1]*700"
     assert result.detected_version == ">=5.5"
-    assert any("cut_ic_pow" in w and "first value" in w for w in result.warnings)
+    assert not any("cut_ic_pow schedule" in w for w in result.warnings)  # was "using its first value 2"
     assert spec_of(import_dd_report(write_report(tmp_path, cut_ic_pow="1.5"))).cuts.cut_ic_pow == 1.5
 
 

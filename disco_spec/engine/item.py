@@ -68,7 +68,7 @@ def guidance_settings(spec: JobSpec, plan: Any, item: PlanItem) -> GuidanceSetti
         cut_overview=plan.cut_overview,
         cut_innercut=plan.cut_innercut,
         cut_icgray_p=plan.cut_icgray_p,
-        cut_ic_pow=float(plan.cut_ic_pow),
+        cut_ic_pow=plan.cut_ic_pow if isinstance(plan.cut_ic_pow, list) else float(plan.cut_ic_pow),
         skip_augs=bool(c.skip_augs),
         aug_mode=plan.animation_mode,
         clamp_grad=bool(g.clamp_grad),

@@ -70,7 +70,7 @@ class Plan:
     cut_overview: list[float]
     cut_innercut: list[float]
     cut_icgray_p: list[float]
-    cut_ic_pow: float
+    cut_ic_pow: float | list[float]  # one number (DD 5.2), or per schedule unit as the cut counts (DD 5.5+)
     items: list[PlanItem]
     warnings: list[str] = field(default_factory=list)
 
@@ -184,10 +184,18 @@ def resolve_plan(spec: JobSpec) -> Plan:
         cut_overview=cut_schedule_values(spec.cuts.cut_overview),
         cut_innercut=cut_schedule_values(spec.cuts.cut_innercut),
         cut_icgray_p=cut_schedule_values(spec.cuts.cut_icgray_p),
-        cut_ic_pow=float(spec.cuts.cut_ic_pow),
+        cut_ic_pow=_cut_ic_pow(spec.cuts.cut_ic_pow),
         items=items,
         warnings=warnings,
     )
+
+
+def _cut_ic_pow(value: Any) -> float | list[float]:
+    """A number stays a number (the plan, hence its hash, of every DD 5.2 spec is unchanged); a schedule
+    becomes its 1000 values, indexed per step as DD 5.7 does (``IC_Size_Pow=args.cut_ic_pow[1000-t_int]``)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return [float(x) for x in cut_schedule_values(value)]
 
 
 def _motion_series(spec: JobSpec, frames: int) -> dict[str, list[float]]:
