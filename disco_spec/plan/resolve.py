@@ -127,6 +127,8 @@ def resolve_plan(spec: JobSpec) -> Plan:
         warnings.append("turbo_mode ignored: turbo is 3D only (as DD)")
     if spec.vr.vr_mode and mode != "3D":
         warnings.append("vr_mode ignored: VR is 3D only (as DD)")
+    if spec.symmetry.enabled() and spec.diffusion.diffusion_sampling_mode != "ddim":
+        warnings.append("symmetry ignored: DD 5.7 mirrors the image in DDIM sampling only")
 
     motion_series = _motion_series(spec, frames) if mode in ("2D", "3D") else None
     frames_skip = schedules.calc_frames_skip_steps(steps, schedules.parse_percent(spec.animation.frames_skip_steps))
