@@ -99,6 +99,7 @@ def test_hand_commented_dd_56_report_imports_with_its_comments_named():
     assert spec.diffusion.width_height == [832, 512] and spec.diffusion.steps == 500 and spec.init.skip_steps == 400
     assert (spec.models.ViTB32, spec.models.ViTB16, spec.models.ViTL14, spec.models.RN101) == (False, True, True, True)
     assert spec.cuts.cut_innercut == "[2]*200+[4]*200+[20]*600" and spec.run.set_seed == 2212829675
+    assert spec.cuts.cut_ic_pow == "[100]*900+[40]*100"  # kept whole (was flattened to 100)
     assert len(spec.prompts.text_prompts["0"]) == 7 and spec.prompts.text_prompts["0"][2].endswith("low quality:-2")
 
 

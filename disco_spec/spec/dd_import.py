@@ -142,7 +142,7 @@ class _Importer(_ValueMapping, _ModeHeuristics):
         off = [key for key in LATER_CLIP_MODELS if key in r and self.later_clip(key, r[key]) is False]
         if off:
             self.warn("CLIP models added after 5.2 are off in the report, nothing to map: " + ", ".join(off))
-        self.symmetry_keys()
+        # 5.3+ symmetry keys carry the spec's [symmetry] names: map_notebook_keys reads them as written
         if "turbo_frame_blend" in r:
             self.warn(f"turbo_frame_blend = {r['turbo_frame_blend']!r} (early 5.1) ignored: 5.2 always blends "
                       "turbo frames")
@@ -175,21 +175,6 @@ class _Importer(_ValueMapping, _ModeHeuristics):
                       f"{{arch = {arch!r}, pretrained = {pretrained!r}}} (loaded after DD's eight models; the "
                       "order only affects float summation)")
         return value
-
-    def symmetry_keys(self) -> None:
-        r = self.report
-        on = [k for k in ("use_horizontal_symmetry", "use_vertical_symmetry") if k in r and r[k]]
-        off = [k for k in ("use_horizontal_symmetry", "use_vertical_symmetry") if k in r and not r[k]]
-        if on:
-            msg = (f"= true (5.3+): disco-spec does not render DD's symmetry (the image is mirrored at "
-                   f"transformation_percent = {r.get('transformation_percent')!r} of the steps), so the render "
-                   "would differ from DD's; set it to false in the file to import the rest")
-            raise SpecError(f"{self.path.name}: {', '.join(on)} {msg}", [(k, msg) for k in on])
-        if off:
-            self.warn(f"{', '.join(off)} = false (5.3+): symmetry off, nothing to map")
-        if "transformation_percent" in r and not on:
-            self.warn(f"transformation_percent = {r['transformation_percent']!r} (5.3+) ignored: only used with "
-                      "symmetry, which is off")
 
     def fill_not_in_report(self) -> None:
         for dotted in NOT_IN_REPORT:
@@ -359,6 +344,7 @@ class _Importer(_ValueMapping, _ModeHeuristics):
             "models": "ViTB32/ViTB16/ViTL14/RN101/RN50/RN50x4/RN50x16/RN50x64",
             "camera_3d": "near_plane/far_plane", "animation": "key_frames", "run.batch_name": "(file name)",
         })
+        back.update({f"{_spec_field_sections()[key]}.{key}": key for key in self.notebook_keys})  # as the file names it
         for path in sorted(back, key=len, reverse=True):
             if loc == path or loc.startswith(path + ".") or loc.startswith(path + "["):
                 return back[path]

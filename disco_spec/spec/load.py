@@ -167,8 +167,14 @@ def load_spec(path: str | Path) -> JobSpec:
 
 
 def spec_to_document(spec: JobSpec) -> dict[str, Any]:
-    """The spec as a plain JSON-compatible dict, with every default filled in (its canonical content)."""
-    return spec.model_dump(mode="json", by_alias=True, exclude_none=False)
+    """The spec as a plain JSON-compatible dict, with every default filled in (its canonical content).
+
+    [symmetry] (DD 5.3+) is left out while it is all defaults (off), so every spec written before it
+    existed keeps its document and hash (manifests, goldens)."""
+    document = spec.model_dump(mode="json", by_alias=True, exclude_none=False)
+    if spec.symmetry == type(spec.symmetry)():
+        del document["symmetry"]
+    return document
 
 
 # ---------------------------------------------------------------------------------------------

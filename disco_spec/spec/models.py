@@ -42,6 +42,7 @@ from .fields import (  # noqa: F401 - the bounds are part of the spec's contract
     _Section,
 )
 from .engine import EngineSection
+from .symmetry_section import SymmetrySection
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -318,6 +319,7 @@ class JobSpec(_Section):
     vr: VRSection = Field(default_factory=VRSection)
     saving: SavingSection = Field(default_factory=SavingSection)
     video: VideoSection = Field(default_factory=VideoSection)
+    symmetry: SymmetrySection = Field(default_factory=SymmetrySection)
     engine: EngineSection = Field(default_factory=EngineSection)
 
     @model_validator(mode="after")
