@@ -8,8 +8,9 @@ Configurations:
   real-default  DD 5.2's default still: 1280x768, ViT-B/32 + ViT-B/16 + RN50, 4 cut batches
 
 Speed does not depend on weight values, so random weights measure real speed. The real architectures are
-built as a render loads them (fp16 UNet torso and CLIP on CUDA, `models.use_checkpoint`, the attention
-parameters DD differentiates). `--size WxH`, `--cutn-batches`, `--clips` and `--set KEY=VALUE` (any spec
+built by the render's own loader (models.loaded.load_models(random_weights=True): seeded random weights in
+place of the files, then the same modules, the fp16 UNet torso and CLIP on CUDA, `models.use_checkpoint`,
+the attention parameters DD differentiates); the bench has no model construction of its own. `--size WxH`, `--cutn-batches`, `--clips` and `--set KEY=VALUE` (any spec
 field, e.g. `--set models.use_secondary_model=false --set engine.batch_cut_batches=false`) change a config.
 
 Timing mode (the default) prints one table: median seconds per step over the measured steps, for the
@@ -63,54 +64,21 @@ from disco_spec.plan.resolve import resolve_plan  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
 
 CLIP_NAMES = ("ViTB32", "ViTB16", "RN50")
-OPENCLIP_ARCH = {"ViTB32": "ViT-B-32", "ViTB16": "ViT-B-16", "RN50": "RN50"}
 
 
 def random_real_models(spec, device: torch.device, *, with_secondary: bool | None = None,
                        half: bool | None = None) -> LoadedModels:
-    """The real architectures with seeded random weights, built as a render loads them (no checkpoint
-    files exist offline). `with_secondary` overrides `models.use_secondary_model`; `half` (default: on CUDA,
-    DD's rule) the fp16 UNet torso and CLIP, so that a CPU test can run the GPU's precision."""
-    import open_clip
-    from guided_diffusion.script_util import create_model
-
-    from disco_spec.models import builders, registry
-    from disco_spec.models.clip_common import _bundle
-    from disco_spec.models.diffusion_loader import _GRAD_NAME_PARTS
-
-    half = device.type == "cuda" if half is None else half
-    use_secondary = spec.models.use_secondary_model if with_secondary is None else with_secondary
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # bench-only: weights' values do not affect speed
-        entry = registry.get_entry("512x512_diffusion_uncond_finetune_008100").config
-        cfg = builders.model_and_diffusion_config(entry, steps=spec.diffusion.steps,
-                                                  use_checkpoint=spec.models.use_checkpoint, use_fp16=half)
-        names = ("image_size", "num_channels", "num_res_blocks", "channel_mult", "learn_sigma", "class_cond",
-                 "use_checkpoint", "attention_resolutions", "num_heads", "num_head_channels", "num_heads_upsample",
-                 "use_scale_shift_norm", "dropout", "resblock_updown", "use_fp16", "use_new_attention_order")
-        unet = create_model(**{k: cfg[k] for k in names})
-        for m in unet.modules():  # guided-diffusion zero-initialises output convs: give them weights too
-            if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)) and not bool(m.weight.detach().any()):
-                m.reset_parameters()
-        secondary = builders.secondary({"c": 64}) if use_secondary else None
-        clips = []
-        for dd_name in CLIP_NAMES:
-            if getattr(spec.models, dd_name):
-                model = open_clip.create_model(OPENCLIP_ARCH[dd_name], pretrained=None)
-                if half:  # OpenAI CLIP runs in fp16 on GPUs, as in DD
-                    open_clip.model.convert_weights_to_fp16(model)
-                clips.append(_bundle(dd_name, model.eval().requires_grad_(False).to(device), device, None))
-    unet = unet.requires_grad_(False).eval().to(device)
-    for name, p in unet.named_parameters():  # as the loader (and DD): these take part in the backward
-        if any(part in name for part in _GRAD_NAME_PARTS):
-            p.requires_grad_(True)
-    if half:  # as the loader: built with use_fp16 (the UNet casts its input to that dtype), then converted
-        unet.convert_to_fp16()
+    """The spec's real architectures with seeded random weights (no checkpoint files exist offline), built by
+    the render's own loader (models.loaded.load_models with `random_weights`: the same modules, the same
+    precision). `with_secondary` overrides `models.use_secondary_model`; `half` forces DD's fp16 rule on or
+    off (default: on CUDA), so that a CPU test can build the GPU's precision."""
+    if with_secondary is not None:
+        spec = spec.model_copy(update={"models": spec.models.model_copy(update={"use_secondary_model": with_secondary})})
+    item = resolve_plan(spec).items[0]
+    models = load_models(spec, [item], device, spec_dir=None, random_weights=True, half=half)
     if spec.engine.compile:
-        unet = compile_unet(unet)
-    if secondary is not None:
-        secondary = secondary.eval().requires_grad_(False).to(device)
-    return LoadedModels(unet=unet, secondary=secondary, clips=clips, lpips=None)
+        models.unet = compile_unet(models.unet)
+    return models
 
 
 def parse_set(pairs: list[str]) -> list[tuple[str, object]]:
@@ -193,14 +161,18 @@ def run_phase(spec, plan, item, models, ac, timesteps, device, start: int, measu
     steps = sample_item(spec, plan, it, models, ac, timesteps, device)
     times: list[float] = []
     x0 = None
+    nan_guard, x0_not_finite = 0.0, 0
     try:
         for n in range(warmup + measure):
             t0 = time.perf_counter()
-            _j, _k, x0, _stats, final = next(steps)
+            _j, _k, x0, stats, final = next(steps)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if n >= warmup:
                 times.append(time.perf_counter() - t0)
+            # a NaN render hashes the same twice: every x̂₀ finite, the NaN guard (DD's zeroed gradient) never fired
+            nan_guard += float(stats.get("nan_guard", 0.0))
+            x0_not_finite += int(not bool(torch.isfinite(x0).all()))
             if final:
                 break
         flops = None
@@ -208,7 +180,8 @@ def run_phase(spec, plan, item, models, ac, timesteps, device, start: int, measu
             flops, _ = counted(lambda: next(steps), device)
     finally:
         steps.close()
-    return {"times": times, "flops": flops, "sha256": _x0_digest(x0), "x0": x0.detach().float().cpu()}
+    return {"times": times, "flops": flops, "sha256": _x0_digest(x0), "x0": x0.detach().float().cpu(),
+            "nan_guard": nan_guard, "x0_not_finite": x0_not_finite}
 
 
 def time_config(config: str, device: torch.device, measure: int, *, size=None, cutn_batches=None, clips=None,
@@ -264,9 +237,15 @@ def hash_config(config: str, device: torch.device, n: int, size=None, cutn_batch
     if len(times) < n:
         raise SystemExit(f"{config}: the schedule ended before {n} guided steps")
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    from disco_spec.run.resources import estimate_resources
+
+    estimate = estimate_resources(spec, plan, "cuda", with_errors=False).peak_bytes / 2**30
     return {"config": config, "device": str(device), "size": f"{plan.width}x{plan.height}",
             "cutn_batches": spec.cuts.cutn_batches, "clips": [c.name for c in models.clips],
-            "set": dict(overrides),
+            "secondary": models.secondary is not None, "set": dict(overrides),
+            "nan_guard": r["nan_guard"], "x0_not_finite": r["x0_not_finite"],
+            "x0_finite": r["x0_not_finite"] == 0 and bool(torch.isfinite(r["x0"]).all()),
+            "estimate_gib": round(estimate, 3),
             "hash_steps": n, "sha256": digest, "s_per_step": statistics.median(times),
             "s_per_step_all": [round(t, 4) for t in times], "build_s": round(build_s, 2),
             "peak_mem_gib": None if peak is None else round(peak, 3),

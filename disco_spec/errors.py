@@ -65,3 +65,16 @@ class RenderError(DiscoSpecError):
     """A render could not complete."""
 
     exit_code = 1
+
+
+class Interrupted(DiscoSpecError):
+    """Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143) during a command; the message says how to continue."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the CLI's SIGTERM handler, so a terminated render unwinds like a Ctrl-C: the run folder's lock
+    is released, a tracking run is closed, every finished frame stays journalled for `--resume`."""

@@ -11,7 +11,7 @@ Every content hash disco-spec writes has one definition and one name:
     pixels_sha256    record/pngmeta.py pixels_sha256: an image's mode, size and decoded pixels
     video sha256     record/mp4meta.py media_sha256: an mp4's bytes without the metadata box that carries its
                      spec and manifest id (so stamping the id into the file does not change the id)
-    input sha256     run/inputs.py InputStore.read: the bytes of an init image or image prompt as read
+    input sha256     run/inputs.py InputStore.read: bytes_sha256 of an init image or image prompt as read
                      (URLs have no file), the same value as file_sha256 of a local file
 """
 
@@ -21,6 +21,11 @@ import hashlib
 import os
 
 _BLOCK = 1 << 20
+
+
+def bytes_sha256(data: bytes) -> str:
+    """SHA-256 of bytes in memory: what file_sha256 gives once they are written (a PNG encoded to check it)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def file_sha256(path: str | os.PathLike) -> str:

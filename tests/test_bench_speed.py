@@ -186,8 +186,8 @@ def test_gpu_speed_script_parses_and_says_how_to_run_it():
     assert os.access(script, os.X_OK)
     r = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0
-    for needed in ('carry:     [".ref", ".whl"]', "timeout_s: 540", "--fetch-wheels", "--cpu", "bench/results/",
-                   "8 minutes"):
+    for needed in ('carry:     [".ref", ".whl"]', "timeout_s: 330", "--fetch-wheels", "--cpu", "bench/results/",
+                   "5 minutes", "3 files back", "AFTER bench/gpu_check.sh has passed"):
         assert needed in r.stdout, needed
     bad = subprocess.run(["bash", str(script), "--fast"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
@@ -195,6 +195,8 @@ def test_gpu_speed_script_parses_and_says_how_to_run_it():
     text = script.read_text()
     asked = text.split("--rows ", 1)[1].split()[0].split(",")
     assert set(asked) <= set(speed_table.ROWS)
-    assert asked == ["dd-default", "secondary-off", "512", "dd-default-unbatched"]
-    unbatched = speed_table.ROWS["dd-default-unbatched"]
-    assert not unbatched.with_reference and unbatched.ds_set == ("engine.batch_cut_batches=false",)
+    assert asked == ["dd-default", "secondary-off", "dd-default-batched", "512"]
+    batched = speed_table.ROWS["dd-default-batched"]
+    assert not batched.with_reference and batched.ds_set == ("engine.batch_cut_batches=true",)
+    budget = int(text.split("BUDGET=", 1)[1].split()[0])
+    assert budget <= 5 * 60 < 330  # within the call's timeout

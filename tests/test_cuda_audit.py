@@ -185,6 +185,7 @@ BACKWARD_CASES = {
     "GridSampler2DBackward0": lambda: F.grid_sample(_r(1, 1, 4, 4), torch.zeros(1, 2, 2, 2), align_corners=False),
     "GridSampler3DBackward0": lambda: F.grid_sample(_r(1, 1, 4, 4, 4), torch.zeros(1, 2, 2, 2, 3), align_corners=False),
     "ScatterReduceBackward0": lambda: _r(5).scatter_reduce(0, torch.tensor([0, 0]), _r(2), reduce="prod"),
+    "MaxPool3DWithIndicesBackward0": lambda: F.max_pool3d(_r(1, 1, 4, 4, 4), 2),  # throws in torch 2.11
 }
 CUDA_ONLY = {"CudnnGridSamplerBackward0"}  # cuDNN's grid sampler: only built on a GPU
 
@@ -205,5 +206,7 @@ def test_the_tables_cite_the_installed_torch_documentation():
     entries = list(cuda_determinism.BACKWARD_THROWS.values()) + list(cuda_determinism.BACKWARD_KERNELS.values())
     entries += [entry for entry, _ in cuda_determinism.FORWARD_THROWS.values()]
     for entry in entries:
-        name = entry.split(",")[0].split(" (")[0].split(" /")[0].split(" with")[0].split(" when")[0]
-        assert f":class:`{name}`" in doc or f":func:`{name}`" in doc, entry
+        name = entry.split(",")[0].split(" (")[0].split(" /")[0].split(" with")[0].split(" when")[0].split(" on")[0]
+        assert name in cuda_determinism.DOCUMENTED_THROWING, entry  # which tests/test_supported_torch.py ties to
+        # the docstrings; an entry of another supported release need not be in the installed one's
+        assert f":class:`{name}`" in doc or f":func:`{name}`" in doc or name == "torch.kthvalue", entry

@@ -175,8 +175,9 @@ def test_assumed_lists_fields_not_in_the_report():
 def test_no_report_key_is_dropped_silently(path):
     report = load_report(path)
     result = import_dd_report(path)
-    for key in report:
-        assert key in REPORT_KEY_MAP or named_in_warnings(key, result.warnings), key
+    read_into = {name for section in result.document.values() if isinstance(section, dict) for name in section}
+    for key in report:  # mapped (a 5.2 key, or a later key with a spec field of its name) or named
+        assert key in REPORT_KEY_MAP or key in read_into or named_in_warnings(key, result.warnings), key
 
 
 def test_unknown_keys_are_named(tmp_path):
@@ -197,7 +198,7 @@ def test_toml_round_trip(path):
     # sections appear in the spec's order
     headers = [h for h in re.findall(r"^\[([\w.]+)\]", text, re.M) if "." not in h]
     order = ["imported_from", "run", "models", "diffusion", "guidance", "cuts", "init", "prompts", "animation",
-             "camera_3d", "video_input", "turbo", "vr", "saving", "video", "engine"]
+             "camera_3d", "video_input", "turbo", "vr", "saving", "video", "symmetry", "engine"]
     assert headers == sorted(headers, key=order.index)
 
 
@@ -311,15 +312,26 @@ def test_55_mappings_and_warnings():
     ]
     assert spec.cuts.cut_ic_pow == 1
     assert spec.video_input.video_init_seed_continuity is False
-    for key in (*V54_KEYS, "use_horizontal_symmetry", "use_vertical_symmetry", "transformation_percent",
-                "ViTL14_336px", "RN50_yffcc15m"):
+    for key in (*V54_KEYS, "ViTL14_336px", "RN50_yffcc15m"):
         assert named_in_warnings(key, result.warnings), key
+    # its 5.3 symmetry keys (off) are read into [symmetry] as written
+    assert (spec.symmetry.use_horizontal_symmetry, spec.symmetry.use_vertical_symmetry) == (False, False)
+    assert spec.symmetry.transformation_percent == load_report(R55)["transformation_percent"]
     assert spec.diffusion.steps == 250  # video_init_steps only applies in Video Input mode
 
 
-def test_55_video_input_uses_video_init_settings():
+def test_55_video_input_with_flow_warp_is_refused_by_name():
+    with pytest.raises(SpecError) as ei:
+        import_dd_report(R55, animation_mode="Video Input")
+    assert ei.value.problems[0][0] == "video_init_flow_warp" and "does not render" in ei.value.problems[0][1]
+
+
+def test_55_video_input_uses_video_init_settings(tmp_path):
     report = load_report(R55)
-    spec = spec_of(import_dd_report(R55, animation_mode="Video Input"))
+    report["video_init_flow_warp"] = False
+    path = tmp_path / R55.name
+    path.write_text(json.dumps(report), encoding="utf-8")
+    spec = spec_of(import_dd_report(path, animation_mode="Video Input"))
     assert spec.diffusion.steps == report["video_init_steps"]
     assert spec.guidance.clip_guidance_scale == report["video_init_clip_guidance_scale"]
     assert spec.guidance.sat_scale == report["video_init_sat_scale"]
@@ -328,17 +340,28 @@ def test_55_video_input_uses_video_init_settings():
     assert spec.animation.frames_skip_steps == report["video_init_frames_skip_steps"]
 
 
-def test_55_varying_cut_ic_pow_uses_first_value(tmp_path):
+def test_55_varying_cut_ic_pow_is_kept_whole(tmp_path):
     result = import_dd_report(write_report(tmp_path, cut_ic_pow="[2]*300+[1]*700"))
-    assert spec_of(result).cuts.cut_ic_pow == 2
+    assert spec_of(result).cuts.cut_ic_pow == "[2]*300+[1]*700"
     assert result.detected_version == ">=5.5"
-    assert any("cut_ic_pow" in w and "first value" in w for w in result.warnings)
+    assert not any("cut_ic_pow schedule" in w for w in result.warnings)  # was "using its first value 2"
     assert spec_of(import_dd_report(write_report(tmp_path, cut_ic_pow="1.5"))).cuts.cut_ic_pow == 1.5
 
 
-def test_symmetry_on_is_reported(tmp_path):
-    result = import_dd_report(write_report(tmp_path, use_horizontal_symmetry=True, transformation_percent=[0.09]))
-    assert any("use_horizontal_symmetry" in w and "not supported" in w for w in result.warnings)
+def test_symmetry_on_is_imported_into_its_section(tmp_path):
+    # was refused by name ("disco-spec does not render DD's symmetry"): now rendered as DD 5.7 renders it
+    result = import_dd_report(write_report(tmp_path, use_horizontal_symmetry=True, use_vertical_symmetry=True,
+                                           transformation_percent=[0.2, 0.5]))
+    spec = spec_of(result)
+    assert (spec.symmetry.use_horizontal_symmetry, spec.symmetry.use_vertical_symmetry) == (True, True)
+    assert spec.symmetry.transformation_percent == [0.2, 0.5]
+    assert tomllib.loads(report_to_toml(result))["symmetry"]["use_horizontal_symmetry"] is True
+
+
+def test_symmetry_value_dd_would_not_read_is_refused_naming_the_key(tmp_path):
+    with pytest.raises(SpecError) as ei:
+        import_dd_report(write_report(tmp_path, use_horizontal_symmetry=True, transformation_percent=[1.5]))
+    assert ei.value.problems[0][0].startswith("transformation_percent")
 
 
 def test_early_51_keys(tmp_path):

@@ -117,7 +117,7 @@ class HostReads(TorchDispatchMode):
     """Records every read of a tensor's value by the host (.item(), float(), bool(), .tolist()), with the
     engine function that asked.  Reads of host data are allowed: the seeded CPU generator's draws
     (engine/rng.py, and dango_cutouts' inner-cut size, float32 arithmetic on such a draw), the float64
-    schedule and the sampler's CPU timestep (cuts_for_step)."""
+    schedule and the sampler's CPU timestep (cuts_for_step, ic_pow_for_step)."""
 
     READS = {"aten._local_scalar_dense.default", "aten.is_nonzero.default", "aten.equal.default"}
 
@@ -128,7 +128,8 @@ class HostReads(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if str(func) in self.READS:
             callers = [f"{Path(f.filename).name}:{f.function}" for f in inspect.stack()[1:12]]
-            host_data = any(c.startswith("rng.py:") or c.endswith(":cuts_for_step") for c in callers) or (
+            timestep = (":cuts_for_step", ":ic_pow_for_step")
+            host_data = any(c.startswith("rng.py:") or c.endswith(timestep) for c in callers) or (
                 callers[2].endswith("cutouts.py:dango_cutouts") and args[0].ndim == 0 and not args[0].requires_grad)
             if not host_data and args[0].dtype != torch.float64:
                 self.reads.append(" < ".join(callers[:4]))
@@ -138,7 +139,7 @@ class HostReads(TorchDispatchMode):
 @pytest.mark.slow
 def test_guidance_reads_nothing_back_from_the_device_and_the_stats_in_one_read():
     s = dd._settings(clip_guidance_scale=3000.0, tv_scale=100.0, sat_scale=7.0, init_scale=500.0, cutn_batches=2,
-                     clamp_grad=True, batch_cut_batches=True)
+                     clamp_grad=True, batch_cut_batches=True, cut_ic_pow=[1.0] * 500 + [2.0] * 500)
     with HostReads() as mode:
         grad, _, stats = _guidance(s)
     assert mode.reads == []
@@ -222,9 +223,12 @@ def test_one_unet_forward_per_evaluation_gives_the_same_samples(mode):
 
 
 def test_defaults_turn_the_exact_levers_on_and_compile_off():
-    engine = smoke_spec().engine
-    assert engine.batch_cut_batches and engine.share_unet_forward and engine.max_cuts_per_forward == 0
-    assert not engine.compile
+    from disco_spec.spec.engine import EngineSection
+
+    engine = EngineSection()
+    assert engine.share_unet_forward and engine.max_cuts_per_forward == 0
+    # batch_cut_batches trades memory for speed, unmeasured on a GPU: opt-in (run/resources.py, README Performance)
+    assert not engine.compile and not engine.batch_cut_batches
 
 
 @pytest.fixture
@@ -239,7 +243,8 @@ def keep_determinism_setting():
 @pytest.mark.parametrize("mode", ["ddim", "plms"])
 def test_every_default_lever_on_renders_byte_identical_twice(tmp_path: Path, mode: str, keep_determinism_setting):
     spec = smoke_spec(models={"use_secondary_model": False, "extra_clip_models": [{"name": "tiny-clip"}, {"name": "tiny-clip-rn"}]},
-                 cuts={"cutn_batches": 3}, diffusion={"diffusion_sampling_mode": mode, "steps": 6})
+                 cuts={"cutn_batches": 3}, diffusion={"diffusion_sampling_mode": mode, "steps": 6},
+                 engine={"batch_cut_batches": True})  # the opt-in lever too
     a = render(spec, tmp_path / "a", progress=False)
     b = render(spec, tmp_path / "b", progress=False)
     sha = [hashlib.sha256((r.run_dir / "smoke_0000.png").read_bytes()).hexdigest() for r in (a, b)]

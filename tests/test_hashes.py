@@ -20,7 +20,7 @@ PACKAGE_DIR = Path(disco_spec.__file__).parent
 # Every module that calls hashlib, and what it hashes that no shared function does. A new entry means a
 # new kind of hash: give it one function and one name here, or use hashes.file_sha256 / record.ids.
 HASHLIB_USERS = {
-    "hashes": "file bytes (the one file hasher)",
+    "hashes": "file bytes (the one file hasher) and bytes in memory (what a file of them would hash to)",
     "record.ids": "RFC 8785 canonical JSON: spec_sha256, the manifest id",
     "record.pngmeta": "pixels_sha256: mode, size and decoded pixels",
     "record.mp4meta": "media_sha256: an mp4 without its metadata box",
@@ -29,7 +29,6 @@ HASHLIB_USERS = {
     "plan.seeds": "seed derivation (a seed, not a content hash)",
     "models.tiny": "tiny checkpoints generated in memory; their generator seeds",
     "models.weights": "a download, hashed as it streams in, before it is a file",
-    "run.inputs": "init images and image prompts as read (URLs have no file)",
     "tracking.params": "a shortened MLflow key",
 }
 

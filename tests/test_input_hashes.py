@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from folder_snapshot import unchanged
 from cli_helpers import run_cli, write_spec
 from disco_spec.record.manifest import input_files
 
@@ -69,7 +70,8 @@ def test_the_manifest_lists_every_input_with_its_sha256(tmp_path: Path, images) 
     assert code == 0, out + err
     # a resume must not mix outputs made from another image prompt
     Image.new("RGB", (40, 40), (1, 2, 3)).save(prompt)
-    code, out, err = run_cli("render", str(spec), "--out", str(tmp_path / "out"), "--resume", "-q", "--no-track")
+    with unchanged(tmp_path / "out"):
+        code, out, err = run_cli("render", str(spec), "--out", str(tmp_path / "out"), "--resume", "-q", "--no-track")
     assert code == 2 and "prompts.image_prompts" in err and "changed since run-0001 started" in err, err
 
 

@@ -78,7 +78,18 @@ def test_every_registered_checkpoint_has_a_manifest_from_a_named_upstream_commit
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["512x512_diffusion_uncond_finetune_008100", "256x256_diffusion_uncond"])
+DIFFUSION_NAMES = [n for n, e in REGISTRY.items() if e.role == "diffusion" and not e.tiny]
+
+
+def test_every_diffusion_model_dd_57_offers_is_registered():
+    # DD 5.7's diffusion_model choices (disco.py, "Models Settings"), less 'custom' (a spec's {path, sha256, config}).
+    assert set(DIFFUSION_NAMES) == {
+        "256x256_diffusion_uncond", "512x512_diffusion_uncond_finetune_008100", "portrait_generator_v001",
+        "pixelartdiffusion_expanded", "pixel_art_diffusion_hard_256", "pixel_art_diffusion_soft_256",
+        "pixelartdiffusion4k", "watercolordiffusion_2", "watercolordiffusion", "PulpSciFiDiffusion"}
+
+
+@pytest.mark.parametrize("name", DIFFUSION_NAMES)
 def test_unet_builder_matches_guided_diffusion_with_dds_config(name):
     with torch.device("meta"):
         unet = builders.unet_only(REGISTRY[name].config)

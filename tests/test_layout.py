@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,10 @@ ALLOWED: dict[str, set[str]] = {
 # The engine is tensor work: it reads and writes no files (so no atomic writes, no file hashes), no mlflow.
 FOUNDATION_EXCEPT = {"engine": {"atomic", "hashes"}}
 
-MAX_LINES = 400
+# A module past LONG_LINES is named in a warning (it may be doing two jobs: split it by meaning, not to
+# pass a count); past MAX_LINES it fails.
+LONG_LINES = 400
+MAX_LINES = 1000
 
 
 def module_name(path: Path) -> str:
@@ -193,10 +197,13 @@ def test_each_package_says_its_job_and_what_it_may_import() -> None:
         assert 2 <= len(doc.strip().splitlines()) <= 6, pkg
 
 
-def test_no_module_over_400_lines() -> None:
-    long = {module_name(p): n for p in PACKAGE_DIR.rglob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
-    assert long == {}
+def test_long_modules_are_named_and_none_is_huge() -> None:
+    lines = {module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE_DIR.rglob("*.py")}
+    long = {name: n for name, n in lines.items() if n > LONG_LINES}
+    if long:
+        warnings.warn(f"modules over {LONG_LINES} lines (one job each?): "
+                      + ", ".join(f"{name} {n}" for name, n in sorted(long.items())), stacklevel=1)
+    assert {name: n for name, n in long.items() if n > MAX_LINES} == {}
 
 
 def test_the_package_has_no_loose_modules_but_the_foundation() -> None:

@@ -221,4 +221,5 @@ def test_environment_fingerprint_fields_and_differences() -> None:
 def test_code_version_tolerates_missing_git(monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     code = environment.code_version()
-    assert code["disco_spec"] and code["git_commit"] is None
+    assert code["disco_spec"] and len(code["source_sha256"]) == 64
+    assert environment.code_checkout()["git_commit"] is None

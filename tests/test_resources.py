@@ -23,17 +23,25 @@ def _dd_default(width: int, height: int, secondary: bool):
     doc = tomllib.loads((ROOT / "specs" / "dd-default-still.toml").read_text())
     doc.setdefault("diffusion", {})["width_height"] = [width, height]
     doc.setdefault("models", {})["use_secondary_model"] = secondary
-    doc.setdefault("engine", {})["batch_cut_batches"] = False  # DD's loop: one cut batch per CLIP forward
     spec, _ = with_concrete_seed(validate_document(doc))
     return spec, resolve_plan(spec)
 
 
 @pytest.mark.parametrize("run", MEASURED["runs"], ids=lambda r: f"{r['width']}x{r['height']}-secondary-{r['secondary']}")
-def test_the_estimate_is_within_ten_percent_of_the_measured_peak_and_time(run) -> None:
+def test_dds_default_fits_where_dds_fits(run) -> None:
+    """With disco-spec's default settings the estimate is within 5 % of DD 5.2's measured peak, and not above it
+    (an 8 GiB card renders DD's default as DD did); the time within 10 %."""
     spec, plan = _dd_default(run["width"], run["height"], run["secondary"])
+    assert spec.engine.batch_cut_batches is False  # a memory-for-speed lever: opt-in
     est = resources.estimate_resources(spec, plan, "cuda")
-    assert est.peak_bytes / 2**30 == pytest.approx(run["peak_gib"], rel=0.10)
+    gib = est.peak_bytes / 2**30
+    assert run["peak_gib"] * 0.95 <= gib <= run["peak_gib"], gib
     assert est.h200_seconds_per_step == pytest.approx(run["s_per_step_early"], rel=0.10)
+    # the copy the package carries is the file's, and the estimate states its error against each measured peak
+    assert resources.MEASURED_PEAKS[(run["width"], run["height"], run["secondary"])] == run["peak_gib"]
+    line = f"{run['width']}x{run['height']}, secondary {'on' if run['secondary'] else 'off'}: measured {run['peak_gib']:.2f} GiB"
+    assert any(e.startswith(line) and e.endswith(" %)") for e in est.errors), est.errors
+    assert len(est.errors) == len(MEASURED["runs"]) == len(resources.MEASURED_PEAKS)
 
 
 def test_batching_cut_batches_costs_memory_and_the_limit_brings_it_back() -> None:
@@ -86,6 +94,20 @@ def test_plan_resources_prints_both_devices() -> None:
     assert code == 0, err
     assert "expected peak memory on cuda" in out and "expected peak memory on cpu" in out
     assert "time per step on an H200" in out
+    cuda_gib = float(out.split("expected peak memory on cuda: ")[1].split(" GiB")[0])
+    assert 6.2 * 0.95 <= cuda_gib <= 6.2  # DD 5.2 measured 6.2 GiB on these settings
+    assert "the estimate against measured peaks" in out and out.count("measured ") >= 3
+
+
+def test_the_refusal_names_the_setting_and_force(smoke_doc: dict) -> None:
+    smoke_doc["cuts"]["cutn_batches"] = 64
+    smoke_doc["engine"] = {"batch_cut_batches": True}
+    spec, _ = with_concrete_seed(validate_document(smoke_doc))
+    est = resources.estimate_resources(spec, resolve_plan(spec), "cuda")
+    with pytest.raises(SpecError) as exc:
+        resources.check_fits(est, available=est.peak_bytes // 2)
+    assert exc.value.problems[0][0] == "cuts.cutn_batches"
+    assert "engine.batch_cut_batches" in str(exc.value) and "--force" in str(exc.value)
 
 
 def test_the_machines_free_memory_is_read() -> None:

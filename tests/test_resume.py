@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from disco_spec.errors import SpecError
+from folder_snapshot import unchanged
 from disco_spec.run.records import BaseObserver
 from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document
@@ -180,7 +181,8 @@ def test_resume_refuses_a_changed_spec_plan_or_weight(anim_run, tmp_path: Path, 
     rd = first.run_dir
     changed = doc_with("2D", animation={"max_frames": 4}, guidance={"clip_guidance_scale": 6000})
     path = write_spec(tmp_path / "changed.json", changed)
-    code, err = cli_in_process(monkeypatch, capsys, "render", str(path), "--out", str(out), "--resume")
+    with unchanged(out):
+        code, err = cli_in_process(monkeypatch, capsys, "render", str(path), "--out", str(out), "--resume")
     assert code == 2
     assert "guidance.clip_guidance_scale" in err and "5000" in err and "6000" in err
 
@@ -191,13 +193,14 @@ def test_resume_refuses_a_changed_spec_plan_or_weight(anim_run, tmp_path: Path, 
         state = json.loads(saved)
         state["plan_sha256"] = "0" * 64
         state_file.write_text(json.dumps(state))
-        code, err = cli_in_process(monkeypatch, capsys, "render", str(same), "--out", str(out), "--resume")
+        with unchanged(out):
+            code, err = cli_in_process(monkeypatch, capsys, "render", str(same), "--out", str(out), "--resume")
         assert code == 2 and "plan" in err and "0" * 64 in err
 
         state = json.loads(saved)
         state["weights"][0]["sha256"] = "f" * 64
         state_file.write_text(json.dumps(state))
-        with pytest.raises(SpecError) as exc:
+        with pytest.raises(SpecError) as exc, unchanged(out):  # refused after the models load: still no write
             render(spec, out, progress=False, resume=True)
         assert "models.diffusion" in str(exc.value.problems) and "f" * 64 in str(exc.value.problems)
     finally:
@@ -244,6 +247,7 @@ def test_resume_of_video_input_rerenders_only_missing_frames(tmp_path: Path) -> 
     assert seen.items == {1} and shas(first.run_dir) == want
     assert again.plan.n_items == 3
     make_video(src, n=4)  # a different input video
-    with pytest.raises(SpecError) as exc:
+    (first.run_dir / "video_frames" / "0002.jpg").unlink()  # a refusal must not re-extract it first
+    with pytest.raises(SpecError) as exc, unchanged(tmp_path / "out"):
         render(spec, tmp_path / "out", progress=False, resume=True, allow_paths=[tmp_path])
     assert "video_input.video_init_path" in str(exc.value.problems)

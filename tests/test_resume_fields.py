@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from disco_spec.errors import SpecError
+from folder_snapshot import unchanged
 from disco_spec.repro.rebuild import rebuild
 from disco_spec.run.renderer import render
 from disco_spec.spec.load import validate_document
@@ -127,7 +128,7 @@ def test_rebuild_of_the_branched_run_is_byte_exact(runs) -> None:
 def test_frames_before_n_that_would_change_are_refused(runs) -> None:
     changed_early = {"0": ["a lighthouse"], "1": ["a blue lighthouse"]}
     spec = validate_document(two_d(changed_early, resume_run=True, resume_from_frame=3))
-    with pytest.raises(SpecError) as exc:
+    with pytest.raises(SpecError) as exc, unchanged(runs["tmp"] / "out"):
         render(spec, runs["tmp"] / "out", progress=False)
     assert exc.value.problems[0][0] == "run.resume_from_frame"
     assert "frame 1 would render differently" in exc.value.problems[0][1]
@@ -136,11 +137,11 @@ def test_frames_before_n_that_would_change_are_refused(runs) -> None:
 @pytest.mark.render
 @pytest.mark.slow
 def test_a_frame_past_the_run_is_refused_and_a_missing_run_named(runs, tmp_path: Path) -> None:
-    with pytest.raises(SpecError) as exc:
+    with pytest.raises(SpecError) as exc, unchanged(runs["tmp"] / "out"):  # not even the PNGs' text chunks
         render(validate_document(two_d(AFTER, resume_run=True, resume_from_frame=9)), runs["tmp"] / "out",
                progress=False)
     assert exc.value.problems[0][0] == "run.resume_from_frame"
-    with pytest.raises(SpecError) as exc:
+    with pytest.raises(SpecError) as exc, unchanged(runs["tmp"] / "out"):
         render(validate_document(two_d(AFTER, resume_run=True, run_to_resume=42)), runs["tmp"] / "out",
                progress=False)
     assert exc.value.problems[0][0] == "run.run_to_resume"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run_cli, write_spec
+from folder_snapshot import unchanged
 from disco_spec.errors import SpecError
 from disco_spec.run.lock import LOCK_NAME, lock_run_dir
 
@@ -45,7 +46,8 @@ def test_a_second_render_into_a_locked_run_folder_exits_2_at_once(tmp_path: Path
         assert holder.stdout.readline().strip() == "locked"
         start = time.monotonic()
         for args in (("--run-dir", str(run)), ("--run-dir", str(run), "--resume")):
-            code, out, err = run_cli("render", str(spec), *args, "-q", "--no-track")
+            with unchanged(run):
+                code, out, err = run_cli("render", str(spec), *args, "-q", "--no-track")
             assert code == 2, err
             assert "--run-dir" in err and "being rendered by another disco-spec" in err and str(holder.pid) in err
         assert time.monotonic() - start < 20  # refused before any model loads
@@ -92,8 +94,9 @@ def test_a_run_killed_while_models_load_resumes_and_leaves_no_temp_file(tmp_path
     # a changed spec is still refused (the spec.json it recorded differs)
     changed = small_doc()
     changed["run"]["set_seed"] = 7
-    code, _, err = run_cli("render", str(write_spec(tmp_path / "t.toml", changed)), "--out", str(out), "--resume",
-                           "-q", "--no-track")
+    changed_spec = write_spec(tmp_path / "t.toml", changed)
+    with unchanged(out):  # the temp file too: a refusal removes nothing
+        code, _, err = run_cli("render", str(changed_spec), "--out", str(out), "--resume", "-q", "--no-track")
     assert code == 2 and "run.set_seed" in err, err
     # the same spec resumes: from scratch, as nothing was rendered
     code, _, err = run_cli("render", str(spec), "--out", str(out), "--resume", "-q", "--no-track")

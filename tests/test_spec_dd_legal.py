@@ -64,6 +64,7 @@ STILL_REFUSED = [  # each one is a line in docs/departures.md
     ("camera_3d", {"fov": 0.0}),  # tan(0) in a denominator: NaN warp
     ("camera_3d", {"near_plane": 0.0}),  # 0/0 in the projection: NaN warp
     ("video_input", {"extract_nth_frame": 0}),  # mod(n, 0): ffmpeg fails
+    ("symmetry", {"transformation_percent": [1.5]}),  # names no step: DD never mirrors
 ]
 
 

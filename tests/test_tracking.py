@@ -272,7 +272,7 @@ def _check_tracked_render(
     assert tags["disco_spec.spec_sha256"] == tracking.spec_sha256(result.spec_document)
     if "hashed" in manifest:  # disco_spec.record.manifest's layout: the same hash, and the git commit
         assert tags["disco_spec.spec_sha256"] == manifest["hashed"]["spec_sha256"]
-        commit = manifest["hashed"]["code"].get("git_commit")
+        commit = (manifest["volatile"].get("code_checkout") or {}).get("git_commit")
         if commit:
             assert tags["disco_spec.git_commit"] == tags["mlflow.source.git.commit"] == commit
     assert tags["disco_spec.manifest_id"] == str(manifest["id"])

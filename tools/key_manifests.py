@@ -42,6 +42,7 @@ import torch
 UPSTREAMS = {
     "guided-diffusion": "github.com/crowsonkb/guided-diffusion",
     "disco-diffusion": "github.com/alembics/disco-diffusion",
+    "disco-diffusion-5.7": "github.com/alembics/disco-diffusion",  # the commit of DD 5.7's disco.py
     "clip": "github.com/openai/CLIP",
     "midas": "github.com/isl-org/MiDaS",
     "dpt": "github.com/isl-org/DPT",
@@ -58,6 +59,31 @@ DD_UNET = {
     "timestep_respacing": "ddim250", "learn_sigma": True, "noise_schedule": "linear", "num_channels": 256,
     "num_head_channels": 64, "num_res_blocks": 2, "resblock_updown": True, "use_checkpoint": False,
     "use_fp16": False, "use_scale_shift_norm": True,
+}
+
+# DD 5.7's model_config for the models it added (disco.py, "Prepping model": the portrait branch and the
+# `else` branch for KaliYuga's fine-tunes), on top of model_and_diffusion_defaults().
+DD57_PORTRAIT = {
+    "attention_resolutions": "32, 16, 8", "class_cond": False, "diffusion_steps": 1000, "rescale_timesteps": True,
+    "image_size": 512, "learn_sigma": True, "noise_schedule": "linear", "num_channels": 128, "num_heads": 4,
+    "num_res_blocks": 2, "resblock_updown": True, "use_checkpoint": False, "use_fp16": False,
+    "use_scale_shift_norm": True,
+}
+DD57_KALIYUGA = {
+    "attention_resolutions": "16", "class_cond": False, "diffusion_steps": 1000, "rescale_timesteps": True,
+    "timestep_respacing": "ddim100", "image_size": 256, "learn_sigma": True, "noise_schedule": "linear",
+    "num_channels": 128, "num_heads": 1, "num_res_blocks": 2, "use_checkpoint": False, "use_fp16": False,
+    "use_scale_shift_norm": False,
+}
+DD57_MODELS = {
+    "portrait_generator_v001": ("portrait_generator_v001_ema_0.9999_1MM.pt", DD57_PORTRAIT),
+    "pixelartdiffusion_expanded": ("PADexpanded.pt", DD57_KALIYUGA),
+    "pixel_art_diffusion_hard_256": ("pixel_art_diffusion_hard_256.pt", DD57_KALIYUGA),
+    "pixel_art_diffusion_soft_256": ("pixel_art_diffusion_soft_256.pt", DD57_KALIYUGA),
+    "pixelartdiffusion4k": ("pixelartdiffusion4k.pt", DD57_KALIYUGA),
+    "watercolordiffusion_2": ("watercolordiffusion_2.pt", DD57_KALIYUGA),
+    "watercolordiffusion": ("watercolordiffusion.pt", DD57_KALIYUGA),
+    "PulpSciFiDiffusion": ("PulpSciFiDiffusion.pt", DD57_KALIYUGA),
 }
 
 # OpenAI CLIP's constructor arguments per released model (what its build_model infers from each file):
@@ -87,6 +113,7 @@ REGISTRY_FILES = {
     "dpt_large": "dpt_large-midas-2f21e586.pt", "dpt_hybrid": "dpt_hybrid-midas-501f0c75.pt",
     "dpt_hybrid_nyu": "dpt_hybrid_nyu-2ce69ec7.pt", "midas_v21": "midas_v21-f6b98070.pt",
     "midas_v21_small": "midas_v21_small-70d6b9c8.pt", "adabins_nyu": "AdaBins_nyu.pt",
+    **{name: file for name, (file, _) in DD57_MODELS.items()},
 }
 
 
@@ -156,6 +183,22 @@ def unets(up: Upstream, out: Path) -> None:
                                                 up.ref("disco-diffusion", "disco.py (model_config)")],
                f"create_model_and_diffusion(**model_and_diffusion_defaults() | DD 5.2's overrides, image_size={size})",
                "DD builds the fp32 model, loads the file, then converts to fp16 on CUDA; keys are dtype-independent.")
+
+
+def unets57(up: Upstream, out: Path) -> None:
+    """The UNets DD 5.4-5.7 added, with DD 5.7's own config (its use_fp16 = True changes no keys)."""
+    sys.path.insert(0, str(up.args.guided_diffusion))
+    script_util = importlib.import_module("guided_diffusion.script_util")
+    for name, (_, overrides) in DD57_MODELS.items():
+        cfg = script_util.model_and_diffusion_defaults()
+        cfg.update(overrides)
+        with torch.device("meta"):
+            model, _ = script_util.create_model_and_diffusion(**cfg)
+        _write(out, name, model.state_dict(), [up.ref("guided-diffusion", "guided_diffusion/script_util.py"),
+                                                up.ref("disco-diffusion-5.7", "disco.py (model_config)")],
+               "create_model_and_diffusion(**model_and_diffusion_defaults() | DD 5.7's overrides for this model)",
+               "DD 5.7 clones kostarion/guided-diffusion, which adds sampler options only (no layers); the "
+               "keys are those of crowsonkb's at the same architecture.")
 
 
 def secondary(up: Upstream, out: Path) -> None:
@@ -316,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(args.timm))
     args.out.mkdir(parents=True, exist_ok=True)
     up = Upstream(args)
-    steps = {"unets": unets, "secondary": secondary, "clips": clips, "lpips": lpips_vgg, "midas": midas,
+    steps = {"unets": unets, "unets57": unets57, "secondary": secondary, "clips": clips, "lpips": lpips_vgg, "midas": midas,
              "adabins": adabins}
     for key, step in steps.items():
         if args.only is None or key in args.only:

@@ -37,6 +37,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from ..atomic import make_dirs, move, remove
 from ..errors import RenderError, SpecError
 
 __all__ = [
@@ -109,7 +110,7 @@ def extract_frames(
         raise SpecError(f"video_input.extract_nth_frame: {msg}", [("video_input.extract_nth_frame", msg)])
     exe = ffmpeg or ffmpeg_exe()
     dest = Path(dest_dir)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         def command(sync: list[str]) -> list[str]:
@@ -124,14 +125,16 @@ def extract_frames(
             why = _tail(proc.stderr) or "no frames decoded"
             msg = f"cannot extract frames from {os.fspath(video_path)!r} (not a readable video?): {why}"
             raise SpecError(f"{VIDEO_FIELD}: {msg}", [(VIDEO_FIELD, msg)])
-        if not dest.exists():
-            os.replace(tmp, dest)
+        # Moves and removals through disco_spec.atomic: inside a run folder, a link at `dest` is refused.
+        if not os.path.lexists(dest):
+            move(tmp, dest)
         else:
+            make_dirs(dest)
             for old in dest.glob("*.jpg"):
                 if old.stem.isdigit():
-                    old.unlink()
+                    remove(old)
             for f in made:
-                os.replace(f, dest / f.name)
+                move(f, dest / f.name)
         return sorted((dest / f.name for f in made), key=_frame_number)
     finally:
         if tmp.exists():
@@ -190,7 +193,7 @@ def encode_mp4(
     temporary name in the destination folder and renamed into place; RenderError (with ffmpeg's stderr)
     when ffmpeg fails."""
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(out.parent)
     init = int(init_frame)
     if init < 0:
         raise ValueError(f"init_frame must be >= 0, got {init_frame!r}")
@@ -226,7 +229,7 @@ def encode_mp4(
         proc = _run(args)
         if proc.returncode != 0 or not tmp_out.is_file():
             raise RenderError(f"ffmpeg failed to encode {out} (exit {proc.returncode}):\n{_tail(proc.stderr)}")
-        os.replace(tmp_out, out)
+        move(tmp_out, out)  # disco_spec.atomic: inside a run folder, a link at `out` is refused
         return out
     finally:
         if tmp_out.exists():

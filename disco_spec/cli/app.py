@@ -6,13 +6,16 @@ Exit codes: 0 ok; 1 ran and the answer is no (a difference, a failed render); 2 
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
-from ..errors import DiscoSpecError, SpecError
+from ..errors import DiscoSpecError, Interrupted, RenderError, SpecError, Terminated
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative, reproducible Disco Diffusion renders.")
 models_app = typer.Typer(no_args_is_help=True, help="List, fetch, verify and generate model weights.")
@@ -28,16 +31,14 @@ def _err(line: str) -> None:
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="Spec files (.toml or .json).")) -> None:
     """Check specs; print one line per problem. Exit 0 when all are valid, 2 otherwise."""
-    from ..spec.load import load_spec
-    from ..spec.prompt_tokens import check_prompt_lengths
+    from ..models.spec_check import spec_file_problems
 
     bad = 0
     for f in files:
-        try:
-            check_prompt_lengths(load_spec(f))
-        except SpecError as exc:
+        problems = spec_file_problems(f)  # every stage: fields, prompt lengths, model names
+        if problems:
             bad += 1
-            for loc, msg in exc.problems or [("", str(exc))]:
+            for loc, msg in problems:
                 # syntax locations already carry FILE:LINE:COL
                 _err(f"{loc}: {msg}" if loc.startswith(str(f)) else f"{f}: {loc}: {msg}")
         else:
@@ -92,13 +93,24 @@ def import_dd(
     animation_mode: Optional[str] = typer.Option(
         None, help="The run's animation mode, which reports do not record: None, 2D, 3D or 'Video Input'."
     ),
+    batch_name: Optional[str] = typer.Option(None, "--batch-name", help="The spec's batch_name (default: the file's "
+                                             "batch_name, else its file name)."),
+    dd_version: Optional[str] = typer.Option(None, "--dd-version", help="The DD version that wrote the file (5.0 ... "
+                                             "5.7), where its keys cannot tell (5.0 rotations were radians)."),
 ) -> None:
-    """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed)."""
+    """Convert a Disco Diffusion settings report into a spec (values the report lacks are listed as assumed).
+
+    Also reads DD notebook variables, progrockdiffusion settings.json and discoart YAML/JSON configs."""
     from ..spec.dd_import import import_dd_report, report_to_toml
 
     if animation_mode is not None and animation_mode not in ("None", "2D", "3D", "Video Input"):
         raise SpecError("--animation-mode", [("--animation-mode", f"must be None, 2D, 3D or 'Video Input' (got {animation_mode!r})")])
-    result = import_dd_report(report, animation_mode=animation_mode)
+    try:
+        result = import_dd_report(report, animation_mode=animation_mode, batch_name=batch_name, dd_version=dd_version)
+    except SpecError as exc:
+        for w in getattr(exc, "warnings", []):  # what was read before the problem helps find it
+            _err(f"warning: {w}")
+        raise
     text = report_to_toml(result)
     _err(f"{report}: detected Disco Diffusion {result.detected_version}")
     for w in result.warnings:
@@ -186,16 +198,18 @@ def render(
     # the file is the run's Source and what its name says it differs from, also when --set made a new spec
     tracker = make_tracker(enabled=not no_track, tracking_uri=tracking_uri, experiment=experiment, spec_path=spec_file,
                            base_document=base_document)
+    folder = RunFolderNoted()
     request = RenderRequest.of(
         spec, out, seed=seed, items=item, run_dir=run_dir, resume=resume, spec_dir=spec_dir, allow_paths=allowed,
-        allow_network=allow_network, observers=[tracker] if tracker is not None else [], progress=not quiet,
-        backend=backend, address=address, force=force, access=access)
-    if backend != "local" or address:
-        from .scale import render_with_backend
+        allow_network=allow_network, observers=[tracker, folder] if tracker is not None else [folder],
+        progress=not quiet, backend=backend, address=address, force=force, access=access)
+    with render_faults(spec_file, folder):
+        if backend != "local" or address:
+            from .scale import render_with_backend
 
-        result = render_with_backend(request)
-    else:
-        result = render_spec(request)
+            result = render_with_backend(request)
+        else:
+            result = render_spec(request)
     if tracker is not None and tracker.run_id is not None and tracker.failure is None:
         from ..tracking.ui import where_to_look
 
@@ -247,8 +261,59 @@ def models_make_tiny(dest: Optional[Path] = typer.Option(None, help="Folder (def
         typer.echo(f"{w.name}  {w.sha256}  {w.size} bytes  {w.path}")
 
 
+# A write that failed for a reason outside disco-spec: the disk, the folder's permissions, the file system.
+WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+
+
+class RunFolderNoted:
+    """An observer that only remembers the run folder, so a fault or an interrupt can name it."""
+
+    run_dir: Path | None = None
+
+    def on_start(self, result: Any) -> None:
+        self.run_dir = Path(result.run_dir)
+
+    def on_step(self, event: Any) -> None:
+        pass
+
+    def on_output(self, result: Any, record: Any) -> None:
+        pass
+
+    def on_end(self, result: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def render_faults(spec_file: Path, folder: RunFolderNoted) -> Iterator[None]:
+    """A render stopped from outside (Ctrl-C, SIGTERM) or by the machine (full disk, read-only folder, a
+    permission): exit 130/143 or 1, saying what was kept and how to continue, never 'a bug'."""
+    def resume_hint() -> str:
+        run = f" --run-dir {folder.run_dir}" if folder.run_dir else ""
+        kept = f"the images finished so far are kept in {folder.run_dir}" if folder.run_dir else "nothing was rendered"
+        return f"{kept}; `disco-spec render {spec_file} --resume{run}` continues"
+
+    try:
+        yield
+    except Terminated:
+        raise Interrupted(f"terminated (SIGTERM); {resume_hint()}", exit_code=143) from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {resume_hint()}", exit_code=130) from None
+    except OSError as exc:
+        if exc.errno not in WRITE_FAULTS:
+            raise
+        path = exc.filename or folder.run_dir or "the output folder"
+        raise RenderError(f"cannot write {path}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                          f"{resume_hint()} once that is fixed") from None
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Console entry point: maps errors to exit codes and never shows a traceback for user errors."""
+    with contextlib.suppress(ValueError, AttributeError):  # (not the main thread; no SIGTERM on this platform)
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(standalone_mode=False)  # click returns the exit code instead of raising in this mode
         sys.exit(code if isinstance(code, int) else 0)
@@ -271,9 +336,17 @@ def main() -> None:
             _err("error: the Ray backend needs Ray: pip install 'disco-spec[ray]'")
             sys.exit(1)
         _report_bug(exc)
+    except Terminated:
+        _err("terminated")
+        sys.exit(143)
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno not in WRITE_FAULTS:
+            _report_bug(exc)
+        _err(f"error: {exc.filename or 'a file'}: {exc.strerror or exc}")
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is a bug, where to report
         # Usage errors from the CLI framework (click, or the copy typer may vendor) know how to show themselves.
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):

@@ -4,10 +4,14 @@ that keep them out of a render.
 disco-spec renders with ``engine.deterministic = true`` by default.  In that mode torch makes some
 normally-nondeterministic CUDA kernels deterministic and makes the others **throw RuntimeError**.
 The tables below are the throwing ones, transcribed from the docstring of
-``torch.use_deterministic_algorithms`` (torch 2.14.1, ``torch/__init__.py``; the same list is in the
-online reference, https://pytorch.org/docs/stable/generated/torch.use_deterministic_algorithms.html).
+``torch.use_deterministic_algorithms`` (``torch/__init__.py``; the same list is in the online reference,
+https://pytorch.org/docs/stable/generated/torch.use_deterministic_algorithms.html) of every torch version
+disco-spec supports (``SUPPORTED_TORCH``, pyproject's range): their union, since a render must not throw on
+any of them. torch 2.11 (the lent GPU machines' version) still lists ``cumsum`` on CUDA floats and
+``MaxPool3d``'s backward as throwing (2.14 makes both deterministic); some releases list ``kthvalue`` too.
 Each key is the name torch gives the operation where it shows up (an autograd node, or an aten
-operator), each value the docstring's own entry.
+operator), each value the docstring's own entry. tests/test_cuda_audit.py reads the installed torch's
+docstring and fails on a throwing entry missing here (``DOCUMENTED_THROWING``).
 
 Two checks use them:
 
@@ -18,7 +22,7 @@ Two checks use them:
   (forward-only ones such as ``histc``, and the backward kernels of the nodes above).
 
 Operations the docstring lists as *made deterministic* in this mode (``index_select``, ``gather``,
-``index_add``, ``scatter_add_``, ``cumsum``, replication padding, ...) are allowed: they are what
+``index_add``, ``scatter_add_``, replication padding, ...) are allowed: they are what
 the replacements in ``engine/warps.py`` and ``models/secondary.py`` are built from.  Nearest-neighbour
 upsampling (the diffusion UNet) is on neither list.  ``DETERMINISTIC_IN_MODE`` keeps that half of
 the docstring for reference.
@@ -38,6 +42,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 __all__ = [
+    "SUPPORTED_TORCH",
+    "DOCUMENTED_THROWING",
     "BACKWARD_THROWS",
     "BACKWARD_KERNELS",
     "FORWARD_THROWS",
@@ -49,6 +55,22 @@ __all__ = [
 ]
 
 _DOCS = "torch.use_deterministic_algorithms docstring, 'will throw a RuntimeError when mode=True'"
+
+# The torch releases whose docstrings the tables cover (pyproject's `torch>=2.11,<2.15`; tests check both).
+SUPPORTED_TORCH = ((2, 11), (2, 14))
+
+# Every operation those docstrings list as throwing, as they name it (`:class:` / `:func:`), union over
+# SUPPORTED_TORCH; each is covered by an entry of the tables below.
+DOCUMENTED_THROWING: frozenset[str] = frozenset({
+    "torch.nn.AvgPool3d", "torch.nn.AdaptiveAvgPool2d", "torch.nn.AdaptiveAvgPool3d", "torch.nn.AdaptiveMaxPool2d",
+    "torch.nn.FractionalMaxPool2d", "torch.nn.FractionalMaxPool3d", "torch.nn.MaxUnpool1d", "torch.nn.MaxUnpool2d",
+    "torch.nn.MaxUnpool3d", "torch.nn.functional.interpolate", "torch.nn.ReflectionPad1d", "torch.nn.ReflectionPad2d",
+    "torch.nn.ReflectionPad3d", "torch.nn.NLLLoss", "torch.nn.CTCLoss", "torch.nn.EmbeddingBag", "torch.Tensor.put_",
+    "torch.histc", "torch.bincount", "torch.median", "torch.nn.functional.grid_sample", "torch.Tensor.scatter_reduce",
+    "torch.Tensor.resize_",
+    # torch 2.11 (deterministic in 2.14), and kthvalue (listed by some releases)
+    "torch.cumsum", "torch.nn.MaxPool3d", "torch.kthvalue",
+})
 
 # Autograd nodes whose CUDA backward throws ("when attempting to differentiate a CUDA tensor").
 BACKWARD_THROWS: dict[str, str] = {
@@ -78,6 +100,7 @@ BACKWARD_THROWS: dict[str, str] = {
     "GridSampler3DBackward0": "torch.nn.functional.grid_sample",
     "CudnnGridSamplerBackward0": "torch.nn.functional.grid_sample",
     "ScatterReduceBackward0": "torch.Tensor.scatter_reduce, reduce 'prod' (any reduce flagged: the node does not say which)",
+    "MaxPool3DWithIndicesBackward0": "torch.nn.MaxPool3d (throws in torch 2.11)",
 }
 
 # The aten kernels that run when those nodes are differentiated (what a dispatch mode sees).
@@ -105,6 +128,7 @@ BACKWARD_KERNELS: dict[str, str] = {
     "grid_sampler_2d_backward": "torch.nn.functional.grid_sample",
     "grid_sampler_3d_backward": "torch.nn.functional.grid_sample",
     "cudnn_grid_sampler_backward": "torch.nn.functional.grid_sample",
+    "max_pool3d_with_indices_backward": "torch.nn.MaxPool3d (throws in torch 2.11)",
 }
 
 # aten operators that throw when *called* on CUDA (no gradient needed).  A value of None means
@@ -121,6 +145,17 @@ def _reduces_by_prod(args: tuple, kwargs: dict) -> bool:
     return reduce == "prod"
 
 
+def _floating_or_complex(args: tuple, kwargs: dict) -> bool:
+    x = args[0] if args else kwargs.get("self")
+    dtype = kwargs.get("dtype", args[2] if len(args) > 2 else None) or getattr(x, "dtype", None)
+    return dtype is not None and (dtype.is_floating_point or dtype.is_complex)
+
+
+def _quantized(args: tuple, kwargs: dict) -> bool:
+    x = args[0] if args else kwargs.get("self")
+    return bool(getattr(x, "is_quantized", False))
+
+
 FORWARD_THROWS: dict[str, tuple[str, Any]] = {
     "histc": ("torch.histc", None),
     "bincount": ("torch.bincount with a weights tensor", _has_weights),
@@ -135,6 +170,12 @@ FORWARD_THROWS: dict[str, tuple[str, Any]] = {
     "nll_loss2d_forward": ("torch.nn.NLLLoss when called on a CUDA tensor", None),
     "max_unpool2d": ("torch.nn.MaxUnpool1d / MaxUnpool2d", None),
     "max_unpool3d": ("torch.nn.MaxUnpool3d", None),
+    "resize_": ("torch.Tensor.resize_ when called with a quantized tensor", _quantized),
+    "cumsum": ("torch.cumsum on a CUDA tensor of floating point or complex dtype (throws in torch 2.11)",
+               _floating_or_complex),
+    "cumsum_": ("torch.cumsum on a CUDA tensor of floating point or complex dtype (throws in torch 2.11)",
+                _floating_or_complex),
+    "kthvalue": ("torch.kthvalue when called on a CUDA tensor (some releases)", None),
 }
 
 # The docstring's other half: normally nondeterministic, deterministic when mode=True (allowed).
@@ -142,7 +183,6 @@ DETERMINISTIC_IN_MODE: tuple[str, ...] = (
     "Conv1d/2d/3d, ConvTranspose1d/2d/3d on CUDA",
     "ReplicationPad1d/2d/3d backward on CUDA",
     "bmm of sparse-dense CUDA tensors",
-    "cumsum on CUDA (floating point or complex)",
     "Tensor.__getitem__ backward on CPU with a list of index tensors",
     "index_put with accumulate=False; with accumulate=True on CPU",
     "put_ with accumulate=True on CPU",
@@ -154,7 +194,6 @@ DETERMINISTIC_IN_MODE: tuple[str, ...] = (
     "index_copy on CPU or CUDA",
     "scatter with a Tensor src on CUDA",
     "scatter_reduce with reduce='sum' or 'mean' on CUDA",
-    "MaxPool3d backward on CUDA",
     "Embedding backward on CUDA",
 )
 

@@ -34,7 +34,7 @@ class GuidanceSettings:
     cut_overview: Sequence[float]
     cut_innercut: Sequence[float]
     cut_icgray_p: Sequence[float]
-    cut_ic_pow: float
+    cut_ic_pow: float | Sequence[float]  # one number, or per schedule unit (DD 5.5+)
     skip_augs: bool
     aug_mode: str  # animation mode: selects DD's augmentation pipeline
     clamp_grad: bool
@@ -58,6 +58,14 @@ def cuts_for_step(settings: GuidanceSettings, t: torch.Tensor) -> tuple[int, int
     The sampler passes cond_fn its timestep on the CPU, so this read never waits for the device."""
     idx = schedule_index(float(t.reshape(-1)[0]))
     return int(settings.cut_overview[idx]), int(settings.cut_innercut[idx]), float(settings.cut_icgray_p[idx])
+
+
+def ic_pow_for_step(settings: GuidanceSettings, t: torch.Tensor) -> float:
+    """The inner-cut size exponent for the 0–1000 timestep t: the one number (DD 5.2), or the schedule's
+    value at the cut counts' index (DD 5.7 ``disco.py`` cond_fn: ``IC_Size_Pow=args.cut_ic_pow[1000-t_int]``)."""
+    if isinstance(settings.cut_ic_pow, (int, float)):
+        return float(settings.cut_ic_pow)
+    return float(settings.cut_ic_pow[schedule_index(float(t.reshape(-1)[0]))])
 
 
 def cut_batch_groups(settings: GuidanceSettings, cuts_per_batch: int) -> list[int]:
@@ -116,7 +124,7 @@ def unet_x0_fn(
 
 def _add_clip_term(
     x_in_grad: torch.Tensor, x_in: torch.Tensor, target: ClipTargets, settings: GuidanceSettings,
-    cuts: tuple[int, int, float], generator: torch.Generator,
+    cuts: tuple[int, int, float], ic_pow: float, generator: torch.Generator,
 ) -> torch.Tensor | None:
     """Add one CLIP model's share of ∂loss/∂x_in to ``x_in_grad`` (in place, in DD's order of additions);
     return its mean loss over the cut batches (a device scalar), None for no batch.
@@ -128,7 +136,7 @@ def _add_clip_term(
     total: torch.Tensor | None = None
     for group in cut_batch_groups(settings, overview + inner):
         stacks = [
-            dango_cutouts(x_in.add(1).div(2), target.clip.input_resolution, overview, inner, settings.cut_ic_pow, gray_p,
+            dango_cutouts(x_in.add(1).div(2), target.clip.input_resolution, overview, inner, ic_pow, gray_p,
                           generator, aug_mode=settings.aug_mode, skip_augs=settings.skip_augs)
             for _ in range(group)
         ]
@@ -169,9 +177,9 @@ def guidance_gradient(
         fac = math.sqrt(1 - float(alphas_cumprod[k]))
         x_in = x0 * fac + x * (1 - fac)
         x_in_grad = torch.zeros_like(x_in)
-        cuts = cuts_for_step(settings, t)
+        cuts, ic_pow = cuts_for_step(settings, t), ic_pow_for_step(settings, t)
         for target in clips:
-            clip_loss = _add_clip_term(x_in_grad, x_in, target, settings, cuts, generator)
+            clip_loss = _add_clip_term(x_in_grad, x_in, target, settings, cuts, ic_pow, generator)
             if stats is not None and clip_loss is not None:  # 0 batches: DD's loop never runs, no CLIP loss
                 stats[f"clip_loss/{target.clip.name}"] = clip_loss
         tv = losses.tv_loss(x_in)

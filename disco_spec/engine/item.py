@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from functools import partial
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -20,6 +21,7 @@ from .guidance import GuidanceSettings, make_cond_fn, read_stats, secondary_x0_f
 from .perlin import perlin_init_image
 from .rng import make_generator
 from .shared_unet import SharedUnetForward
+from .symmetry import mirror_halves, symmetry_step_indices
 from .targets import build_targets
 
 
@@ -68,7 +70,7 @@ def guidance_settings(spec: JobSpec, plan: Any, item: PlanItem) -> GuidanceSetti
         cut_overview=plan.cut_overview,
         cut_innercut=plan.cut_innercut,
         cut_icgray_p=plan.cut_icgray_p,
-        cut_ic_pow=float(plan.cut_ic_pow),
+        cut_ic_pow=plan.cut_ic_pow if isinstance(plan.cut_ic_pow, list) else float(plan.cut_ic_pow),
         skip_augs=bool(c.skip_augs),
         aug_mode=plan.animation_mode,
         clamp_grad=bool(g.clamp_grad),
@@ -162,6 +164,11 @@ def sample_item(
     )
     if plan.sampler == "ddim":
         kwargs["eta"] = plan.eta
+        symmetry = spec.symmetry
+        if symmetry.enabled():  # DD 5.7 passes its symmetry to DDIM only (the plan warns for PLMS)
+            kwargs["transform"] = partial(mirror_halves, horizontal=symmetry.use_horizontal_symmetry,
+                                          vertical=symmetry.use_vertical_symmetry)
+            kwargs["transform_at"] = symmetry_step_indices(item.start_index + 1, symmetry.transformation_percent)
     for j, out in enumerate(sample(model_fn, x_start, alphas_cumprod, timesteps, **kwargs)):
         k = int(out["index"])
         # the step's one device-to-host read: its stats, for the progress bar, MLflow and the NaN-guard flag

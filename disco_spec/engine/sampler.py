@@ -30,7 +30,7 @@ Each step yields ``{"index": k, "sample": x_{k-1}, "pred_xstart": x̂₀ (unguid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 import numpy as np
 import torch
@@ -228,19 +228,24 @@ def ddim_sample(
     generator: torch.Generator,
     clip_denoised: bool = False,
     n_original: int | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    transform_at: Collection[int] = (),
 ) -> Iterator[dict]:
     """DDIM from ``x_start`` at k = start_index down to k = 0, one dict per step.
 
     σ_k = η·√((1−ᾱ_{k−1})/(1−ᾱ_k))·√(1−ᾱ_k/ᾱ_{k−1}) (ᾱ_{−1} = 1);
     x_{k−1} = √ᾱ_{k−1}·x̂₀' + √(1−ᾱ_{k−1}−σ_k²)·ε' + σ_k·z_k, no noise term at k = 0.
     One z_k ~ N(0, I) is drawn from ``generator`` (CPU, float32) per step with k > 0 when η ≠ 0.
-    ``n_original`` (N) defaults to the value DD derives from K = len(timesteps).
+    ``n_original`` (N) defaults to the value DD derives from K = len(timesteps). ``transform`` replaces
+    x before each step k in ``transform_at`` (DD 5.7's guided-diffusion ``transformation_fn``: symmetry).
     """
     _check_start(alphas_cumprod, timesteps, start_index)
     n = n_original if n_original is not None else diffusion_steps_for(len(timesteps))
     x = x_start.detach()
     c = _Coefs(alphas_cumprod, x.device)
     for k in range(start_index, -1, -1):
+        if transform is not None and k in transform_at:
+            x = transform(x)
         t_model = t_model_for(timesteps, n, k, x.shape[0], x.device)
         t_host = t_model_for(timesteps, n, k, x.shape[0], "cpu")
         eps, x0_guided, x0 = _eval(model_fn, cond_fn, c, x, k, k, t_model, t_host, clip_denoised)

@@ -22,11 +22,13 @@ from .resolve import resolve_weights
 from .types import ClipBundle, ResolvedWeights
 
 
-def _load_registered(weights: ResolvedWeights, device: torch.device, half: bool | None = None) -> ClipBundle:
+def _load_registered(weights: ResolvedWeights, device: torch.device, half: bool | None = None,
+                     state_dict: dict[str, torch.Tensor] | None = None) -> ClipBundle:
     entry = REGISTRY.get(weights.name)
     cfg = entry.config if entry is not None and entry.role == "clip" else {}
     what = f"CLIP model {weights.name}"
-    sd = read_state_dict(weights.path, what)  # TorchScript archives: tensors only, no code run
+    # TorchScript archives: tensors only, no code run
+    sd = read_state_dict(weights.path, what) if state_dict is None else state_dict
     model = _openai_model(sd, device, what, half)
     bundle = _bundle(weights.name, model, device, weights)
     want = cfg.get("input_resolution")
@@ -44,15 +46,20 @@ def load_clip(
     fetch: bool = True,
     half: bool | None = None,
     access: InputPolicy | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> ClipBundle:
     """A ClipBundle from ResolvedWeights, a registry name, or a ref with `name` or `arch`+`pretrained`
     (a local `pretrained` file is read only inside the folders `access` allows).
 
-    `half` (OpenAI-format models): None follows DD (fp16 on CUDA); True/False forces fp16/fp32."""
+    `half` (OpenAI-format models): None follows DD (fp16 on CUDA); True/False forces fp16/fp32.
+    `state_dict` (with ResolvedWeights of a registered model): an OpenAI-layout state dict to build from instead
+    of reading the file (seeded random weights, models.tiny)."""
     device = torch.device(device)
     ref = weights_or_ref
     if isinstance(ref, ResolvedWeights):
-        return _load_registered(ref, device, half)
+        return _load_registered(ref, device, half, state_dict)
+    if state_dict is not None:
+        raise errors.ModelError("a state dict is loaded only with the ResolvedWeights of a registered CLIP model")
     if isinstance(ref, str):
         ref = SimpleNamespace(name=ref, arch=None)
     if getattr(ref, "name", None):

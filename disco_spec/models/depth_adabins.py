@@ -181,10 +181,22 @@ class UnetAdaptiveBins(nn.Module):
         widths_normed, maps = self.adaptive_bins_layer(unet_out)
         probs = self.conv_out(maps)
         widths = F.pad((self.max_val - self.min_val) * widths_normed, (1, 0), mode="constant", value=self.min_val)
-        edges = torch.cumsum(widths, dim=1)
+        edges = cumsum_deterministic(widths)
         centers = 0.5 * (edges[:, :-1] + edges[:, 1:])
         pred = torch.sum(probs * centers[:, :, None, None], dim=1, keepdim=True)
         return edges, pred
+
+
+def cumsum_deterministic(x: torch.Tensor) -> torch.Tensor:
+    """torch.cumsum(x, dim=1) for AdaBins' bin widths (a few hundred per row) without the cumsum kernel: torch
+    2.11's deterministic mode makes CUDA's cumsum of floats throw (engine/cuda_determinism.py). Sequential
+    float64 additions cast back, which is what the CPU kernel computes (it accumulates in double): the same bits
+    as torch.cumsum on a CPU, and on CUDA the same ones again."""
+    acc = x.double()
+    running = [acc[:, 0]]
+    for i in range(1, acc.shape[1]):
+        running.append(running[-1] + acc[:, i])
+    return torch.stack(running, dim=1).to(x.dtype)
 
 
 def build_adabins(cfg: Mapping[str, Any]) -> UnetAdaptiveBins:

@@ -37,12 +37,14 @@ def load_diffusion(
     use_checkpoint: bool,
     use_fp16: bool,
     device: torch.device | str,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.nn.Module, Any]:
     """(unet, diffusion) for `steps` DDIM/PLMS steps.
 
     `entry_config` is the registry config of the architecture (for a custom checkpoint: of the
     entry its `config` field names). `use_fp16` converts the UNet torso like DD (the render asks for it
     on CUDA only, models.precision.dd_half_precision); it works on any device, so CPU tests can run it.
+    `state_dict`: tensors to load instead of reading `weights.path` (seeded random weights, models.tiny).
     """
     from guided_diffusion.script_util import create_model_and_diffusion
 
@@ -59,7 +61,7 @@ def load_diffusion(
             unet, diffusion = create_model_and_diffusion(**cfg)
     except ValueError as e:  # e.g. guided-diffusion cannot respace to exactly `steps` steps
         raise errors.ModelError(f"{what}: cannot set up {steps} steps: {e}") from None
-    sd = read_state_dict(weights.path, what)
+    sd = read_state_dict(weights.path, what) if state_dict is None else state_dict
     check_keys(unet, sd, what, weights.path)
     unet.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()}, strict=True, assign=True)
     del sd

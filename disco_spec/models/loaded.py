@@ -45,32 +45,58 @@ def needs_lpips(spec: JobSpec, plan_items: list[Any]) -> bool:
     )
 
 
+def _random(ref: Any, role: str) -> tuple[ResolvedWeights, dict[str, torch.Tensor]]:
+    """No file: the registered model's architecture with seeded random weights (models.tiny.random_state_dict)."""
+    from .tiny import random_state_dict
+
+    name = ref if isinstance(ref, str) else getattr(ref, "name", None)
+    entry = registry.REGISTRY.get(name) if isinstance(name, str) else None
+    if entry is None or entry.role != role:
+        raise loaders.errors.ModelError(f"random weights: {ref!r} is not a registered {role} model")
+    return ResolvedWeights(role=role, name=name, path="(seeded random weights)", sha256="", size=0), \
+        random_state_dict(name)
+
+
 def load_models(
     spec: JobSpec, plan_items: list[Any], device: torch.device, *, spec_dir: str | None, fetch: bool = True,
-    access: InputPolicy | None = None,
+    access: InputPolicy | None = None, random_weights: bool = False, half: bool | None = None,
 ) -> LoadedModels:
-    """Resolve, verify and load the spec's models; custom files only inside the folders `access` allows."""
+    """Resolve, verify and load the spec's models; custom files only inside the folders `access` allows.
+
+    `random_weights` (bench/): no file is read; every model is its registered architecture with seeded random
+    weights, built by the same loaders, in the same precision (`weights` stays empty). `half`: None follows DD's
+    rule (models.precision: fp16 UNet torso and OpenAI CLIP on CUDA); True/False forces it (a CPU test of the GPU's
+    precision)."""
     verify = spec.models.check_model_SHA
     # DD: the UNet torso and OpenAI CLIP in fp16 on CUDA; the secondary model, LPIPS and every loss in fp32.
-    use_fp16 = precision.dd_half_precision(device)
+    use_fp16 = precision.dd_half_precision(device) if half is None else bool(half)
     weights: list[ResolvedWeights] = []
 
+    def resolve(ref: Any, role: str) -> tuple[ResolvedWeights, dict[str, torch.Tensor] | None]:
+        if random_weights:
+            return _random(ref, role)
+        w = loaders.resolve_weights(ref, role, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
+        weights.append(w)
+        return w, None
+
     ref = spec.models.diffusion_model
-    w = loaders.resolve_weights(ref, "diffusion", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
-    weights.append(w)
+    w, sd = resolve(ref, "diffusion")
     unet, _ = loaders.load_diffusion(
         w, _diffusion_config(ref), steps=spec.diffusion.steps, use_checkpoint=spec.models.use_checkpoint,
-        use_fp16=use_fp16, device=device,
+        use_fp16=use_fp16, device=device, state_dict=sd,
     )
 
     secondary = None
     if spec.models.use_secondary_model:
-        w = loaders.resolve_weights(spec.models.secondary_model, "secondary", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
-        weights.append(w)
-        secondary = loaders.load_secondary(w, device)
+        w, sd = resolve(spec.models.secondary_model, "secondary")
+        secondary = loaders.load_secondary(w, device, state_dict=sd)
 
     clips: list[ClipBundle] = []
     for cref in clip_refs(spec):
+        if random_weights:
+            w, sd = _random(cref, "clip")
+            clips.append(loaders.load_clip(w, device, half=use_fp16, state_dict=sd))
+            continue
         bundle = loaders.load_clip(cref, device, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, half=use_fp16,
                                    access=access)
         clips.append(bundle)
@@ -79,7 +105,6 @@ def load_models(
 
     lpips_fn = None
     if needs_lpips(spec, plan_items):
-        w = loaders.resolve_weights(spec.models.lpips_model, "lpips", spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
-        weights.append(w)
-        lpips_fn = loaders.load_lpips(w, device)
+        w, sd = resolve(spec.models.lpips_model, "lpips")
+        lpips_fn = loaders.load_lpips(w, device, state_dict=sd)
     return LoadedModels(unet=unet, secondary=secondary, clips=clips, lpips=lpips_fn, weights=weights)

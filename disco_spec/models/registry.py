@@ -16,8 +16,11 @@ from typing import Any, Mapping
 
 from .. import errors
 # Depth models' configs (models/depth*.py, docs/depth-models.md).
+from .registry_clip import OPENAI_CLIP_ARCHITECTURES
 from .registry_depth import (_ADABINS_NYU, _DPT_HYBRID, _DPT_LARGE, _MIDAS_OTHERS, _MIDAS_V21,
                              _MIDAS_V21_SMALL)
+# The diffusion models DD 5.4-5.7 added (their disco.py's diff_model_map and model configs).
+from .registry_dd57 import DD57_DIFFUSION, KALIYUGA_UNET, PORTRAIT_UNET
 
 ROLES = ("diffusion", "secondary", "clip", "lpips", "depth")
 
@@ -84,6 +87,8 @@ LPIPS_HEADS_SHA256 = {
 # Tiny checkpoints: sha256 and size of the bytes models/tiny.py generates (pinned; see its tests).
 TINY_PINS = {
     "tiny-uncond": ("564b50557fd0137d2491c0f46bb9030daf0cf01461472395d51d2a439963aa65", 5_710_704),
+    "tiny-portrait": ("7e7cb52f8a453871f5e32663a0e259be80c2ea279a8a1c8e756f866ba8cf742e", 5_507_768),
+    "tiny-kaliyuga": ("76355766848798e436329c75e7bf07f339383ecc459d09f4cb394bc99d08bfb3", 4_475_816),
     "tiny-secondary": ("dc7a15c81cddeb5f56bf35e16ea7b2a282e9e7b1590310b1cf0e02fe6e1ed472", 877_588),
     "tiny-clip": ("41a580317481afa938368dcb7f425d9f3051786f7ac0d98b41fa1dd76a14e044", 13_562_540),
     "tiny-clip-rn": ("6ba33d255390574b904f359507aaaa6163795291c81777032c9ad306fee2a8d4", 14_478_452),
@@ -143,6 +148,9 @@ def _entries() -> list[ModelEntry]:
             description="Katherine Crowson's small v-objective ImageNet model (DD's secondary model, fp32).",
         ),
     ]
+    for dd_name, (url, sha, config, text) in DD57_DIFFUSION.items():
+        out.append(ModelEntry(name=dd_name, role="diffusion", filename=url.rsplit("/", 1)[1], urls=(url,),
+                              sha256=sha, config=config, description=text))
     for dd_name, (oa_name, fname, sha, res) in _CLIP_TABLE.items():
         out.append(
             ModelEntry(
@@ -151,7 +159,8 @@ def _entries() -> list[ModelEntry]:
                 filename=fname,
                 urls=(f"{_OPENAI_CLIP}/{sha}/{fname}",),
                 sha256=sha,
-                config={"format": "openai-jit", "openai_name": oa_name, "input_resolution": res},
+                config={"format": "openai-jit", "openai_name": oa_name, "input_resolution": res,
+                        "architecture": OPENAI_CLIP_ARCHITECTURES[dd_name]},
                 description=f"OpenAI CLIP {oa_name} (TorchScript archive; fp16 on CUDA, fp32 on CPU, as DD).",
             )
         )
@@ -216,6 +225,29 @@ def _entries() -> list[ModelEntry]:
                     "channel_mult": "1,2,2", "num_head_channels": 32},
             tiny=True,
             description="Toy guided-diffusion UNet with DD's flags (64px, 32 channels, random weights) for tests.",
+        ),
+        ModelEntry(
+            name="tiny-portrait",
+            role="diffusion",
+            filename="tiny-portrait.safetensors",
+            urls=(),
+            sha256="",
+            config={**PORTRAIT_UNET, "image_size": 64, "num_channels": 32, "num_res_blocks": 1,
+                    "channel_mult": "1,2,2", "attention_resolutions": "16, 8"},
+            tiny=True,
+            description="Toy UNet with portrait_generator_v001's flags (4 heads, no per-head width), random weights.",
+        ),
+        ModelEntry(
+            name="tiny-kaliyuga",
+            role="diffusion",
+            filename="tiny-kaliyuga.safetensors",
+            urls=(),
+            sha256="",
+            config={**KALIYUGA_UNET, "image_size": 64, "num_channels": 32, "num_res_blocks": 1,
+                    "channel_mult": "1,2,2"},
+            tiny=True,
+            description="Toy UNet with the KaliYuga models' flags (pixel art, watercolor, pulp sci-fi: one head at "
+            "16, no scale-shift norm, no resblock up/down), random weights.",
         ),
         ModelEntry(
             name="tiny-secondary",

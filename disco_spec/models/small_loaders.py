@@ -24,13 +24,15 @@ def _config_for(weights: ResolvedWeights, config: Mapping[str, Any] | None, defa
 
 
 def load_secondary(weights: ResolvedWeights, device: torch.device | str, *,
-                   config: Mapping[str, Any] | None = None) -> torch.nn.Module:
-    """The secondary model in eval mode with frozen weights (DD: eval().requires_grad_(False))."""
+                   config: Mapping[str, Any] | None = None,
+                   state_dict: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """The secondary model in eval mode with frozen weights (DD: eval().requires_grad_(False)).
+    `state_dict`: tensors to load instead of reading `weights.path` (seeded random weights, models.tiny)."""
     cfg = _config_for(weights, config, "secondary_model_imagenet_2")
     what = f"secondary model {weights.name}"
     with untouched_global_rng(), torch.device("meta"):
         model = builders.secondary(cfg)
-    sd = read_state_dict(weights.path, what)
+    sd = read_state_dict(weights.path, what) if state_dict is None else state_dict
     check_keys(model, sd, what, weights.path)
     model.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()}, strict=True, assign=True)
     assert_materialised(model, what)
@@ -79,10 +81,15 @@ def _trunk_from_torchvision(trunk: torch.nn.Module, sd: Mapping[str, torch.Tenso
 
 
 def load_lpips(weights: ResolvedWeights, device: torch.device | str, *,
-               config: Mapping[str, Any] | None = None) -> LpipsDistance:
-    """lpips.LPIPS with our verified weights; nothing is downloaded (pnet_rand=True, heads read by us)."""
+               config: Mapping[str, Any] | None = None,
+               state_dict: dict[str, torch.Tensor] | None = None) -> LpipsDistance:
+    """lpips.LPIPS with our verified weights; nothing is downloaded (pnet_rand=True, heads read by us).
+    `state_dict`: a whole LPIPS module's tensors (the "lpips-full" layout) instead of reading `weights.path`
+    (seeded random weights, models.tiny)."""
     cfg = _config_for(weights, config, "lpips-vgg")
     net, version, fmt = cfg.get("net", "vgg"), cfg.get("version", "0.1"), cfg.get("format", "torchvision-backbone")
+    if state_dict is not None:
+        fmt = "lpips-full"
     what = f"LPIPS model {weights.name}"
     if fmt not in ("torchvision-backbone", "lpips-full"):
         raise errors.ModelError(f"{what}: unknown LPIPS weight format {fmt!r}")
@@ -93,7 +100,7 @@ def load_lpips(weights: ResolvedWeights, device: torch.device | str, *,
     with untouched_global_rng(), torch.device("meta"):
         model = builders.lpips_net(net, version)
     model.scaling_layer = lpips.ScalingLayer()  # fixed constants, not weights: rebuilt for real
-    sd = read_state_dict(weights.path, what)
+    sd = read_state_dict(weights.path, what) if state_dict is None else state_dict
     if fmt == "torchvision-backbone":
         trunk = _trunk_from_torchvision(model.net, sd)
         _check_shapes(model, {f"net.{k}": v for k, v in trunk.items()}, what)

@@ -91,8 +91,8 @@ def _build(entry: ModelEntry) -> torch.nn.Module:
         return builders.unet_only(cfg)
     if role == "secondary":
         return builders.secondary(cfg)
-    if role == "clip":
-        return builders.tiny_clip(cfg)
+    if role == "clip":  # a real OpenAI model's entry names its architecture (models/registry_clip.py)
+        return builders.tiny_clip(cfg.get("architecture", cfg))
     if role == "lpips":
         return builders.lpips_net(cfg["net"], cfg.get("version", "0.1"))
     if role == "depth":
@@ -132,16 +132,29 @@ def _safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str
     return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
+def random_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """Seeded random weights for registry entry `name`, in the layout its file has (for an LPIPS entry: the
+    whole LPIPS module's, "lpips-full"), float32, the same on every machine.
+
+    A tiny entry's are its file's contents; a real entry's let the loaders build the real architecture without
+    its file (bench/: speed and kernels do not depend on weight values). Whatever the entry, the model is then
+    built by the same loader as from a file (`state_dict=`, and models.loaded.load_models' `random_weights`)."""
+    entry = REGISTRY[name]
+    if entry.role == "clip" and not entry.tiny and "architecture" not in entry.config:
+        raise errors.ModelError(f"{name}: the registry records no architecture to build random weights for")
+    with untouched_global_rng():
+        module = _build(entry)
+    _randomise(module, name)
+    return _tensors_to_save(entry, module)
+
+
 def tiny_bytes(name: str) -> bytes:
     """The exact safetensors bytes of tiny entry `name`."""
     entry = REGISTRY[name]
     if not entry.tiny:
         raise errors.ModelError(f"{name} is not a tiny model")
-    with untouched_global_rng():
-        module = _build(entry)
-    _randomise(module, name)
     meta = {"format": "pt", "disco_spec_tiny": name, "disco_spec_tiny_version": TINY_FORMAT_VERSION}
-    return _safetensors_bytes(_tensors_to_save(entry, module), meta)
+    return _safetensors_bytes(random_state_dict(name), meta)
 
 
 def tiny_names() -> list[str]:

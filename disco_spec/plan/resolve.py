@@ -75,7 +75,7 @@ class Plan:
     cut_overview: list[float]
     cut_innercut: list[float]
     cut_icgray_p: list[float]
-    cut_ic_pow: float
+    cut_ic_pow: float | list[float]  # one number (DD 5.2), or per schedule unit as the cut counts (DD 5.5+)
     items: list[PlanItem]
     warnings: list[str] = field(default_factory=list)
 
@@ -106,7 +106,7 @@ class Sampling:
     cut_overview: list[float]
     cut_innercut: list[float]
     cut_icgray_p: list[float]
-    cut_ic_pow: float
+    cut_ic_pow: float | list[float]  # one number (DD 5.2), or per schedule unit as the cut counts (DD 5.5+)
 
 
 def resolve_sampling(spec: JobSpec) -> Sampling:
@@ -126,7 +126,7 @@ def resolve_sampling(spec: JobSpec) -> Sampling:
         cut_overview=cut_schedule_values(spec.cuts.cut_overview),
         cut_innercut=cut_schedule_values(spec.cuts.cut_innercut),
         cut_icgray_p=cut_schedule_values(spec.cuts.cut_icgray_p),
-        cut_ic_pow=float(spec.cuts.cut_ic_pow),
+        cut_ic_pow=_cut_ic_pow(spec.cuts.cut_ic_pow),
     )
 
 
@@ -173,6 +173,8 @@ def resolve_plan(spec: JobSpec) -> Plan:
         warnings.append("turbo_mode ignored: turbo is 3D only (as DD)")
     if spec.vr.vr_mode and mode != "3D":
         warnings.append("vr_mode ignored: VR is 3D only (as DD)")
+    if spec.symmetry.enabled() and spec.diffusion.diffusion_sampling_mode != "ddim":
+        warnings.append("symmetry ignored: DD 5.7 mirrors the image in DDIM sampling only")
 
     motion_series = _motion_series(spec, frames) if mode in ("2D", "3D") else None
     frames_skip = schedules.calc_frames_skip_steps(steps, schedules.parse_percent(spec.animation.frames_skip_steps))
@@ -222,6 +224,14 @@ def resolve_plan(spec: JobSpec) -> Plan:
         items=items,
         warnings=warnings,
     )
+
+
+def _cut_ic_pow(value: Any) -> float | list[float]:
+    """A number stays a number (the plan, hence its hash, of every DD 5.2 spec is unchanged); a schedule
+    becomes its 1000 values, indexed per step as DD 5.7 does (``IC_Size_Pow=args.cut_ic_pow[1000-t_int]``)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return [float(x) for x in cut_schedule_values(value)]
 
 
 def _motion_series(spec: JobSpec, frames: int) -> dict[str, list[float]]:

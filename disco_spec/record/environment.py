@@ -3,9 +3,11 @@
 `capture_environment()` describes the machine and the numeric settings that decide whether two
 renders can be byte-identical: OS, CPU model and SIMD flags, thread count, device, GPU, driver/CUDA/
 cuDNN versions, determinism and TF32 settings. `package_versions()` reads versions with
-importlib.metadata (nothing heavy is imported for a version). `code_version()` asks git, briefly, for
-the commit of a source checkout. The hostname is collected separately (`volatile_environment()`): it
-names a machine but does not change a single pixel, so it stays outside the manifest's hashed part.
+importlib.metadata (nothing heavy is imported for a version). `code_version()` is disco-spec's version and
+the SHA-256 of its own source files, read from disk: content only, so the id never depends on a subprocess
+that can time out. The hostname and the git commit/dirty state of a source checkout (`code_checkout()`, which
+asks git, briefly) are collected separately (`volatile_environment()`): they name a machine or a commit but do
+not change a single pixel, so they stay outside the manifest's hashed part.
 
 `fingerprint(manifest)` picks the fields that decide bit-exactness (FINGERPRINT_FIELDS): when two
 manifests share it, the same spec must give the same bytes; otherwise only closeness (PSNR) can be
@@ -14,6 +16,7 @@ expected.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata as md
 import os
@@ -131,13 +134,32 @@ def _run(cmd: list[str], timeout: float, cwd: str | os.PathLike | None = None) -
     return p.stdout.strip() if p.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=1)
+def package_source_sha256() -> str:
+    """SHA-256 over the disco_spec package's `.py` files as installed: one `"<sha256>  <relative path>\n"`
+    line per file, sorted by path (like `sha256sum`). Any edit to the code that renders gives another value."""
+    pkg = Path(__file__).resolve().parents[1]  # disco_spec/
+    lines = []
+    for p in sorted(pkg.rglob("*.py"), key=lambda q: q.relative_to(pkg).as_posix()):
+        if "__pycache__" in p.parts:
+            continue
+        lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(pkg).as_posix()}\n")
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
 def code_version() -> dict[str, Any]:
-    """disco-spec's version, and the git commit + dirty flag when it runs from a source checkout."""
+    """What the manifest's hashed part records of the code: disco-spec's version and its sources' SHA-256."""
     from .._version import __version__
 
+    return {"disco_spec": __version__, "source_sha256": package_source_sha256()}
+
+
+def code_checkout() -> dict[str, Any]:
+    """The git commit + dirty flag when disco-spec runs from a source checkout (None where unknown: no git,
+    not a checkout, or git too slow). Outside the hashed part: it names the code, code_version() is it."""
     pkg = Path(__file__).resolve().parents[1]  # disco_spec/
     root = pkg.parent
-    out: dict[str, Any] = {"disco_spec": __version__, "git_commit": None, "git_dirty": None}
+    out: dict[str, Any] = {"git_commit": None, "git_dirty": None}
     if not (root / ".git").exists():
         return out  # an installed package (not a checkout): the version says it all
     commit = _run(["git", "-C", str(root), "rev-parse", "HEAD"], _GIT_TIMEOUT_S)
@@ -221,8 +243,8 @@ def capture_environment(device: str | None = None, *, compile: bool = False) -> 
 
 
 def volatile_environment() -> dict[str, Any]:
-    """What names the machine or GPU slot without changing results (kept outside the hashed part)."""
-    out: dict[str, Any] = {"hostname": socket.gethostname()}
+    """What names the machine, GPU slot or commit without changing results (kept outside the hashed part)."""
+    out: dict[str, Any] = {"hostname": socket.gethostname(), "code_checkout": code_checkout()}
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         out["cuda_visible_devices"] = os.environ["CUDA_VISIBLE_DEVICES"]
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():

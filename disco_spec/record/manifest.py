@@ -13,14 +13,15 @@ lives outside it, so two renders of one spec on one machine get the same id:
         "spec": {...}, "spec_sha256": "...",          # the spec as rendered (concrete seed), canonical
         "plan_sha256": "...", "items": [0, 1, ...],    # plan hash, plan items rendered
         "models": [{role, name, sha256, size, source_url}],
-        "code": {disco_spec, git_commit, git_dirty},
+        "code": {disco_spec, source_sha256},           # the version and the package's sources, hashed
         "packages": {torch, torchvision, open_clip, guided_diffusion, numpy, pillow, opencv, lpips, mlflow},
         "environment": {python, os, cpu, threads, device, gpu, torch, compile, env_vars},
         "inputs": {files: [{field, source, sha256, bytes}], video_init_sha256, ...},  # files the spec names
         "outputs": [{path, kind, item, batch_index, frame, seed, pixels_sha256}]
       },
       "files": [{path, sha256, bytes}],                # outputs + spec.json + plan.json, as on disk
-      "volatile": {created_utc, hostname, run_dir, spec_dir, seconds, seed_drawn, model_paths}
+      "volatile": {created_utc, hostname, code_checkout: {git_commit, git_dirty}, run_dir, spec_dir, seconds,
+                   seed_drawn, model_paths}
     }
 
 PNGs carry the manifest id, and the id covers the outputs: so the hashed part records each output's
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -117,7 +117,9 @@ def input_files(run_dir: Path, read: Iterable[Mapping[str, Any]] = ()) -> dict[s
     out: dict[str, Any] = {}
     path = run_dir / "inputs.json"
     if path.exists():
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = read_json_file(path)  # the one bounded reader
+        if not isinstance(doc, dict):
+            raise SpecError(f"{path}: not the inputs record disco-spec writes", [(str(path), "not a JSON object")])
         # The source's location is machine-specific; its bytes are what the render depends on.
         out = {
             "video_init_sha256": doc.get("sha256"),

@@ -20,23 +20,13 @@ from typing import Annotated, Any, Mapping
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from ..errors import SpecError
+from ..spec import untrusted_json
 
 MAX_MANIFEST_BYTES = 256 * 2**20
-MAX_JSON_DEPTH = 64  # a spec document nests 3 deep, a manifest 6; far below Python's recursion limit
+MAX_JSON_DEPTH = untrusted_json.MAX_JSON_DEPTH
+json_depth_exceeds = untrusted_json.depth_exceeds
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-def json_depth_exceeds(doc: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether lists/dicts nest deeper than `limit` (iterative: safe on any depth)."""
-    stack = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
-    return False
 
 
 def _bad(where: str, why: str) -> SpecError:
@@ -44,27 +34,9 @@ def _bad(where: str, why: str) -> SpecError:
 
 
 def read_json_file(path: str | os.PathLike, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Any:
-    """Parse a JSON file with its size and nesting bounded; SpecError (exit 2) when it is not readable JSON."""
-    p = Path(path)
-    where = str(p)
-    try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise _bad(where, f"{size} bytes: larger than the {max_bytes} bytes a manifest may have")
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _bad(where, f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise _bad(where, f"not UTF-8 text ({exc.reason})") from None
-    try:
-        doc = json.loads(text)
-    except RecursionError:
-        raise _bad(where, f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
-    except ValueError as exc:
-        raise _bad(where, f"invalid JSON: {exc}") from None
-    if json_depth_exceeds(doc):
-        raise _bad(where, f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
-    return doc
+    """Parse a JSON file with its size and nesting bounded; SpecError (exit 2) when it is not readable JSON
+    (spec.untrusted_json, the one reader: duplicate keys, a BOM, a binary file are named too)."""
+    return untrusted_json.read_file(path, max_bytes=max_bytes, kind="manifest")
 
 
 def _relative_path(v: str) -> str:
@@ -120,7 +92,13 @@ class ModelPath(_Record):
     path: StrictStr | None = None
 
 
+class CodeCheckout(_Record):
+    git_commit: StrictStr | None = None
+    git_dirty: bool | None = None
+
+
 class Volatile(_Record):
+    code_checkout: CodeCheckout | None = None
     spec_dir: StrictStr | None = None
     run_dir: StrictStr | None = None
     model_paths: list[ModelPath] = Field(default_factory=list)

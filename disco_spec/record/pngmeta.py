@@ -53,6 +53,8 @@ MAX_TEXT_CHUNK_BYTES = 32 << 20  # decompressed size of one zTXt/iTXt chunk
 MAX_TEXT_TOTAL_BYTES = 64 << 20  # decompressed size of all text chunks of one file
 # The largest image disco-spec writes is 8192x8192 (diffusion.width_height); decoding more is refused.
 MAX_PIXELS = 8192 * 8192
+# A PNG of MAX_PIXELS RGBA pixels stored uncompressed is 256 MiB; no PNG disco-spec reads is larger.
+MAX_PNG_BYTES = 4 * MAX_PIXELS + (MAX_TEXT_TOTAL_BYTES)
 
 
 class _TextTooLarge(Exception):
@@ -76,7 +78,12 @@ class PngFormatError(SpecError):
 def read_chunks(path: str | os.PathLike) -> list[tuple[bytes, bytes]]:
     """All chunks of a PNG as (type, data), in file order (CRCs are checked)."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_PNG_BYTES:  # bounded before reading: a 2 GB (sparse) file is refused at once
+                raise PngFormatError(path, f"{size} bytes: larger than the {MAX_PNG_BYTES} bytes a PNG may have "
+                                           "(MAX_PNG_BYTES)")
+            raw = f.read(size + 1)  # (not MAX_PNG_BYTES + 1: read(n) allocates n bytes up front)
     except OSError as exc:
         raise PngFormatError(path, f"cannot read: {exc.strerror or exc}") from None
     return parse_chunks(raw, path)
@@ -278,11 +285,14 @@ def _int_or_none(v: str | None) -> int | None:
 
 
 def _json_or_none(v: str | None) -> Any:
+    """A JSON text chunk decoded through the one bounded reader (too deep, duplicate keys...: None)."""
+    from ..spec.untrusted_json import loads
+
     if v is None:
         return None
     try:
-        return json.loads(v)
-    except ValueError:
+        return loads(v, "PNG text chunk")
+    except SpecError:
         return None
 
 

@@ -35,9 +35,10 @@ class OutputComparison:
 
 def _rgb(path: str | os.PathLike) -> Any:
     import numpy as np
-    from PIL import Image
 
-    with Image.open(path) as img:
+    from ..record.image_bounds import open_image_bounded
+
+    with open_image_bounded(path) as img:  # size and pixel count bounded before decoding
         return np.asarray(img.convert("RGB"), dtype=np.int16)
 
 

@@ -22,21 +22,19 @@ holds the resume fields, so `import-dd` has nothing to convert).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
+from ..atomic import move
+from ..record.image_bounds import open_image_bounded
 from ..errors import SpecError
 from ..plan.resolve import with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
-from .journal import RUN_STATE, Journal, read_entries
+from .journal import RUN_JSON_BYTES, RUN_STATE, Journal, read_entries
 from .images import write_png_atomic
 from .prepare import PreparedSpec, prepare_spec
 from ..hashes import file_sha256
@@ -79,10 +77,12 @@ def branch_run_dir(out: str | os.PathLike, batch_name: str, run_to_resume: Any) 
 
 
 def _read(path: Path, field: str) -> Any:
+    from ..spec.untrusted_json import read_file
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise _bad(field, f"{path} is unreadable ({exc})") from None
+        return read_file(path, max_bytes=RUN_JSON_BYTES)
+    except SpecError as exc:
+        raise _bad(field, f"{path} is unreadable ({exc.problems[0][1] if exc.problems else exc})") from None
 
 
 def _parent_result(rd: Path, parent_doc: dict[str, Any]) -> SimpleNamespace:
@@ -111,12 +111,11 @@ def _move_to_retained(rd: Path, rel: str) -> str | None:
     if not src.is_file():
         return None
     dest = rd / RETAINED_DIR / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
     k = 1
-    while dest.exists():  # an earlier branch retained the same frame: keep both
+    while os.path.lexists(dest):  # an earlier branch retained the same frame: keep both
         dest = dest.with_name(f"{Path(rel).stem}.{k}{Path(rel).suffix}")
         k += 1
-    shutil.move(str(src), dest)
+    move(src, dest)  # the run folder's boundary (atomic): no link followed on either side
     return dest.relative_to(rd).as_posix()
 
 
@@ -137,11 +136,11 @@ def prepare_branch(request: RenderRequest) -> PreparedRun:
     rd = branch_run_dir(request.out, spec.run.batch_name, spec.run.run_to_resume)
     lock = lock_run_dir(rd)
     try:
-        remove_stale_temps(rd)
         ready, plan, info, branch = _branch(spec, rd, seed=request.seed, access=request.trust.policy(spec_dir))
     except BaseException:
         lock.release()
         raise
+    info.pending_writes.insert(0, lambda: remove_stale_temps(rd))  # after the last check
     return PreparedRun(spec=ready.spec, document=ready.document, plan=plan, selected=list(range(plan.n_items)),
                        spec_dir=spec_dir, seed_drawn=ready.seed_drawn, run_dir=rd, lock=lock, resume=info,
                        branch=branch)
@@ -150,12 +149,13 @@ def prepare_branch(request: RenderRequest) -> PreparedRun:
 def _branch(spec: JobSpec, rd: Path, *, seed: int | None,
             access: InputPolicy) -> tuple[PreparedSpec, Plan, ResumeInfo, dict[str, Any]]:
     from ..plan.resolve import resolve_plan
-    from .video_input import prepare_video_input
+    from .video_input import prepare_video_input, read_inputs_record
 
     r = spec.run
     parent_doc = _read(rd / "spec.json", "run_to_resume")
     parent_state = _read(rd / RUN_STATE, "run_to_resume") if (rd / RUN_STATE).is_file() else None
     parent_manifest = _read(rd / "manifest.json", "run_to_resume") if (rd / "manifest.json").is_file() else None
+    read_inputs_record(rd)  # the manifest reads it at the end: a forged one is refused now, before any write
 
     drawn = False
     if seed is None and r.set_seed == "random_seed":
@@ -164,8 +164,9 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None,
             spec, drawn = with_concrete_seed(spec, draw=rec)
     ready = prepare_spec(without_resume_fields(spec), seed=seed)
     ready.seed_drawn = drawn or ready.seed_drawn
+    video_spec = ready.spec
     if ready.spec.animation.animation_mode == "Video Input":
-        ready.spec = prepare_video_input(ready.spec, rd, access, resume=True)
+        ready.spec = prepare_video_input(ready.spec, rd, access, resume=True, write=False)
         ready.document = spec_to_document(ready.spec)
     plan, doc = resolve_plan(ready.spec), ready.document
 
@@ -174,7 +175,7 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None,
                       entries={e["item"]: e for e in read_entries(rd)}, resumed=True)
     first_missing = 0
     while first_missing < min(parent.plan.n_items, plan.n_items):
-        if journal.verified_records(parent.plan.items[first_missing]) is None:
+        if journal.verified_records(parent.plan.items[first_missing], restore=False) is None:  # a check: no write
             break
         first_missing += 1
     n = first_missing if r.resume_from_frame == "latest" else int(r.resume_from_frame)
@@ -189,32 +190,34 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None,
 
     kept = {i: journal.entries[i] for i in range(n)}
     retained: list[dict[str, str]] = []
-    for i, entry in sorted(journal.entries.items()):
-        if i < n:
-            continue
-        for f in entry.get("files", []):
-            if r.retain_overwritten_frames and f.get("kind") in ("image", "vr_eye"):
-                moved = _move_to_retained(rd, f["path"])
-                if moved is not None:
-                    retained.append({"path": f["path"], "retained_as": moved})
-
-    # The kept frames' pixels were verified above; write their text chunks for the new spec.
     new_result = SimpleNamespace(run_dir=rd, spec_document=doc, plan=plan)
-    new_sha: dict[str, str] = {}
-    for i, entry in kept.items():
-        item = plan.items[i]
-        for f in entry["files"]:
-            if f["kind"] in ("image", "vr_eye"):
-                with Image.open(rd / f["path"]) as im:
-                    img = im.convert("RGB")
-                write_png_atomic(img, rd / f["path"], png_metadata(new_result, item))
-                new_sha[f["path"]] = file_sha256(rd / f["path"])
-    for entry in kept.values():
-        for f in entry["files"]:
-            f["sha256"] = new_sha.get(f["path"], f["sha256"])
-        for s in (entry.get("state") or {}).values():
-            s["sha256"] = new_sha.get(s["path"], s["sha256"])
-    journal.rewrite(kept.values())
+
+    def commit() -> None:
+        """The branch's writes, once every check passed (run.request.ResumeInfo.commit)."""
+        for i, entry in sorted(journal.entries.items()):
+            if i < n:
+                continue
+            for f in entry.get("files", []):
+                if r.retain_overwritten_frames and f.get("kind") in ("image", "vr_eye"):
+                    moved = _move_to_retained(rd, f["path"])
+                    if moved is not None:
+                        retained.append({"path": f["path"], "retained_as": moved})
+        # The kept frames' pixels were verified above; write their text chunks for the new spec.
+        new_sha: dict[str, str] = {}
+        for i, entry in kept.items():
+            item = plan.items[i]
+            for f in entry["files"]:
+                if f["kind"] in ("image", "vr_eye"):
+                    with open_image_bounded(rd / f["path"]) as im:
+                        img = im.convert("RGB")
+                    write_png_atomic(img, rd / f["path"], png_metadata(new_result, item))
+                    new_sha[f["path"]] = file_sha256(rd / f["path"])
+        for entry in kept.values():
+            for f in entry["files"]:
+                f["sha256"] = new_sha.get(f["path"], f["sha256"])
+            for s in (entry.get("state") or {}).values():
+                s["sha256"] = new_sha.get(s["path"], s["sha256"])
+        journal.rewrite(kept.values())
 
     branch = {
         "parent_manifest_id": (parent_manifest or {}).get("id"),
@@ -224,4 +227,7 @@ def _branch(spec: JobSpec, rd: Path, *, seed: int | None,
     }
     recorded = {"weights": (parent_state or {}).get("weights") or []} if parent_state else None
     info = ResumeInfo(run_dir=rd, recorded_state=recorded, items=None)
+    if plan.animation_mode == "Video Input":  # missing or damaged extracted frames: re-extracted, checked
+        info.pending_writes.append(lambda: prepare_video_input(video_spec, rd, access, resume=True))
+    info.pending_writes.append(commit)
     return ready, plan, info, branch

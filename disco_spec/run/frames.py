@@ -73,7 +73,9 @@ def _u8(img: Image.Image) -> np.ndarray:
 
 
 def _read_u8(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
+    from ..record.image_bounds import open_image_bounded
+
+    with open_image_bounded(path) as im:  # a run folder's image: size and pixels bounded before decoding
         return _u8(im)
 
 

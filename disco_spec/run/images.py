@@ -61,12 +61,20 @@ def load_image_prompt(path: str, side_x: int, side_y: int, *, inputs: InputStore
     return pil_to_pm1(img.resize(size, Image.LANCZOS))
 
 
-def write_png_atomic(img: Image.Image, dest: str | Path, text: Mapping[str, str] | None = None) -> Path:
-    """Write a PNG via a temp file in the same folder and an atomic rename; never a half-written file."""
-    dest = Path(dest)
+def encode_png(img: Image.Image, text: Mapping[str, str] | None = None) -> bytes:
+    """The bytes write_png_atomic writes (a resume compares them with the journal before writing any)."""
     info = PngImagePlugin.PngInfo()
     for k, v in (text or {}).items():
         info.add_itxt(k, v, zip=True)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def write_png_atomic(img: Image.Image, dest: str | Path, text: Mapping[str, str] | None = None) -> Path:
+    """Write a PNG via a temp file in the same folder and an atomic rename; never a half-written file."""
+    dest = Path(dest)
+    data = encode_png(img, text)
     with atomic_output(dest) as f:
-        img.save(f, format="PNG", pnginfo=info)
+        f.write(data)
     return dest

@@ -11,12 +11,12 @@ and kept.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RenderError, SpecError
+from ..hashes import bytes_sha256
 from ..spec.access import InputPolicy, is_url
 from .fetch import fetch_url
 
@@ -68,7 +68,7 @@ class InputStore:
             data = self._fetched[source]
         else:
             data = _read_local(self.access, source, fld)
-        sha = hashlib.sha256(data).hexdigest()
+        sha = bytes_sha256(data)
         known = self.records.get((fld, source))
         if known is None:
             self.records[(fld, source)] = InputRecord(fld=fld, source=source, sha256=sha, bytes=len(data))

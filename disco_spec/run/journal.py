@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from ..atomic import atomic_write_bytes, open_append
 from ..errors import SpecError
+from ..hashes import bytes_sha256
 from ..record.ids import spec_sha256
 from ..record.manifest_schema import inside_run_dir
 from .records import sha256_or_none
@@ -43,6 +45,9 @@ FRAMES_LOG = "frames.jsonl"
 STATE_DIR = "state"
 # 2: `spec_sha256` is the manifest's (record.ids.spec_sha256, RFC 8785); version 1 hashed another JSON form
 RUN_STATE_VERSION = 2
+# Bounds on what a run folder's JSON may cost to read (spec.untrusted_json): a journal line per frame is
+# under 1 KiB; 10,000 frames (MAX_FRAMES) fit many times over.
+RUN_JSON_BYTES = 64 * 2**20
 
 
 def weight_records(weights: Iterable[Any]) -> list[dict[str, str]]:
@@ -60,9 +65,19 @@ def weight_records(weights: Iterable[Any]) -> list[dict[str, str]]:
 
 
 def read_entries(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete, well-formed line of frames.jsonl (a torn last line is ignored)."""
+    """Every complete, well-formed line of frames.jsonl (a torn last line is ignored, and so is any line the
+    bounded reader refuses: too deep, duplicate keys, not JSON)."""
+    from ..spec.untrusted_json import loads
+
+    path = run_dir / FRAMES_LOG
+    if not os.path.lexists(path):
+        return []
     try:
-        text = (run_dir / FRAMES_LOG).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > RUN_JSON_BYTES:
+                why = f"larger than the {RUN_JSON_BYTES} bytes a run's journal may have"
+                raise SpecError(f"{path}: {why}", [(str(path), why)])
+            text = f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     entries = []
@@ -70,8 +85,8 @@ def read_entries(run_dir: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            e = json.loads(line)
-        except ValueError:
+            e = loads(line, str(path))
+        except SpecError:
             continue
         if isinstance(e, dict) and isinstance(e.get("item"), int) and isinstance(e.get("files"), list) \
                 and all(_inside(run_dir, f) for f in e["files"] + list((e.get("state") or {}).values())):
@@ -117,6 +132,9 @@ class Journal:
             _check_weights(recorded.get("weights") or [], state["weights"], j.run_dir)
             if "inputs" in recorded:  # (journals written before inputs were recorded have none)
                 _check_inputs(recorded["inputs"], state["inputs"], j.run_dir)
+        if resume is not None:
+            resume.commit()  # the last check passed: now the resume's (or branch's) own writes
+        if recorded is not None:
             for e in read_entries(j.run_dir):
                 j.entries[e["item"]] = e
         write_text_atomic(j.run_dir / RUN_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -148,7 +166,7 @@ class Journal:
             },
         }
         line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
-        with open(self.run_dir / FRAMES_LOG, "a", encoding="utf-8") as f:
+        with open_append(self.run_dir / FRAMES_LOG) as f:  # the run folder's boundary (atomic)
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
@@ -156,7 +174,7 @@ class Journal:
 
     # -- verification -------------------------------------------------------------------------
 
-    def _file_ok(self, rel: str, sha: str, item: PlanItem, kind: str) -> bool:
+    def _file_ok(self, rel: str, sha: str, item: PlanItem, kind: str, restore: bool) -> bool:
         path = self.run_dir / rel
         actual = sha256_or_none(path)
         if actual == sha:
@@ -164,11 +182,18 @@ class Journal:
         if actual is None or kind == "video":
             return False
         # The manifest step stamps final PNGs with extra text chunks after the run; rewriting the decoded
-        # pixels with the original metadata gives back the bytes recorded when the frame finished.
-        return _restore_png(path, sha, self.result, item)
+        # pixels with the original metadata gives back the bytes recorded when the frame finished. Encoded
+        # in memory: a check (`restore=False`) writes nothing, so a refused branch leaves the run as it was.
+        data = _restored_png(path, sha, self.result, item)
+        if data is None:
+            return False
+        if restore:
+            atomic_write_bytes(path, data)
+        return True
 
-    def verified_records(self, item: PlanItem) -> list[Any] | None:
-        """The item's OutputRecords if it finished and every file is intact, else None."""
+    def verified_records(self, item: PlanItem, *, restore: bool = True) -> list[Any] | None:
+        """The item's OutputRecords if it finished and every file is intact, else None. `restore=False`:
+        only check (a PNG whose pixels give the recorded bytes counts as intact but is not rewritten)."""
         from .records import OutputRecord
 
         entry = self.entries.get(item.index)
@@ -176,7 +201,7 @@ class Journal:
             return None
         recs = []
         for f in entry["files"]:
-            if not self._file_ok(f["path"], f["sha256"], item, f["kind"]):
+            if not self._file_ok(f["path"], f["sha256"], item, f["kind"], restore):
                 return None
             p = self.run_dir / f["path"]
             recs.append(OutputRecord(
@@ -184,7 +209,7 @@ class Journal:
                 batch_index=item.batch_index, frame=item.frame, seed=item.seed,
             ))
         for s in (entry.get("state") or {}).values():
-            if sha256_or_none(self.run_dir / s["path"]) != s["sha256"] and not self._file_ok(s["path"], s["sha256"], item, "image"):
+            if sha256_or_none(self.run_dir / s["path"]) != s["sha256"] and not self._file_ok(s["path"], s["sha256"], item, "image", restore):
                 return None
         return recs
 
@@ -221,6 +246,10 @@ def _check_inputs(recorded: Any, now: list[dict[str, Any]], run_dir: Path) -> No
 def _check_weights(recorded: list[dict[str, str]], now: list[dict[str, str]], run_dir: Path) -> None:
     if recorded == now:
         return
+    if not isinstance(recorded, list) or not all(
+            isinstance(w, dict) and all(isinstance(w.get(k), str) for k in ("role", "name", "sha256")) for w in recorded):
+        why = "its `weights` are not what disco-spec writes (a list of {role, name, sha256})"
+        raise SpecError(f"--resume: {run_dir / RUN_STATE}: {why}", [(str(run_dir / RUN_STATE), why)])
     problems: list[tuple[str, str]] = []
     rec_by = {(w["role"], w["name"]): w["sha256"] for w in recorded}
     now_by = {(w["role"], w["name"]): w["sha256"] for w in now}
@@ -240,31 +269,24 @@ def _check_weights(recorded: list[dict[str, str]], now: list[dict[str, str]], ru
     )
 
 
-def _restore_png(path: Path, sha: str, result: Any, item: PlanItem) -> bool:
-    """Re-encode a PNG's pixels as the frame loop wrote them; keep it if that gives the recorded bytes."""
-    import tempfile
-
+def _restored_png(path: Path, sha: str, result: Any, item: PlanItem) -> bytes | None:
+    """The PNG's pixels encoded as the frame loop wrote them, when that gives the recorded bytes (else None)."""
     from PIL import Image
 
-    from .images import write_png_atomic
+    from .images import encode_png
     from .records import png_metadata
 
+    from ..record.image_bounds import open_image_bounded
+
     try:
-        with Image.open(path) as im:
+        with open_image_bounded(path) as im:
             im.load()
             img = im.convert("RGB") if im.mode != "RGB" else im.copy()
             had_meta = any(str(k).startswith("disco-spec:") for k in getattr(im, "text", {}) or {})
     except Exception:  # noqa: BLE001 - any undecodable file is simply not taken
-        return False
-    tmpdir = tempfile.mkdtemp(prefix=".restore-", dir=path.parent)
-    try:
-        for meta in ((png_metadata(result, item),) if had_meta else ()) + (None,):
-            cand = write_png_atomic(img, Path(tmpdir) / path.name, meta)
-            if sha256_or_none(cand) == sha:
-                os.replace(cand, path)
-                return True
-        return False
-    finally:
-        for p in Path(tmpdir).iterdir():
-            p.unlink()
-        os.rmdir(tmpdir)
+        return None
+    for meta in ((png_metadata(result, item),) if had_meta else ()) + (None,):
+        data = encode_png(img, meta)
+        if bytes_sha256(data) == sha:
+            return data
+    return None

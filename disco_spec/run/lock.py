@@ -6,15 +6,23 @@ taken without waiting: a second render exits 2 at once, naming the process that 
 drops the lock when its holder dies (even by kill -9), so a crashed render never blocks a `--resume`.
 The file is removed on release; a render that opened the file just before checks, once it holds the
 lock, that the file is still the one in the folder (else it tries again), so removal cannot let two in.
+
+The lock is where the run folder's trust boundary starts (disco_spec.atomic): before it is taken the
+folder is checked for links, FIFOs and device files (refused, exit 2, nothing written); the lock file is
+opened without following a link and must be a plain file with one name; while it is held, every write
+under the folder goes through atomic's guarded walk.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import UnsafeRunFolder, check_run_folder, guard_run_folder, remove, unguard_run_folder
 from ..errors import SpecError
 
 try:  # Unix; elsewhere renders are not locked
@@ -36,9 +44,10 @@ class RunLock:
         if self.fd is None:
             return
         try:
-            os.unlink(self.path)  # while still holding it: a waiter that opened it re-checks the inode
+            remove(self.path)  # while still holding it: a waiter that opened it re-checks the inode
         except OSError:
             pass
+        unguard_run_folder(self.path.parent)
         os.close(self.fd)
         self.fd = None
 
@@ -61,10 +70,11 @@ def lock_run_dir(run_dir: str | os.PathLike) -> RunLock:
     """Take the run folder's lock, or raise SpecError (exit 2) at once when another render holds it."""
     run_dir = Path(run_dir)
     path = run_dir / LOCK_NAME
+    check_run_folder(run_dir)  # a link, FIFO or device file in the folder: refused before anything is written
     if fcntl is None:  # pragma: no cover
         return RunLock(path, None)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(path, run_dir)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -73,7 +83,7 @@ def lock_run_dir(run_dir: str | os.PathLike) -> RunLock:
                    "or render into another folder")
             raise SpecError(f"--run-dir: {why}", [("--run-dir", why)]) from None
         try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
         except FileNotFoundError:
             same = False
         if same:
@@ -81,7 +91,26 @@ def lock_run_dir(run_dir: str | os.PathLike) -> RunLock:
         os.close(fd)  # the holder removed it between our open and our lock: take the new file
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    guard_run_folder(run_dir)
     return RunLock(path, fd)
+
+
+def _open_lock_file(path: Path, run_dir: Path) -> int:
+    """Open (or create) the lock file without following a link; it must be a plain file with one name, so
+    truncating it and writing the PID can change nothing outside the run folder."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise UnsafeRunFolder(path, "not a plain file (a link, folder or pipe)", run_dir) from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "a file with more than one name (a hard link)" if stat.S_ISREG(st.st_mode) else "not a plain file"
+        raise UnsafeRunFolder(path, what, run_dir)
+    return fd
 
 
 def remove_stale_temps(run_dir: str | os.PathLike) -> list[Path]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from ..models.spec_check import check_model_names
 from ..plan.resolve import Plan, resolve_plan, with_concrete_seed
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
@@ -45,6 +46,7 @@ def prepare_spec(spec_or_path: JobSpec | str | os.PathLike, *, seed: int | None 
         spec = spec.model_copy(update={"run": spec.run.model_copy(update={"set_seed": seed})})
     spec, drawn = with_concrete_seed(spec)
     check_prompt_lengths(spec)  # before any model loads
+    check_model_names(spec)  # exit 2 naming the field, not a failed render
     return PreparedSpec(spec=spec, document=spec_to_document(spec), spec_dir=spec_dir, seed_drawn=drawn)
 
 

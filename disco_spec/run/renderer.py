@@ -22,16 +22,16 @@ Run folder layout under `out` (default `images_out`):
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..plan.resolve import resolve_plan, resolve_sampling
 from ..spec.load import load_spec, spec_to_document
 from ..spec.models import JobSpec
-from .folders import allocate_run_dir, write_text_atomic
+from .folders import allocate_run_dir, refuse_finished_run, write_run_documents
 from .inputs import InputStore
 from .lock import lock_run_dir
 from .prepare import prepare_spec
@@ -77,9 +77,9 @@ def render(spec_or_request: RenderRequest | JobSpec | str | os.PathLike, out: st
         result = RenderResult(  # 3. what observers see and render() returns
             run_dir=run.run_dir, spec=run.spec, spec_document=run.document, plan=run.plan, seed_drawn=run.seed_drawn,
             inputs=inputs, started_at=started_at, spec_path=_spec_path(request), branch=run.branch)
-        write_text_atomic(run.run_dir / "spec.json",  # 4. the spec and plan as rendered
-                          json.dumps(run.document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        write_text_atomic(run.run_dir / "plan.json", run.plan.to_json() + "\n")
+        # 4. the spec and plan as rendered; a resume's writes wait for its last check (a refusal changes nothing)
+        documents = partial(write_run_documents, run.run_dir, run.document, run.plan)
+        documents() if run.resume is None else run.resume.pending_writes.insert(0, documents)
         observers = _observers(request)  # 5. the progress bar first, then the request's (trackers)
         with deterministic_kernels(run.spec.engine.deterministic):  # the manifest records these settings too
             _run_items(result, run, request, observers)  # 6. models, then the item or frame loop and journal
@@ -131,6 +131,7 @@ def _prepare_new(request: RenderRequest, spec: JobSpec, spec_dir: str | None) ->
         rd = allocate_run_dir(request.out, ready.spec.run.batch_name)
     else:
         rd = Path(request.run_dir)
+        refuse_finished_run(rd)  # a finished run is never rendered over without --resume (exit 2)
         rd.mkdir(parents=True, exist_ok=True)
     lock = lock_run_dir(rd)
     try:

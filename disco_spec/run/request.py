@@ -7,9 +7,9 @@ one RenderRequest and pass it down whole, instead of re-threading a dozen keywor
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..spec.access import InputPolicy
 
@@ -85,6 +85,15 @@ class ResumeInfo:
     run_dir: Path
     recorded_state: dict[str, Any] | None
     items: list[int] | None  # the recorded selection (None: every item)
+    # The writes a resume or branch makes before rendering (spec.json, stale temps, Video Input frames, a
+    # branch's retained frames...), run by `commit` once the last check passed (Journal.begin, after the
+    # weights and inputs): a refused resume or branch leaves the run folder as it was.
+    pending_writes: list[Callable[[], Any]] = field(default_factory=list)
+
+    def commit(self) -> None:
+        writes, self.pending_writes = self.pending_writes, []
+        for write in writes:
+            write()
 
 
 @dataclass

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..spec.models import JobSpec
     from .prepare import PreparedSpec
 from ..record.ids import spec_sha256
-from .journal import RUN_STATE
+from .journal import RUN_JSON_BYTES, RUN_STATE
 
 
 def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
@@ -35,12 +35,20 @@ def latest_run_dir(out: str | os.PathLike, batch_name: str) -> Path:
 
 
 def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """A JSON file of the run folder (None when absent), through the one bounded reader (exit 2 naming it)."""
+    from ..spec.untrusted_json import read_file
+
+    if not os.path.lexists(path):
         return None
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"--resume: {path} is unreadable: {exc}", [("--resume", f"{path} is unreadable ({exc})")])
+    doc = read_file(path, max_bytes=RUN_JSON_BYTES)
+    if not isinstance(doc, dict):
+        why = f"not what disco-spec writes there (a JSON object; got a {type(doc).__name__})"
+        raise SpecError(f"--resume: {path}: {why}", [(str(path), why)])
+    if path.name == RUN_STATE and not (doc.get("items") is None or (
+            isinstance(doc["items"], list) and all(type(i) is int for i in doc["items"]))):
+        why = "its `items` is not a list of item numbers (not what disco-spec writes)"
+        raise SpecError(f"--resume: {path}: {why}", [(str(path), why)])
+    return doc
 
 
 def _short(v: Any) -> str:
@@ -101,13 +109,13 @@ def prepare_resume(request: RenderRequest) -> PreparedRun:
         rd = latest_run_dir(request.out, spec.run.batch_name)
     lock = lock_run_dir(rd)
     try:
-        remove_stale_temps(rd)
         ready, plan, info = _check_run(spec, rd, seed=request.seed, items=request.items,
                                        access=request.trust.policy(spec_dir))
         selected = select_items(plan, info.items)
     except BaseException:
         lock.release()
         raise
+    info.pending_writes.insert(0, lambda: remove_stale_temps(rd))  # after the last check
     return PreparedRun(spec=ready.spec, document=ready.document, plan=plan, selected=selected, spec_dir=spec_dir,
                        seed_drawn=ready.seed_drawn, run_dir=rd, lock=lock, resume=info)
 
@@ -128,6 +136,10 @@ def _check_run(spec: JobSpec, rd: Path, *, seed: int | None, items: Sequence[int
     doc = ready.document
     state = _read_json(rd / RUN_STATE)
     recorded_doc = _read_json(rd / "spec.json")
+    from .video_input import read_inputs_record
+
+    read_inputs_record(rd)  # the manifest reads it at the end: a forged one is refused now, before any write
+    video_spec = ready.spec
     if ready.spec.animation.animation_mode == "Video Input":
         if recorded_doc is not None:  # refuse other changes before touching the run's extracted frames
             masked = copy.deepcopy(recorded_doc)
@@ -136,7 +148,7 @@ def _check_run(spec: JobSpec, rd: Path, *, seed: int | None, items: Sequence[int
             _refuse(rd, document_differences(masked, doc))
         from .video_input import prepare_video_input
 
-        ready.spec = prepare_video_input(ready.spec, rd, access, resume=True)
+        ready.spec = prepare_video_input(ready.spec, rd, access, resume=True, write=False)
         ready.document = doc = spec_to_document(ready.spec)
     plan = resolve_plan(ready.spec)
 
@@ -170,6 +182,8 @@ def _check_run(spec: JobSpec, rd: Path, *, seed: int | None, items: Sequence[int
     _refuse(rd, problems)
     info = ResumeInfo(run_dir=rd, recorded_state=state, items=recorded_items if recorded_items is not None else (
         None if items is None else sorted(set(items))))
+    if plan.animation_mode == "Video Input":  # re-extract missing or damaged frames once every check passed
+        info.pending_writes.append(lambda: prepare_video_input(video_spec, rd, access, resume=True))
     return ready, plan, info
 
 

@@ -26,7 +26,8 @@ def video_module():
     return video
 
 
-def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, resume: bool = False) -> JobSpec:
+def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, resume: bool = False,
+                        write: bool = True) -> JobSpec:
     """Extract the input video's frames into run_dir/video_frames and return the spec with
     max_frames = the extracted count, to resolve the plan from (as DD sets max_frames from the frame count,
     disco.py:1977-1978 (AnimSettings cell)).
@@ -35,6 +36,8 @@ def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, re
     On resume, the input video must have the recorded SHA-256 and the frames are re-extracted only if one
     is missing or damaged (they must come out identical). The video must lie inside the folders `access`
     allows (checked before the file is looked at).
+    `write=False` (the checks of a resume or branch) writes nothing into the run folder: the frame count comes
+    from inputs.json, or, where the run recorded none, from an extraction into a temporary folder elsewhere.
     """
     vi = spec.video_input
     if vi.video_init_path[:8].lower().startswith(("http://", "https://")):
@@ -57,10 +60,7 @@ def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, re
     dest = run_dir / VIDEO_FRAMES_DIR
     recorded = None
     if resume:
-        try:
-            recorded = json.loads((run_dir / INPUTS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            recorded = None
+        recorded = read_inputs_record(run_dir)
     if recorded is not None:
         if recorded.get("sha256") != sha:
             raise SpecError(
@@ -69,7 +69,7 @@ def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, re
                   f"{recorded.get('sha256')} → {sha} (resume refused; render a new run instead)")],
             )
         want = [(f["path"], f["sha256"]) for f in recorded.get("frames", [])]
-        if not want or any(sha256_or_none(run_dir / p) != s for p, s in want):
+        if write and (not want or any(sha256_or_none(run_dir / p) != s for p, s in want)):
             paths = _extract(video, src, dest, vi.extract_nth_frame)
             got = [(p.relative_to(run_dir).as_posix(), sha256_or_none(p)) for p in paths]
             if got != want:
@@ -78,6 +78,11 @@ def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, re
                     "(a different ffmpeg?); render a new run instead"
                 )
         count = len(want)
+    elif not write:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="disco-spec-video-count-") as tmp:
+            count = len(_extract(video, src, Path(tmp) / VIDEO_FRAMES_DIR, vi.extract_nth_frame))
     else:
         paths = _extract(video, src, dest, vi.extract_nth_frame)
         count = len(paths)
@@ -96,6 +101,26 @@ def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, re
         )
     animation = spec.animation.model_copy(update={"max_frames": count})
     return spec.model_copy(update={"animation": animation})
+
+
+def read_inputs_record(run_dir: Path) -> dict[str, Any] | None:
+    """inputs.json as the run wrote it, or None (absent). A forged one (wrong shape, a frame path outside the
+    run folder) is refused naming the file; it is read through the one bounded reader."""
+    from ..record.manifest_schema import inside_run_dir
+    from ..spec.untrusted_json import read_file
+    from .journal import RUN_JSON_BYTES
+
+    path = Path(run_dir) / INPUTS_FILE
+    if not path.exists():
+        return None
+    doc = read_file(path, max_bytes=RUN_JSON_BYTES)
+    frames = doc.get("frames", []) if isinstance(doc, dict) else None
+    if not isinstance(frames, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str)
+            and inside_run_dir(Path(run_dir), f["path"]) is not None for f in frames):
+        why = "not the inputs record disco-spec writes (frames must be {path, sha256} inside the run folder)"
+        raise SpecError(f"{path}: {why}", [(str(path), why)])
+    return doc
 
 
 def _extract(video: Any, src: Path, dest: Path, nth: int) -> list[Path]:

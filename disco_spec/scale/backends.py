@@ -143,7 +143,7 @@ def render_on_backend(spec_or_request: Any, out: str | os.PathLike = "images_out
             finalize_run(result, spec_dir=request.spec_dir or _spec_dir_of(request.spec))
         return result
 
-    from ..run.folders import allocate_run_dir
+    from ..run.folders import allocate_run_dir, refuse_finished_run
     from ..run.prepare import prepare
     from ..run.request import select_items
 
@@ -155,6 +155,7 @@ def render_on_backend(spec_or_request: Any, out: str | os.PathLike = "images_out
         rd = allocate_run_dir(request.out, plan.batch_name).resolve()
     else:
         rd = Path(request.run_dir).resolve()
+        refuse_finished_run(rd)  # a finished run is never rendered over (exit 2)
         rd.mkdir(parents=True, exist_ok=True)
     trust = dataclasses.replace(request.trust, access=None)  # jobs travel to workers; each builds its policy
     backend, address = request.backend, request.address

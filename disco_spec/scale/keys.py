@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -149,6 +150,9 @@ def _toml_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except (tomllib.TOMLDecodeError, KeyError):
         return _NOT_TOML
+    except ValueError as exc:  # an integer past Python's digit limit: refused as in a spec file (exit 2)
+        why = f"{text[:20]}…: an integer has more than {sys.get_int_max_str_digits()} digits ({exc.__class__.__name__})"
+        raise SpecError(f"--set: {why}", [("--set", why)]) from None
 
 
 @lru_cache(maxsize=None)

@@ -103,6 +103,15 @@ def write_sweep_json(path: Path, doc: dict[str, Any]) -> None:
 
 def iter_cell_dirs(sweep_dir: str | os.PathLike) -> Iterable[Path]:
     """The cell run folders of a finished sweep, in cell order (from sweep.json)."""
+    from ..errors import SpecError
+    from ..record.manifest_schema import inside_run_dir
+    from ..spec.untrusted_json import read_file
+
     sd = Path(sweep_dir)
-    doc = json.loads((sd / SWEEP_JSON).read_text(encoding="utf-8"))
-    return [sd / c["run_dir"] for c in doc["cells"]]
+    doc = read_file(sd / SWEEP_JSON)  # the one bounded reader
+    cells = doc.get("cells") if isinstance(doc, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and isinstance(c.get("run_dir"), str)
+                                              and inside_run_dir(sd, c["run_dir"]) is not None for c in cells):
+        why = "not the sweep record disco-spec writes (cells with run_dir folders inside the sweep folder)"
+        raise SpecError(f"{sd / SWEEP_JSON}: {why}", [(str(sd / SWEEP_JSON), why)])
+    return [sd / c["run_dir"] for c in cells]

@@ -7,12 +7,12 @@ the manifest and every file equal the local backend's.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomic import move
 from .jobs import Job, JobResult
 from .ray_backend import _driver_environment, _driver_settings, _read_tree, _retarget, _several_nodes, _task_options, _unwrap, _uses_cuda, _write_tree, ensure_ray
 
@@ -35,35 +35,35 @@ def merge_parts(run_dir: Path, parts: list[JobResult], *, seconds: float, seed_d
     from ..record.manifest import finalize_run
     from ..run.records import RenderResult
     from ..run.folders import write_text_atomic
+    from ..run.lock import lock_run_dir
 
     parts = sorted(parts, key=lambda p: min(p.job.items or (0,)))
     first = parts[0].result
-    for name in ("spec.json", "plan.json"):
-        os.replace(Path(parts[0].job.run_dir) / name, run_dir / name)
-    outputs, entries, items = [], [], []
-    for p in parts:
-        src = Path(p.job.run_dir)
-        items += list(p.job.items or ())
-        for rec in p.result.outputs:
-            dest = run_dir / rec.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src / rec.path, dest)
-            outputs.append(rec)
-        entries += read_entries(src)
-    last = Path(parts[-1].job.run_dir) / "progress.png"
-    if last.is_file():
-        os.replace(last, run_dir / "progress.png")
-    state = json.loads((Path(parts[0].job.run_dir) / RUN_STATE).read_text(encoding="utf-8"))
-    state["items"] = sorted(items)
-    write_text_atomic(run_dir / RUN_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
-    lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
-    write_text_atomic(run_dir / FRAMES_LOG, lines)
-    shutil.rmtree(run_dir / PARTS_DIR, ignore_errors=True)
+    with lock_run_dir(run_dir):  # the run folder's boundary: every move below is walked without links
+        for name in ("spec.json", "plan.json"):
+            move(Path(parts[0].job.run_dir) / name, run_dir / name)
+        outputs, entries, items = [], [], []
+        for p in parts:
+            src = Path(p.job.run_dir)
+            items += list(p.job.items or ())
+            for rec in p.result.outputs:
+                move(src / rec.path, run_dir / rec.path)
+                outputs.append(rec)
+            entries += read_entries(src)
+        last = Path(parts[-1].job.run_dir) / "progress.png"
+        if last.is_file():
+            move(last, run_dir / "progress.png")
+        state = json.loads((Path(parts[0].job.run_dir) / RUN_STATE).read_text(encoding="utf-8"))
+        state["items"] = sorted(items)
+        write_text_atomic(run_dir / RUN_STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+        lines = "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n" for e in entries)
+        write_text_atomic(run_dir / FRAMES_LOG, lines)
+        shutil.rmtree(run_dir / PARTS_DIR, ignore_errors=True)
 
-    result = RenderResult(run_dir=run_dir, spec=first.spec, spec_document=first.spec_document, plan=first.plan,
-                          outputs=outputs, weights=list(first.weights), device=first.device, seconds=seconds,
-                          seed_drawn=seed_drawn)
-    finalize_run(result, spec_dir=spec_dir)
+        result = RenderResult(run_dir=run_dir, spec=first.spec, spec_document=first.spec_document, plan=first.plan,
+                              outputs=outputs, weights=list(first.weights), device=first.device, seconds=seconds,
+                              seed_drawn=seed_drawn)
+        finalize_run(result, spec_dir=spec_dir)
     return result
 
 

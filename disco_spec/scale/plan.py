@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,9 @@ def plan_sweep(
                                        + ", ".join(f"{k}: {n}" for k, n in lengths.items()) + ")")])
         coords_list = [tuple([i] * len(axes)) for i in range(len(axes[0].values))]
     else:
+        count = math.prod(len(a.values) for a in axes)  # counted before a cell is built (4 keys x 100 = 10^8)
+        if count > MAX_CELLS:
+            raise SpecError("--set", [("--set", f"{count} cells is more than {MAX_CELLS}")])
         coords_list = list(itertools.product(*(range(len(a.values)) for a in axes)))
     if len(coords_list) > MAX_CELLS:
         raise SpecError("--set", [("--set", f"{len(coords_list)} cells is more than {MAX_CELLS}")])

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 from pydantic import Field, field_validator
 
@@ -32,8 +32,9 @@ class CutsSection(_Section):
         description="Overview cuts per schedule unit: a list expression over exactly 1000 units, or [[value, units], ...].",
     )
     cut_innercut: CutSchedule = Field(default="[4]*400+[12]*600", description="Inner (zoomed-in) cuts per schedule unit.")
-    cut_ic_pow: Finite = Field(default=1, ge=0, description="Exponent shaping inner-cut sizes (higher: smaller cuts; "
-                               "negative sizes crash DD).")
+    cut_ic_pow: Union[Annotated[Finite, Field(ge=0)], CutSchedule] = Field(
+        default=1, description="Exponent shaping inner-cut sizes (higher: smaller cuts; negative sizes crash DD): a "
+        "number (DD 5.2) or, as DD 5.5+, a schedule over the 1000 units like cut_overview.")
     cut_icgray_p: CutSchedule = Field(default="[0.2]*400+[0]*600", description="Fraction of inner cuts made grey, per schedule unit.")
 
     @field_validator("cut_overview", "cut_innercut", "cut_icgray_p")
@@ -43,6 +44,15 @@ class CutsSection(_Section):
         # cut_icgray_p: DD greys inner cut i when i <= int(p · cuts), so any finite p is legal (p <= -1/cuts: none)
         if info.field_name != "cut_icgray_p" and any(x < 0 or x != int(x) or x > 256 for x in values):
             raise ValueError("cut counts must be whole numbers between 0 and 256")
+        return v
+
+    @field_validator("cut_ic_pow")
+    @classmethod
+    def _ic_pow_schedule(cls, v: float | CutSchedule) -> float | CutSchedule:
+        if isinstance(v, (int, float)):
+            return v
+        if any(x < 0 for x in cut_schedule_values(v)):  # DD 5.7 indexes it per step; any negative one crashes
+            raise ValueError("every value of a cut_ic_pow schedule must be >= 0")
         return v
 
 

@@ -26,7 +26,13 @@ class _ModeHeuristics(_ImportState):
 
     def choose_animation_mode(self, given: str | None) -> None:
         """The report never records animation_mode (Q18): a parameter, else a documented guess."""
+        in_file = self.get("animation.animation_mode") if "animation.animation_mode" in self.from_file else None
+        if in_file is not None and (given is None or given == in_file):
+            self.mode_from_user = True
+            return  # the file says it
         if given is not None:
+            if in_file is not None:
+                self.warn(f"animation_mode {given!r} given by the caller replaces the file's {in_file!r}")
             if given not in ANIMATION_MODES:
                 raise SpecError(f"animation_mode: {given!r} is not one of {', '.join(ANIMATION_MODES)}",
                                 [("animation_mode", f"must be one of {', '.join(ANIMATION_MODES)} (got {given!r})")])
@@ -91,6 +97,8 @@ class _ModeHeuristics(_ImportState):
         return None
 
     def choose_n_batches(self) -> None:
+        if "run.n_batches" in self.from_file:
+            return  # the file says it
         self.assume("run.n_batches")
         mode = self.get("animation.animation_mode")
         if mode != "None":

@@ -42,6 +42,8 @@ class _ImportState:
         self.values: dict[tuple[str, str], Any] = {}
         self.extra_clip: list[dict[str, str]] = []
         self.mode_from_user = False
+        self.from_file: set[str] = set()  # spec paths the file's notebook variables set
+        self.notebook_keys: list[str] = []  # the file's keys read as notebook variables
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -126,7 +126,8 @@ class _ValueMapping(_ImportState):
         return value
 
     def cut_ic_pow(self, value: Any) -> Any:
-        """A number in 5.2; a string (a number or a 1000-unit schedule) from 5.5."""
+        """A number in 5.2; a string (a number or a 1000-unit schedule) from 5.5. A schedule that
+        varies is kept whole: the spec indexes it per step as DD 5.7 does."""
         if not isinstance(value, str):
             return value
         try:
@@ -139,10 +140,8 @@ class _ValueMapping(_ImportState):
             raise self.fail("cut_ic_pow", f"not a number or a cut schedule: {exc}")
         if len(set(values)) == 1:
             self.warn(f"cut_ic_pow schedule {value!r} (5.5+) is constant: using {values[0]!r}")
-        else:
-            self.warn(f"cut_ic_pow schedule {value!r} (5.5+) varies over the run; the spec takes one number: "
-                      f"using its first value {values[0]!r} (inner-cut sizes will differ later in the run)")
-        return values[0]
+            return values[0]
+        return value
 
     def motion_value(self, key: str, value: Any) -> Any:
         """Key-frame strings kept; plain numbers (key_frames = False) kept as numbers."""

@@ -50,8 +50,17 @@ OPENCLIP_KEYS = tuple(k for k in LATER_CLIP_MODELS if k != "ViTL14_336px")
 LDSR_KEYS = ("sharpen_preset", "keep_unsharp")  # ≤ early 5.1 (LDSR sharpening, gone in 5.2)
 
 
+# Fewer of the 66 keys of a 5.2 report than this, and no key a version added, cannot tell a pre-5.1
+# report (which lacks diffusion_sampling_mode) from a partial settings file: "version unknown".
+FULL_REPORT_KEYS = 50
+VERSION_UNKNOWN = "unknown"
+
+
 def detect_version(report: dict[str, Any]) -> str:
-    """Which DD version wrote a report, from the keys it holds (the fingerprints above)."""
+    """Which DD version wrote a report, from the keys it holds (the fingerprints above); absent keys prove
+    nothing in a partial file, so a version is read only from keys that are present."""
+    from .dd_key_map import REPORT_KEYS_52
+
     keys = set(report)
     if keys & set(OPENCLIP_KEYS) or isinstance(report.get("cut_ic_pow"), str):
         return ">=5.5"
@@ -61,6 +70,8 @@ def detect_version(report: dict[str, Any]) -> str:
         return ">=5.3"
     if "turbo_frame_blend" in keys:
         return "5.1 (early, turbo_frame_blend)"
+    if "diffusion_sampling_mode" not in keys and len(keys & set(REPORT_KEYS_52)) < FULL_REPORT_KEYS:
+        return VERSION_UNKNOWN
     if "diffusion_sampling_mode" not in keys:
         # 5.0 introduced 3D; a report with no 3D settings predates it.
         has_3d = keys & {"translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z"}
@@ -88,8 +99,12 @@ def _version_note(version: str) -> str:
         ">=5.3": "symmetry / ViT-L/14@336px keys",
         ">=5.4": "video_init_* warp keys",
         ">=5.5": "OpenCLIP keys or a string cut_ic_pow",
+        VERSION_UNKNOWN: "too few of DD's keys to tell; no version-dependent conversion is made (pass "
+                         "--dd-version to say which DD wrote it)",
     }
-    return f"report written by DD {version} ({notes.get(version, 'by the keys it holds')})"
+    if version == VERSION_UNKNOWN:
+        return f"DD version unknown ({notes[version]})"
+    return f"report written by DD {version} ({notes.get(version, 'given by the caller')})"
 
 
 def _ldsr_note(key: str, value: Any) -> str:

@@ -18,6 +18,8 @@ MAX_SCHEDULE_KEYS = MAX_FRAMES
 
 
 MAX_BATCH_NAME_LENGTH = 120
+# The longest suffix a file name adds to batch_name: a partial save `_99999-10000.png` (16) and room to spare.
+MAX_BATCH_NAME_SUFFIX_BYTES = 24
 
 
 class _Section(BaseModel):

@@ -7,8 +7,9 @@ Every problem becomes a `SpecError` whose `problems` are `(location, message)` p
 from __future__ import annotations
 
 import copy
-import json
+import os
 import re
+import stat
 import sys
 import tomllib
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import SpecError
+from . import untrusted_json
 from .explain import _clean_loc, _fmt_loc, explain_errors
 from .models import SUPPORTED_SCHEMA_VERSIONS, JobSpec
 
@@ -29,17 +31,17 @@ def read_document(path: str | Path) -> dict[str, Any]:
     """Parse a TOML or JSON file into a plain dict; syntax errors carry FILE:LINE:COL."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", opener=untrusted_json.nonblocking_opener) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                why = "not a plain file (a folder, pipe or device); a spec is a TOML or JSON file"
+                raise SpecError(f"{path}: {why}", [(str(path), why)])
             raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}", [(str(path), f"cannot read: {exc.strerror or exc}")])
     if len(raw) > MAX_SPEC_BYTES:
         why = f"spec file is larger than {MAX_SPEC_BYTES} bytes (MAX_SPEC_BYTES)"
         raise SpecError(f"{path}: {why}", [(str(path), why)])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text", [(f"{path}:1:{exc.start + 1}", "file is not UTF-8 text")])
+    text = untrusted_json.decode_text(raw, str(path), kind="spec")  # a BOM or a binary file named as such
     parse = _parse_json if path.suffix.lower() == ".json" else _parse_toml
     kind = "JSON" if parse is _parse_json else "TOML"
     try:
@@ -76,11 +78,7 @@ def check_nesting(doc: Any, where: str) -> None:
 
 
 def _parse_json(text: str, where: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        loc = f"{where}:{exc.lineno}:{exc.colno}"
-        raise SpecError(f"{loc}: invalid JSON: {exc.msg}", [(loc, f"invalid JSON: {exc.msg}")])
+    doc = untrusted_json.loads(text, where, max_depth=MAX_NESTING)  # duplicate keys refused, as TOML does
     if not isinstance(doc, dict):
         raise SpecError(f"{where}: a spec must be a JSON object", [(where, "a spec must be a JSON object (got a " + type(doc).__name__ + ")")])
     return doc
@@ -137,6 +135,17 @@ def validate_document(doc: dict[str, Any]) -> JobSpec:
     section's own rules, then the cross-field ones) run again with the wrong fields left at their defaults
     (`_problems_in_passes`), so one `validate` names an unknown key, a broken key-frame string and a
     skip_steps >= steps together."""
+    spec, problems, _ = check_document(doc)
+    if problems or spec is None:
+        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems)
+    return spec
+
+
+def check_document(doc: dict[str, Any]) -> tuple[JobSpec | None, list[tuple[str, str]], JobSpec | None]:
+    """(the spec or None, every problem, the spec with the wrong fields left at their defaults or None).
+
+    The third value lets later stages (prompt lengths, model names) check what is right in a document
+    that has problems elsewhere, so one `validate` reports every problem of every stage."""
     check_nesting(doc, "spec")  # documents also come from PNGs and manifests, not only read_document
     problems: list[tuple[str, str]] = []
     try:
@@ -147,11 +156,9 @@ def validate_document(doc: dict[str, Any]) -> JobSpec:
             raise
         problems += exc.problems
         doc = {**doc, "schema_version": SUPPORTED_SCHEMA_VERSIONS[-1]}
-    spec, found = _problems_in_passes(doc)
+    partial, found = _problems_in_passes(doc)
     problems += found
-    if problems or spec is None:
-        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems)
-    return spec
+    return (None if problems else partial), problems, partial
 
 
 def load_spec(path: str | Path) -> JobSpec:
@@ -160,8 +167,14 @@ def load_spec(path: str | Path) -> JobSpec:
 
 
 def spec_to_document(spec: JobSpec) -> dict[str, Any]:
-    """The spec as a plain JSON-compatible dict, with every default filled in (its canonical content)."""
-    return spec.model_dump(mode="json", by_alias=True, exclude_none=False)
+    """The spec as a plain JSON-compatible dict, with every default filled in (its canonical content).
+
+    [symmetry] (DD 5.3+) is left out while it is all defaults (off), so every spec written before it
+    existed keeps its document and hash (manifests, goldens)."""
+    document = spec.model_dump(mode="json", by_alias=True, exclude_none=False)
+    if spec.symmetry == type(spec.symmetry)():
+        del document["symmetry"]
+    return document
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +190,7 @@ MAX_PASSES = 5  # fields, section rules, cross-field rules, and slack for rules 
 
 
 def _problems_in_passes(doc: dict[str, Any]) -> tuple[JobSpec | None, list[tuple[str, str]]]:
-    """(the spec or None, every problem): after a failed pass, the failing fields are removed (they take their
+    """(the spec without the wrong fields or None, every problem): after a failed pass, the failing fields are removed (they take their
     defaults) and the document validated again, so the rules that need valid fields run too. A later
     problem at a removed field, or one naming a removed field (a cross-field rule that saw its default),
     is an echo of the first and is left out."""
@@ -196,7 +209,7 @@ def _problems_in_passes(doc: dict[str, Any]) -> tuple[JobSpec | None, list[tuple
             removed += fresh
             current = _without(current, [loc for loc, _ in fresh])
             continue
-        return (None if problems else spec), problems
+        return spec, problems  # valid once the wrong fields were removed: the caller decides
     return None, problems
 
 

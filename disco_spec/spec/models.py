@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
+from ..atomic import MAX_NAME_BYTES, TEMP_NAME_EXTRA_BYTES
+
 from pydantic import Field, field_validator, model_validator
 
 from . import schedules
@@ -30,6 +32,7 @@ from .animation_sections import (  # noqa: F401 - the animation sections are par
 from .cut_sections import CutSchedule, CutSegment, CutsSection, cut_schedule_values  # noqa: F401
 from .fields import (  # noqa: F401 - the bounds are part of the spec's contract
     MAX_BATCH_NAME_LENGTH,
+    MAX_BATCH_NAME_SUFFIX_BYTES,
     MAX_FRAMES,
     MAX_SCHEDULE_KEYS,
     Finite,
@@ -39,6 +42,7 @@ from .fields import (  # noqa: F401 - the bounds are part of the spec's contract
     _Section,
 )
 from .engine import EngineSection
+from .symmetry_section import SymmetrySection
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -139,6 +143,9 @@ class ModelsSection(_Section):
         return [n for n in DD_CLIP_NAMES if getattr(self, n)]
 
 
+MAX_BATCH_NAME_BYTES = MAX_NAME_BYTES - TEMP_NAME_EXTRA_BYTES - MAX_BATCH_NAME_SUFFIX_BYTES
+
+
 class RunSection(_Section):
     """Batch naming, counts, seed, previews, DD's resume settings (DD 'Do the Run!' cell)."""
 
@@ -176,6 +183,13 @@ class RunSection(_Section):
         if bad:
             shown = ", ".join(repr(ch) for ch in bad)
             raise ValueError(f"must be one path component: no path separators, ':' or control characters ({shown})")
+        try:
+            n = len(v.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("holds a lone surrogate (not text a file name can hold)") from None
+        if n > MAX_BATCH_NAME_BYTES:  # file names are bounded in bytes: `.{name}_99999-10000.png.<pid>.<hex>.tmp`
+            raise ValueError(f"is {n} bytes in UTF-8; at most {MAX_BATCH_NAME_BYTES} bytes, so that the longest file "
+                             f"name made from it (a partial's temp file) fits the {MAX_NAME_BYTES} bytes a name may have")
         return v
 
 
@@ -305,6 +319,7 @@ class JobSpec(_Section):
     vr: VRSection = Field(default_factory=VRSection)
     saving: SavingSection = Field(default_factory=SavingSection)
     video: VideoSection = Field(default_factory=VideoSection)
+    symmetry: SymmetrySection = Field(default_factory=SymmetrySection)
     engine: EngineSection = Field(default_factory=EngineSection)
 
     @model_validator(mode="after")
@@ -332,6 +347,8 @@ class JobSpec(_Section):
                 break
             t = [schedules.parse_prompt(p)[1] for p in texts_at(frame)]
             i = [schedules.parse_prompt(p)[1] for p in images_at(frame)]
+            if not t and not i:  # before the sum: an empty list sums to 0, which would hide the real cause
+                raise _FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
             total = prompt_weight_total(t, i, self.guidance.fuzzy_prompt)
             if abs(total) < 1e-3:
                 raise _FieldError(
@@ -340,8 +357,6 @@ class JobSpec(_Section):
                     "(DD divides by the sum; e.g. give the positive prompt weight 2 when the negative one is -1)",
                     None,
                 )
-            if not t and not i:
-                raise _FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
         return self
 
 

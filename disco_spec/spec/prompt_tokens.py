@@ -1,10 +1,11 @@
 """Text prompts must fit CLIP's 77-token context: checked before any model loads.
 
 DD's `clip.tokenize` raises on a longer prompt, and so does disco-spec's encoder, but only once the
-models are loaded (minutes into a render). This check runs the same BPE tokenizer (open_clip's
-`SimpleTokenizer`, the one OpenAI's CLIP models use) right after validation. open_clip imports
-torch, so the import is lazy and the check is skipped where open_clip is not installed (a
-validate-only install); the encoder still refuses the prompt later.
+models are loaded (minutes into a render). This check counts with the same BPE tokenizer (open_clip's
+`SimpleTokenizer`, the one OpenAI's CLIP models use) right after validation, re-done in
+`clip_bpe` from open_clip's own merge list so that validating imports no torch. The check is
+skipped where open_clip is not installed (a validate-only install); the encoder still refuses the
+prompt later.
 """
 
 from __future__ import annotations
@@ -16,20 +17,20 @@ from ..errors import SpecError
 CLIP_CONTEXT_LENGTH = 77  # tokens, including the start and end tokens
 
 
-def _default_count_tokens() -> Callable[[str], int] | None:
-    try:
-        from open_clip.tokenizer import SimpleTokenizer
-    except ImportError:
-        return None
-    tok = SimpleTokenizer()
-    return lambda text: len(tok.encode(text)) + 2
-
-
 def check_prompt_lengths(spec: Any, count_tokens: Callable[[str], int] | None = None) -> None:
     """Raise SpecError for every text prompt longer than CLIP's context, naming its frame key."""
-    count = count_tokens or _default_count_tokens()
+    problems = prompt_length_problems(spec, count_tokens)
+    if problems:
+        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems), problems)
+
+
+def prompt_length_problems(spec: Any, count_tokens: Callable[[str], int] | None = None) -> list[tuple[str, str]]:
+    """(field path, message) for each text prompt longer than CLIP's context (at most 20)."""
+    from .clip_bpe import token_counter
+
+    count = count_tokens or token_counter()
     if count is None:
-        return
+        return []
     keep_suffix = spec.guidance.text_prompt_weight_suffix_in_text
     from . import schedules
 
@@ -48,5 +49,4 @@ def check_prompt_lengths(spec: Any, count_tokens: Callable[[str], int] | None = 
                     f"prompt is {n} CLIP tokens (with start/end); the limit is {CLIP_CONTEXT_LENGTH} "
                     f"(DD does not truncate either): {shown!r}",
                 ))
-    if problems:
-        raise SpecError("; ".join(f"{loc}: {msg}" for loc, msg in problems[:20]), problems[:20])
+    return problems[:20]

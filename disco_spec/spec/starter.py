@@ -83,9 +83,8 @@ def _summary(cls: type) -> str:
 
 def starter_toml() -> str:
     """The starter spec's text."""
-    from .load import spec_to_document
-
-    document = spec_to_document(JobSpec(schema_version=SCHEMA_VERSION))
+    # every section, [symmetry] included (spec_to_document leaves it out while it is off)
+    document = JobSpec(schema_version=SCHEMA_VERSION).model_dump(mode="json", by_alias=True, exclude_none=False)
     top: list[str] = [HEADER.format(version=SCHEMA_VERSION)]
     sections: list[str] = []
     for name, info in JobSpec.model_fields.items():

@@ -26,6 +26,11 @@ ENV_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
+# The most a render waits for tracking, all its MLflow calls together (start, per-step logging, end); then
+# it goes on untracked with one warning (tracker.MlflowTracker._guarded). The HTTP time-out bounds each read,
+# not a call: a server that answers a byte every few seconds would otherwise hold a render forever.
+TRACKING_DEADLINE_S = 120.0
+
 # os.environ is process-wide: one lock serialises every stretch of MLflow calls made under ENV_DEFAULTS.
 _ENV_LOCK = threading.RLock()
 

@@ -3,7 +3,6 @@ the spec hash; short forms for the UI's chips) and the per-frame summary metrics
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ TAG_PREFIX = "disco_spec."
 FRAME_PREFIX = "frame/"
 
 # Where disco_spec.record.manifest keeps these (older/other layouts after the first path).
-MANIFEST_GIT_COMMIT = ("hashed.code.git_commit", "code.git_commit", "git_commit")
-MANIFEST_GIT_DIRTY = ("hashed.code.git_dirty", "code.git_dirty", "git_dirty")
+MANIFEST_GIT_COMMIT = ("volatile.code_checkout.git_commit", "hashed.code.git_commit", "code.git_commit", "git_commit")
+MANIFEST_GIT_DIRTY = ("volatile.code_checkout.git_dirty", "hashed.code.git_dirty", "code.git_dirty", "git_dirty")
 MANIFEST_SPEC_SHA256 = ("hashed.spec_sha256", "spec_sha256")
 
 
@@ -26,9 +25,12 @@ def read_manifest(result: Any) -> dict[str, Any] | None:
         return manifest
     path = Path(result.run_dir) / "manifest.json"
     if path.is_file():
+        from ..errors import SpecError
+        from ..record.manifest_schema import read_json_file
+
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            loaded = read_json_file(path)  # the one bounded reader
+        except SpecError:
             return None
         return loaded if isinstance(loaded, dict) else None
     return None

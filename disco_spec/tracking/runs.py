@@ -6,7 +6,6 @@ cannot be reached is a `TrackingError` (exit 1); a malformed or unknown run id i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -89,9 +88,12 @@ def resolve_run_source(run_id: str, tracking_uri: str | None, dest: Path, *, out
 
 def _download_outputs(client: Any, rid: str, manifest_path: Path, dest: Path) -> None:
     """The manifest's output files, each into its run-folder sub-folder of dest (skipping unsafe paths)."""
+    from ..errors import SpecError
+    from ..record.manifest_schema import read_json_file
+
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = read_json_file(manifest_path)  # the one bounded reader
+    except SpecError:
         return
     records = _dig(manifest, "hashed.outputs", "outputs") or []
     root = dest.resolve()

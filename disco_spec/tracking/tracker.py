@@ -54,13 +54,14 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from .._version import __version__
 from ..run.records import BaseObserver, OutputRecord, RenderResult, StepEvent
-from .client import ENV_DEFAULTS, Connection, _http_env, _limits, _short, connect, experiment_id
+from .client import ENV_DEFAULTS, TRACKING_DEADLINE_S, Connection, _http_env, _limits, _short, connect, experiment_id
 from .finish import FRAME_PREFIX, frame_metrics, manifest_tags, read_manifest
 from .names import render_run_name, short_tags, source_tags, spec_file_document
 from .system import start_monitor, stop_monitor
@@ -142,6 +143,7 @@ class MlflowTracker(BaseObserver):
         self.base_document = base_document
         self._client: Any = client
         self._connection: Connection | None = None
+        self.deadline_s = TRACKING_DEADLINE_S
         self._reset()
 
     def warm_up(self) -> "MlflowTracker":
@@ -209,16 +211,38 @@ class MlflowTracker(BaseObserver):
         return self.run_id is not None and not self._disabled and not self._closed
 
     def _guarded(self, what: str, fn: Any, *args: Any) -> None:
+        """Call fn in a worker thread within what is left of the render's tracking deadline
+        (TRACKING_DEADLINE_S over start, every step's logging and the end): a server that answers a byte
+        every few seconds (each read within the HTTP time-out) stops tracking, with one warning, instead of
+        holding the render."""
         if self._disabled:
             return
+        remaining = self.deadline_s - self.tracking_seconds
+        if remaining <= 0:
+            self._disable(what, TimeoutError(f"tracking used its {self.deadline_s:g} s deadline"))
+            return
+        outcome: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                with _http_env():
+                    fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the render's thread below
+                outcome.append(exc)
+
         t0 = time.perf_counter()
+        worker = threading.Thread(target=call, daemon=True, name="disco-spec-mlflow-call")
+        worker.start()
         try:
-            with _http_env():
-                fn(*args)
-        except Exception as exc:  # noqa: BLE001 - tracking must never fail a render
-            self._disable(what, exc)
+            worker.join(remaining)
         finally:
             self.tracking_seconds += time.perf_counter() - t0
+        if worker.is_alive():
+            self._disable(what, TimeoutError(f"no answer within the {self.deadline_s:g} s tracking deadline"))
+        elif outcome and isinstance(outcome[0], Exception):  # tracking must never fail a render
+            self._disable(what, outcome[0])
+        elif outcome:
+            raise outcome[0]
 
     def _disable(self, what: str, exc: BaseException) -> None:
         self._disabled = True
