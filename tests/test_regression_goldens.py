@@ -13,9 +13,10 @@ from disco_spec.spec.load import load_spec, validate_document
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSION = ROOT / "specs" / "regression"
 SPECS = sorted(REGRESSION.glob("*.toml"))
-# the code paths each have a golden (issue 15): PLMS, secondary off, init + LPIPS, Perlin, image prompts + fuzzy,
-# two CLIP models with 2 cut batches, tv/sat scales
-PATHS = {"plms", "plms-no-secondary", "no-secondary", "init-lpips", "perlin", "image-prompt-fuzzy", "two-clips", "tv-sat"}
+# every code path the renderer has has a golden: PLMS, secondary off, init + LPIPS, Perlin, image prompts + fuzzy,
+# two CLIP models with 2 cut batches, tv/sat scales, 2D and 3D animation (depth warps), turbo, VR
+PATHS = {"plms", "plms-no-secondary", "no-secondary", "init-lpips", "perlin", "image-prompt-fuzzy", "two-clips", "tv-sat",
+         "anim-2d", "anim-3d", "turbo", "vr"}
 
 
 def test_every_code_path_has_a_regression_spec():
