@@ -138,4 +138,6 @@ def test_list_models_lists_everything():
     assert names[0] == "512x512_diffusion_uncond_finetune_008100"
     # 3 diffusion/secondary + 8 CLIP + LPIPS + 5 tiny (UNet, secondary, 2 CLIP, LPIPS) + 6 depth (DD's five
     # MiDaS models and AdaBins) + 5 tiny depth (tiny-midas, -dpt-hybrid, -midas-v21, -midas-v21-small, -adabins)
-    assert set(names) == set(REGISTRY) and len(names) == 3 + 8 + 1 + 5 + 6 + 5
+    # + the 8 diffusion models DD 5.4-5.7 added (portrait, pixel art x4, watercolor x2, pulp sci-fi) + their two
+    # tiny architectures (tiny-portrait, tiny-kaliyuga)
+    assert set(names) == set(REGISTRY) and len(names) == 3 + 8 + 1 + 5 + 6 + 5 + 8 + 2
