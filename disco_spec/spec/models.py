@@ -39,7 +39,7 @@ from .fields import (  # noqa: F401 - the bounds are part of the spec's contract
     NonNegInt,
     Seed,
     Side,
-    _Section,
+    Section,
 )
 from .engine import EngineSection
 from .symmetry_section import SymmetrySection
@@ -67,7 +67,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # ---------------------------------------------------------------------------------------------
 
 
-class CustomCheckpoint(_Section):
+class CustomCheckpoint(Section):
     """A local checkpoint file, pinned by its SHA-256 (the file is refused if the hash differs)."""
 
     path: str = Field(description="Path to the checkpoint file (relative paths resolve against the spec's folder).")
@@ -89,7 +89,7 @@ class CustomCheckpoint(_Section):
 ModelRef = Union[str, CustomCheckpoint]
 
 
-class ClipModelRef(_Section):
+class ClipModelRef(Section):
     """A CLIP model beyond DD's eight checkboxes: a registry name, or any open_clip `arch` + `pretrained`."""
 
     name: str | None = Field(default=None, description="Registry name, e.g. 'tiny-clip' or 'ViT-B-32'.")
@@ -110,7 +110,7 @@ class ClipModelRef(_Section):
         return self
 
 
-class ModelsSection(_Section):
+class ModelsSection(Section):
     """Diffusion, secondary, CLIP and LPIPS models (DD cell 2)."""
 
     diffusion_model: ModelRef = Field(
@@ -146,7 +146,7 @@ class ModelsSection(_Section):
 MAX_BATCH_NAME_BYTES = MAX_NAME_BYTES - TEMP_NAME_EXTRA_BYTES - MAX_BATCH_NAME_SUFFIX_BYTES
 
 
-class RunSection(_Section):
+class RunSection(Section):
     """Batch naming, counts, seed, previews, DD's resume settings (DD 'Do the Run!' cell)."""
 
     batch_name: str = Field(
@@ -193,7 +193,7 @@ class RunSection(_Section):
         return v
 
 
-class DiffusionSection(_Section):
+class DiffusionSection(Section):
     """Sampler, step count and output size (DD 'Basic settings' and extra settings)."""
 
     steps: int = Field(default=250, ge=2, le=10000, description="Respaced diffusion steps K (guided-diffusion cannot respace 1 step).")
@@ -210,7 +210,7 @@ class DiffusionSection(_Section):
     randomize_class: bool = Field(default=True, description="Accepted for DD compatibility; has no effect (DD passes no class).")
 
 
-class GuidanceSection(_Section):
+class GuidanceSection(Section):
     """Loss weights and gradient clamping (DD 'Basic settings', 'Advanced', hidden extras)."""
 
     clip_guidance_scale: Finite = Field(default=5000, description="Weight of the CLIP spherical-distance loss.")
@@ -229,7 +229,7 @@ class GuidanceSection(_Section):
     )
 
 
-class InitSection(_Section):
+class InitSection(Section):
     """Init image, Perlin init and their loss (DD 'Init settings' and 'Advanced')."""
 
     init_image: str | None = Field(default=None, description="Path or URL; '', 'none', 'None', 'NONE' mean no init.")
@@ -251,7 +251,7 @@ PromptList = list[str]
 PromptSchedule = Union[PromptList, dict[str, PromptList]]
 
 
-class PromptsSection(_Section):
+class PromptsSection(Section):
     """Text and image prompts keyed by the frame where they start (held until the next key)."""
 
     text_prompts: PromptSchedule = Field(
@@ -281,7 +281,7 @@ class PromptsSection(_Section):
         return {int(k): list(p) for k, p in sorted(v.items(), key=lambda kv: int(kv[0]))}
 
 
-class SavingSection(_Section):
+class SavingSection(Section):
     """Intermediate saves (DD 'Saving')."""
 
     intermediate_saves: NonNegInt | list[NonNegInt] = Field(
@@ -295,7 +295,7 @@ class SavingSection(_Section):
 # ---------------------------------------------------------------------------------------------
 
 
-class JobSpec(_Section):
+class JobSpec(Section):
     """A disco-spec job, version 1."""
 
     schema_url: str | None = Field(default=None, alias="$schema", description="Optional JSON Schema URL/path for editors.")
