@@ -114,7 +114,7 @@ def explain_errors(exc: ValidationError, doc: dict[str, Any]) -> list[tuple[str,
             problems.append((path, f"wrong type or value (got {got}; expected one of: {', '.join(expected)})"))
             continue
         ctx_err = (first.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, models._FieldError):
+        if isinstance(ctx_err, models.FieldError):
             msg = str(ctx_err).split(": ", 1)[1]
             got = _short(ctx_err.got) if ctx_err.got is not None else None
             problems.append((path, msg + (f" (got {got})" if got else "")))

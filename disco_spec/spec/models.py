@@ -326,20 +326,20 @@ class JobSpec(Section):
     def _cross_field(self) -> "JobSpec":
         steps = self.diffusion.steps
         if self.init.skip_steps >= steps:
-            raise _FieldError(("init", "skip_steps"), f"must be less than diffusion.steps ({steps})", self.init.skip_steps)
+            raise FieldError(("init", "skip_steps"), f"must be less than diffusion.steps ({steps})", self.init.skip_steps)
         pct = schedules.parse_percent(self.animation.frames_skip_steps)
         if self.animation.animation_mode != "None" and schedules.calc_frames_skip_steps(steps, pct) >= steps:
-            raise _FieldError(
+            raise FieldError(
                 ("animation", "frames_skip_steps"),
                 f"skips {schedules.calc_frames_skip_steps(steps, pct)} of {steps} steps; must leave at least one",
                 self.animation.frames_skip_steps,
             )
         m = self.models
         if not m.enabled_clip_names() and not m.extra_clip_models:
-            raise _FieldError(("models",), "enable at least one CLIP model (e.g. ViTB32 = true)", None)
+            raise FieldError(("models",), "enable at least one CLIP model (e.g. ViTB32 = true)", None)
         texts, images = self.prompts.by_frame("text_prompts"), self.prompts.by_frame("image_prompts")
         if not texts and not images:
-            raise _FieldError(("prompts",), "needs at least one text or image prompt", None)
+            raise FieldError(("prompts",), "needs at least one text or image prompt", None)
         frames = self.animation.max_frames if self.animation.animation_mode != "None" else 1
         texts_at, images_at = schedules.prompt_schedule_lookup(texts), schedules.prompt_schedule_lookup(images)
         for frame in sorted({0, *texts, *images}):
@@ -348,10 +348,10 @@ class JobSpec(Section):
             t = [schedules.parse_prompt(p)[1] for p in texts_at(frame)]
             i = [schedules.parse_prompt(p)[1] for p in images_at(frame)]
             if not t and not i:  # before the sum: an empty list sums to 0, which would hide the real cause
-                raise _FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
+                raise FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
             total = prompt_weight_total(t, i, self.guidance.fuzzy_prompt)
             if abs(total) < 1e-3:
-                raise _FieldError(
+                raise FieldError(
                     ("prompts", "text_prompts"),
                     f"at frame {frame} the prompt weights sum to {total:g}; they must not sum to 0 "
                     "(DD divides by the sum; e.g. give the positive prompt weight 2 when the negative one is -1)",
@@ -370,7 +370,7 @@ def prompt_weight_total(text_weights: list[float], image_weights: list[float], f
     return sum(w * copies for w in text_weights) + sum(image_weights)
 
 
-class _FieldError(ValueError):
+class FieldError(ValueError):
     """A cross-field error that knows which field it belongs to (picked up by the error formatter)."""
 
     def __init__(self, loc: tuple[str, ...], msg: str, got: Any):
