@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .names import short_tags
-from .params import _dig, sanitize_key
+from .params import dig, sanitize_key
 
 TAG_PREFIX = "disco_spec."
 FRAME_PREFIX = "frame/"
@@ -39,18 +39,18 @@ def read_manifest(result: Any) -> dict[str, Any] | None:
 def manifest_tags(manifest: dict[str, Any], seed: Any) -> dict[str, str]:
     """`disco_spec.manifest_id`, `manifest` (short), git commit (also `mlflow.source.git.commit`), spec hash."""
     tags: dict[str, str] = {}
-    mid = _dig(manifest, "id", "manifest_id")
+    mid = dig(manifest, "id", "manifest_id")
     if mid is not None:
         tags[TAG_PREFIX + "manifest_id"] = str(mid)
         tags.update(short_tags(seed=seed, manifest_id=str(mid)))
-    commit = _dig(manifest, *MANIFEST_GIT_COMMIT)
+    commit = dig(manifest, *MANIFEST_GIT_COMMIT)
     if commit is not None:
         tags[TAG_PREFIX + "git_commit"] = str(commit)
         tags["mlflow.source.git.commit"] = str(commit)
-        dirty = _dig(manifest, *MANIFEST_GIT_DIRTY)
+        dirty = dig(manifest, *MANIFEST_GIT_DIRTY)
         if isinstance(dirty, bool):
             tags[TAG_PREFIX + "git_dirty"] = str(dirty).lower()
-    spec_hash = _dig(manifest, *MANIFEST_SPEC_SHA256)
+    spec_hash = dig(manifest, *MANIFEST_SPEC_SHA256)
     if isinstance(spec_hash, str):
         tags[TAG_PREFIX + "spec_sha256"] = spec_hash
         tags.update(short_tags(seed=seed, spec_sha256=spec_hash))
