@@ -12,16 +12,18 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import errors
-# Depth models' configs (models/depth*.py, docs/depth-models.md).
-from .types import ResolvedWeights
 from .registry_clip import OPENAI_CLIP_ARCHITECTURES
-from .registry_depth import (ADABINS_NYU, DPT_HYBRID, DPT_LARGE, MIDAS_OTHERS, MIDAS_V21,
-                             MIDAS_V21_SMALL)
 # The diffusion models DD 5.4-5.7 added (their disco.py's diff_model_map and model configs).
 from .registry_dd57 import DD57_DIFFUSION, KALIYUGA_UNET, PORTRAIT_UNET
+# Depth models' configs (models/depth*.py, docs/depth-models.md).
+from .registry_depth import (ADABINS_NYU, DPT_HYBRID, DPT_LARGE, MIDAS_OTHERS, MIDAS_V21,
+                             MIDAS_V21_SMALL)
+
+if TYPE_CHECKING:  # models.types imports torch; validate reads the registry and must not
+    from .types import ResolvedWeights
 
 ROLES = ("diffusion", "secondary", "clip", "lpips", "depth")
 
