@@ -11,7 +11,7 @@ import torch
 from device_emulation import CudaDeviceViolation, CudaEmulation, EmulatedCuda
 from disco_spec.engine import guidance, sampler
 from disco_spec.engine.item import sample_item
-from disco_spec.models.loaded import load_models
+from disco_spec.models.load import load_models
 from disco_spec.plan.resolve import resolve_plan
 from test_cuda_audit import SPECS, VARIANTS, _spec
 
