@@ -57,39 +57,6 @@ class PlanItem:
 
 
 @dataclass(frozen=True)
-class Plan:
-    plan_version: int
-    batch_name: str
-    animation_mode: str
-    base_seed: int
-    width: int
-    height: int
-    requested_width_height: list[int]
-    steps: int
-    diffusion_steps: int
-    timestep_respacing: str
-    respacing_stride: int
-    sampler: str
-    eta: float
-    n_items: int
-    cut_overview: list[float]
-    cut_innercut: list[float]
-    cut_icgray_p: list[float]
-    cut_ic_pow: float | list[float]  # one number (DD 5.2), or per schedule unit as the cut counts (DD 5.5+)
-    items: list[PlanItem]
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-    def sha256(self) -> str:
-        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
 class Sampling:
     """The plan's run-wide sampling values: the same for every item, known before Video Input counts its
     frames (the resource estimate reads them before the run folder exists)."""
@@ -107,6 +74,28 @@ class Sampling:
     cut_innercut: list[float]
     cut_icgray_p: list[float]
     cut_ic_pow: float | list[float]  # one number (DD 5.2), or per schedule unit as the cut counts (DD 5.5+)
+
+
+@dataclass(frozen=True)
+class Plan(Sampling):
+    """Every image/frame of a render, resolved: the run-wide sampling values (Sampling) and each item."""
+
+    plan_version: int
+    batch_name: str
+    animation_mode: str
+    base_seed: int
+    n_items: int
+    items: list[PlanItem]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:  # keys sorted: the hash does not depend on the fields' order
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
 
 def resolve_sampling(spec: JobSpec) -> Sampling:
