@@ -130,7 +130,8 @@ class DoctorReport:
 def _check_render(spec: Any, run_dir: Path, spec_dir: str) -> RenderCheck:
     check = RenderCheck(run_dir=str(run_dir))
     try:
-        result = render(spec, run_dir.parent, run_dir=run_dir, progress=False, spec_dir=spec_dir, fetch=False)
+        result = render(spec, run_dir.parent, run_dir=run_dir, progress=False, spec_dir=spec_dir, fetch=False,
+                        cache=False)  # the doctor tests this stack: never served from the render cache
     except Exception as exc:  # noqa: BLE001 - a failed render is the doctor's finding, not a crash
         check.error = f"{type(exc).__name__}: {exc}"
         return check
