@@ -113,6 +113,8 @@ def test_a_still_rendered_twice_renders_once_and_gets_the_same_manifest_id(count
         {f["path"]: f["sha256"] for f in first.manifest["files"]}
     journal = [json.loads(line) for line in (second.run_dir / "frames.jsonl").read_text().splitlines()]
     assert [e["item"] for e in journal] == [0, 1]
+    first_journal = [json.loads(line) for line in (first.run_dir / "frames.jsonl").read_text().splitlines()]
+    assert [e["checksums"] for e in journal] == [e["checksums"] for e in first_journal]  # served with the items
     # --no-cache renders again, and gets the same id
     third = _render(spec, counted["tmp"] / "out", cache=False)
     assert counted["calls"] == [0, 1, 0, 1] and third.manifest["id"] == first.manifest["id"]

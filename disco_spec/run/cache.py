@@ -9,6 +9,7 @@ run's outputs can stand in for a new render of the same recipe. Layout under $DI
     renders/{recipe_id}/frames-{sel}/     an animation: every selected frame at once (sel: hash of the selection)
         manifest.json                     the manifest of the run the files came from (its `files` and
         {run-folder paths}                `outputs` hashes are what a hit is verified against)
+        frames.jsonl                      that run's journal: the items' step checksums, copied on a hit
 
 A frame of an animation starts from the frames before it (their images and the loop's state), so an animation
 is served whole or rendered whole: serving frame f alone would need that state for frame f+1 too.
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 RENDERS_DIR = "renders"
 MANIFEST = "manifest.json"
+JOURNAL = "frames.jsonl"  # run.journal.FRAMES_LOG: kept for each item's step checksums
 MAX_BYTES_ENV = "DISCO_SPEC_RENDER_CACHE_MAX_BYTES"
 DEFAULT_MAX_BYTES = 4 * 2**30
 
@@ -208,6 +210,11 @@ class RenderCache:
             make_dirs(dest.parent)
             atomic_write_bytes(dest, data)  # the run folder's one writer: no link followed
             records[o["item"]].append(record_output(result, observers, o["path"], o["kind"], items[o["item"]]))
+        from .journal import read_entries
+
+        for e in read_entries(hit.folder):  # the step checksums the items were rendered with
+            if e["item"] in items and isinstance(e.get("checksums"), dict):
+                result.step_checksums[e["item"]] = e["checksums"]
         for i in items:
             self.served.add(i)
             result.cached_from.append({"item": i, **hit.source})
@@ -256,6 +263,8 @@ def write_entry(final: Path, run_dir: Path, outputs: Sequence[dict[str, Any]]) -
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         shutil.copyfile(run_dir / MANIFEST, tmp / MANIFEST)
+        if (run_dir / JOURNAL).is_file():  # the items' step checksums travel with them (repro.divergence)
+            shutil.copyfile(run_dir / JOURNAL, tmp / JOURNAL)
         for o in outputs:
             dest = tmp / o["path"]
             dest.parent.mkdir(parents=True, exist_ok=True)
