@@ -69,6 +69,7 @@ def counted(monkeypatch, tmp_path):
     from disco_spec.run import cache as render_cache, loop
 
     monkeypatch.setenv("DISCO_SPEC_RENDER_CACHE_MAX_BYTES", str(2**30))
+    monkeypatch.delenv("DISCO_SPEC_RENDER_CACHE", raising=False)  # conftest turns it off for other tests
     monkeypatch.setattr(render_cache, "renders_root", lambda: tmp_path / "render-cache")
     monkeypatch.setattr(render_cache, "checkout_dirty", lambda: False)
     calls: list[int] = []
@@ -147,6 +148,8 @@ def test_when_the_cache_is_not_used(monkeypatch):
     from disco_spec.run import cache as render_cache
 
     monkeypatch.setattr(render_cache, "checkout_dirty", lambda: False)
+    assert render_cache.for_render(enabled=True, seed_drawn=False, continued=False) is None  # the suite: off
+    monkeypatch.delenv("DISCO_SPEC_RENDER_CACHE")
     assert render_cache.for_render(enabled=True, seed_drawn=False, continued=False).read
     assert render_cache.for_render(enabled=False, seed_drawn=False, continued=False) is None  # --no-cache
     assert render_cache.for_render(enabled=True, seed_drawn=False, continued=True) is None  # resume, branch

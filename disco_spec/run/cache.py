@@ -24,7 +24,8 @@ Besides the local folder, a render's observers may offer a shared store: an obse
 `find_cached_render(recipe_id, item, dest)` method (tracking.tracker.MlflowTracker: a finished MLflow run tagged
 with the recipe id) downloads a run folder into `dest`; it is verified the same way.
 Never consulted: `cache=False` (--no-cache, rebuild, regress, doctor, cache verify), a resumed or branched run,
-a random seed drawn for this render, a dirty working tree (volatile.code_checkout.git_dirty).
+a random seed drawn for this render, a dirty working tree (volatile.code_checkout.git_dirty), and any render
+while $DISCO_SPEC_RENDER_CACHE is "off" (the test suite sets it: its renders check the engine, not the cache).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ RENDERS_DIR = "renders"
 MANIFEST = "manifest.json"
 JOURNAL = "frames.jsonl"  # run.journal.FRAMES_LOG: kept for each item's step checksums
 MAX_BYTES_ENV = "DISCO_SPEC_RENDER_CACHE_MAX_BYTES"
+OFF_ENV = "DISCO_SPEC_RENDER_CACHE"  # "off": no render of this process (or its children) uses the cache
 DEFAULT_MAX_BYTES = 4 * 2**30
 
 
@@ -246,7 +248,7 @@ class RenderCache:
 
 def for_render(*, enabled: bool, seed_drawn: bool, continued: bool, observers: Iterable[Any] = ()) -> RenderCache | None:
     """The render's cache, or None when it must not be used at all (see the module docstring)."""
-    if not enabled or continued or checkout_dirty():
+    if not enabled or continued or os.environ.get(OFF_ENV, "").lower() == "off" or checkout_dirty():
         return None
     return RenderCache(root=renders_root(), read=not seed_drawn, observers=tuple(observers))
 
