@@ -30,7 +30,6 @@ while $DISCO_SPEC_RENDER_CACHE is "off" (the test suite sets it: its renders che
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..atomic import atomic_write_bytes, make_dirs
 from ..errors import SpecError
-from ..hashes import file_sha256
+from ..hashes import bytes_sha256, file_sha256
 from ..record.ids import recipe_id
 from ..record.manifest_schema import inside_run_dir
 
@@ -84,7 +83,7 @@ def item_key(item: int) -> str:
 
 
 def frames_key(selected: Sequence[int]) -> str:
-    return "frames-" + hashlib.sha256(",".join(map(str, selected)).encode()).hexdigest()[:16]
+    return "frames-" + bytes_sha256(",".join(map(str, selected)).encode())[:16]
 
 
 # ---------------------------------------------------------------------------------------------
