@@ -66,7 +66,7 @@ def test_no_cache_is_an_option_of_render_and_sweep():
 @pytest.fixture
 def counted(monkeypatch, tmp_path):
     """A fresh render cache, a clean checkout, and the number of items the engine diffused."""
-    from disco_spec.run import cache as render_cache, loop
+    from disco_spec.run import cache as render_cache, diffuse, loop
 
     monkeypatch.setenv("DISCO_SPEC_RENDER_CACHE_MAX_BYTES", str(2**30))
     monkeypatch.delenv("DISCO_SPEC_RENDER_CACHE", raising=False)  # conftest turns it off for other tests
@@ -79,7 +79,8 @@ def counted(monkeypatch, tmp_path):
         calls.append(item.index)
         return real(result, item, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "diffuse_item", spy)
+    monkeypatch.setattr(loop, "diffuse_item", spy)  # stills
+    monkeypatch.setattr(diffuse, "diffuse_item", spy)  # animation frames (run.frames imports it when it runs)
     return {"calls": calls, "root": tmp_path / "render-cache", "tmp": tmp_path}
 
 
@@ -241,3 +242,18 @@ def test_a_sweep_grown_by_one_value_renders_only_the_new_cells(counted, monkeypa
     assert {k.data.tags["disco_spec.manifest_id"] for k in kids} == set(ids_second.values())
     assert all(k.data.tags.get("disco_spec.recipe_id") for k in kids)
     assert sum("disco_spec.cached_from" in k.data.tags for k in kids) == 4
+
+
+@pytest.mark.render
+def test_an_animation_is_served_whole(counted):
+    from disco_spec.spec.load import validate_document
+
+    spec = validate_document(small_smoke_doc(animation={"animation_mode": "2D", "max_frames": 3}))
+    first = _render(spec, counted["tmp"] / "out")
+    assert counted["calls"] == [0, 1, 2]
+    second = _render(spec, counted["tmp"] / "out")
+    assert counted["calls"] == [0, 1, 2], "the frames were rendered again"
+    assert second.manifest["id"] == first.manifest["id"]
+    assert [c["item"] for c in second.manifest["volatile"]["cached_from"]] == [0, 1, 2]
+    entries = list((counted["root"] / recipe_id(first.manifest)).iterdir())
+    assert [e.name[:7] for e in entries] == ["frames-"]
