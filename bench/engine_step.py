@@ -8,7 +8,7 @@ Configurations:
   real-default  DD 5.2's default still: 1280x768, ViT-B/32 + ViT-B/16 + RN50, 4 cut batches
 
 Speed does not depend on weight values, so random weights measure real speed. The real architectures are
-built by the render's own loader (models.loaded.load_models(random_weights=True): seeded random weights in
+built by the render's own loader (models.load.load_models(random_weights=True): seeded random weights in
 place of the files, then the same modules, the fp16 UNet torso and CLIP on CUDA, `models.use_checkpoint`,
 the attention parameters DD differentiates); the bench has no model construction of its own. `--size WxH`, `--cutn-batches`, `--clips` and `--set KEY=VALUE` (any spec
 field, e.g. `--set models.use_secondary_model=false --set engine.batch_cut_batches=false`) change a config.
@@ -59,7 +59,7 @@ from disco_spec.engine import sampler  # noqa: E402
 from disco_spec.engine.guidance import cuts_for_step  # noqa: E402
 from disco_spec.engine.item import compile_unet, configure_determinism, guidance_settings, sample_item  # noqa: E402
 from disco_spec.errors import SpecError  # noqa: E402
-from disco_spec.models.loaded import LoadedModels, load_models  # noqa: E402
+from disco_spec.models.load import LoadedModels, load_models  # noqa: E402
 from disco_spec.plan.resolve import resolve_plan  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
 
@@ -69,7 +69,7 @@ CLIP_NAMES = ("ViTB32", "ViTB16", "RN50")
 def random_real_models(spec, device: torch.device, *, with_secondary: bool | None = None,
                        half: bool | None = None) -> LoadedModels:
     """The spec's real architectures with seeded random weights (no checkpoint files exist offline), built by
-    the render's own loader (models.loaded.load_models with `random_weights`: the same modules, the same
+    the render's own loader (models.load.load_models with `random_weights`: the same modules, the same
     precision). `with_secondary` overrides `models.use_secondary_model`; `half` forces DD's fp16 rule on or
     off (default: on CUDA), so that a CPU test can build the GPU's precision."""
     if with_secondary is not None:

@@ -139,8 +139,9 @@ def test_2d_two_renders_are_byte_identical(two_d) -> None:
     from disco_spec.record.pngmeta import pixels_sha256
 
     a, b, *_ = two_d
-    pixels_of = {r: {o.path: pixels_sha256(r.run_dir / o.path) for o in r.outputs if o.kind == "image"} for r in (a, b)}
-    assert pixels_of[a] == pixels_of[b], "the pixels differ: the render itself is not deterministic"
+    pixels_a, pixels_b = ({o.path: pixels_sha256(r.run_dir / o.path) for o in r.outputs if o.kind == "image"}
+                          for r in (a, b))
+    assert pixels_a == pixels_b, "the pixels differ: the render itself is not deterministic"
     assert frame_shas(a) == frame_shas(b), "same pixels, other file bytes: the id or a text chunk is not content-only"
     assert len(frame_shas(a)) == 4
     assert len(set(frame_shas(a).values())) == 4

@@ -16,7 +16,8 @@ import torch
 
 from disco_spec import errors
 from disco_spec.models.checkpoint_io import read_state_dict
-from disco_spec.models.loaders import load_clip, resolve_weights
+from disco_spec.models.clip import load_clip
+from disco_spec.models.resolve import resolve_weights
 from disco_spec.models.torchscript_read import read_torchscript_tensors
 
 pytestmark = [pytest.mark.usefixtures("cache"), pytest.mark.filterwarnings("ignore::FutureWarning")]

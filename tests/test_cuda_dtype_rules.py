@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cuda_dtype_rules import CudaDtypeRules, CudaDtypeRuleViolation, violation
-from disco_spec.models import loaders, precision
+from disco_spec.models import load as render_models, precision
 from disco_spec.run.renderer import render
 from test_cuda_audit import SPECS, VARIANTS, _spec
 
@@ -36,11 +36,11 @@ def test_a_planted_fp32_layernorm_in_an_fp16_clip_is_caught():
     runs it, CUDA's layer norm refuses it. The loader's OpenAI build (LayerNormFp32 casts) passes."""
     import open_clip
 
-    from disco_spec.models import builders
-    from disco_spec.models.clip_common import _bundle
+    from disco_spec.models import architectures
+    from disco_spec.models.clip import _bundle
     from disco_spec.models.registry import REGISTRY
 
-    module = builders.tiny_clip(REGISTRY["tiny-clip"].config)
+    module = architectures.tiny_clip(REGISTRY["tiny-clip"].config)
     open_clip.model.convert_weights_to_fp16(module)
     planted = _bundle("planted", module, torch.device("cpu"), None)
     _encode(planted)  # the CPU's lenient kernels run it
@@ -52,7 +52,7 @@ def test_a_planted_fp32_layernorm_in_an_fp16_clip_is_caught():
     assert any(v.startswith("native_layer_norm_backward") for v in rules.violations)  # the backward too
 
     for name in ("tiny-clip", "tiny-clip-rn"):
-        loaded = loaders.load_clip(name, "cpu", half=True)
+        loaded = render_models.load_clip(name, "cpu", half=True)
         with CudaDtypeRules() as rules:
             g = _encode(loaded)
         assert rules.reduced_precision_calls > 100 and torch.isfinite(g).all()
@@ -103,14 +103,14 @@ def test_an_unknown_operator_with_mixed_dtypes_is_reported_not_guessed():
 def test_every_render_mode_in_gpu_precision_keeps_cudas_dtype_rules(variant, tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "dd_half_precision", lambda device: True)  # DD's CUDA precision, on the CPU
     seen = []
-    real = loaders.load_diffusion
+    real = render_models.load_diffusion
 
     def spy(*args, **kwargs):
         unet, diffusion = real(*args, **kwargs)
         seen.append(unet.dtype)
         return unet, diffusion
 
-    monkeypatch.setattr(loaders, "load_diffusion", spy)
+    monkeypatch.setattr(render_models, "load_diffusion", spy)
     with CudaDtypeRules(raise_at_once=False) as rules:
         result = render(_spec(VARIANTS[variant]), tmp_path, progress=False, spec_dir=str(SPECS))
     assert result.outputs and seen == [torch.float16]

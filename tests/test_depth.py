@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from disco_spec import errors
-from disco_spec.models import builders, depth, depth_midas, tiny
+from disco_spec.models import architectures, depth, depth_midas, tiny
 from disco_spec.models.depth import estimate_depth, load_adabins, load_depth_models, load_midas
 from disco_spec.models.depth_adabins import adabins_input_size
 from disco_spec.models.depth_midas import minimal_resize_size
@@ -173,7 +173,7 @@ def _expected_adabins_nyu() -> dict[str, tuple[int, ...]]:
 
 def _meta(name):
     with torch.device("meta"):
-        return builders.build_depth_module(get_entry(name).config)
+        return architectures.build_depth_module(get_entry(name).config)
 
 
 def test_dpt_large_key_layout_matches_midas():

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from disco_spec import errors
-from disco_spec.models import depth_midas, manage, resolve
+from disco_spec.models import depth_midas, resolve
 from disco_spec.models.depth import estimate_depth, load_depth_models
 from disco_spec.models.depth_midas import minimal_resize_size
 from disco_spec.models.depth_midas_conv import _ResidualConvUnit, _ResidualConvUnitCustom
@@ -123,7 +123,7 @@ def test_unpinned_file_with_another_prefix_is_refused(cache):
     path.write_bytes(b"not the published file")
     with pytest.raises(errors.WeightsHashMismatch, match="f6b98070... \\(published prefix\\)"):
         resolve.resolve_entry(entry, fetch=False)
-    ok, message = manage.verify_model("midas_v21")
+    ok, message = resolve.verify_model("midas_v21")
     assert not ok and "published" in message
 
 

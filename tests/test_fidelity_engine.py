@@ -12,7 +12,7 @@ import torchvision.transforms.functional as TF
 from disco_spec.engine import sampler
 from disco_spec.engine.item import sample_item
 from disco_spec.engine.images import to_pil
-from disco_spec.models.loaded import load_models
+from disco_spec.models.load import load_models
 from disco_spec.engine.targets import build_targets, text_targets
 from disco_spec.models.types import ClipBundle
 from disco_spec.plan.resolve import PromptTarget, resolve_plan

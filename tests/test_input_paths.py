@@ -144,7 +144,7 @@ def test_hash_mismatch_of_a_users_own_model_file_does_not_say_delete(project) ->
 
 def test_open_clip_pretrained_file_outside_is_refused(project) -> None:
     pytest.importorskip("open_clip")
-    from disco_spec.models.clip_open import load_open_clip
+    from disco_spec.models.clip import load_open_clip
 
     with pytest.raises(SpecError) as exc:
         load_open_clip("ViT-B-32", str(project["secret"]), "c" * 64, torch.device("cpu"), spec_dir=project["specs"])

@@ -1,4 +1,4 @@
-"""Every registered checkpoint loads the first time: disco-spec's builders against upstream key manifests.
+"""Every registered checkpoint loads the first time: disco-spec's architectures against upstream key manifests.
 
 tests/data/key_manifests/<name>.json lists each state-dict key with its shape and dtype, as the
 upstream architecture definition produces it (generated once by tools/key_manifests.py, which runs
@@ -18,9 +18,9 @@ from types import MappingProxyType
 import pytest
 import torch
 
-from disco_spec.models import builders
+from disco_spec.models import architectures
 from disco_spec.models.checkpoint_io import check_keys
-from disco_spec.models.builders import build_depth_module
+from disco_spec.models.architectures import build_depth_module
 from disco_spec.models.depth import load_midas
 from disco_spec.models.depth_adabins import normalise_adabins_keys
 from disco_spec.models.registry import REGISTRY
@@ -92,7 +92,7 @@ def test_every_diffusion_model_dd_57_offers_is_registered():
 @pytest.mark.parametrize("name", DIFFUSION_NAMES)
 def test_unet_builder_matches_guided_diffusion_with_dds_config(name):
     with torch.device("meta"):
-        unet = builders.unet_only(REGISTRY[name].config)
+        unet = architectures.unet_only(REGISTRY[name].config)
     _assert_same_layout(_ours(unet), _shapes(name), name)
     sd = _synthetic(name)
     check_keys(unet, sd, name, "(synthetic)")
@@ -100,11 +100,11 @@ def test_unet_builder_matches_guided_diffusion_with_dds_config(name):
 
 
 def test_secondary_builder_matches_dds_class_and_loads_a_real_file(tmp_path):
-    from disco_spec.models.small_loaders import load_secondary
+    from disco_spec.models.secondary import build_secondary, load_secondary
 
     name = "secondary_model_imagenet_2"
     with torch.device("meta"):
-        model = builders.secondary(REGISTRY[name].config)
+        model = build_secondary(REGISTRY[name].config)
     _assert_same_layout(_ours(model), _shapes(name), name)
     # A real file with the upstream layout, through the loader itself (weights_only read, strict load).
     path = tmp_path / REGISTRY[name].filename
@@ -123,10 +123,10 @@ CLIP_NAMES = ["ViTB32", "ViTB16", "ViTL14", "RN50", "RN50x4", "RN50x16", "RN50x6
 
 @pytest.mark.parametrize("name", CLIP_NAMES)
 def test_clip_builder_matches_openai_build_model(name):
-    from disco_spec.models.clip_common import _openai_model, _resolution
+    from disco_spec.models.clip import _openai_model, _resolution
 
     sd = _synthetic(name)
-    # disco-spec's own path (clip_common._openai_model -> open_clip's builder, strict load), on meta.
+    # disco-spec's own path (clip._openai_model -> open_clip's builder, strict load), on meta.
     with torch.device("meta"):
         model = _openai_model(dict(sd), torch.device("cpu"), name)
     _assert_same_layout(_ours(model), _shapes(name), name)
@@ -141,12 +141,12 @@ def test_clip_builder_matches_openai_build_model(name):
 
 
 def test_lpips_trunk_maps_onto_torchvisions_vgg16():
-    from disco_spec.models.small_loaders import _trunk_from_torchvision
+    from disco_spec.models.lpips import _trunk_from_torchvision
 
     name = "lpips-vgg"
     theirs = _shapes(name)
     with torch.device("meta"):
-        model = builders.lpips_net("vgg", "0.1")
+        model = architectures.lpips_net("vgg", "0.1")
     trunk = _trunk_from_torchvision(model.net, _synthetic(name))  # the loader's own key mapping
     assert {k: tuple(v.shape) for k, v in trunk.items()} == _ours(model.net)
     model.net.load_state_dict(trunk, strict=True, assign=True)

@@ -175,6 +175,57 @@ def test_a_planted_cycle_is_caught() -> None:
     assert cycle is not None and cycle[0] == cycle[-1]
 
 
+def private_imports(path: Path, name: str) -> list[str]:
+    """`_private` names the file at `path` takes from another disco_spec module: `from mod import _name`, or
+    `mod._name` on a module it imported. A name used by a sibling is shared: make it public, or join the two."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    here = name.split(".") if name else []
+    if path.name != "__init__.py":
+        here = here[:-1]
+    found: list[str] = []
+    modules: dict[str, str] = {}  # local name -> the disco_spec module it is bound to
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
+            target = ".".join(base + ([node.module] if node.module else []))
+        elif node.module and (node.module == "disco_spec" or node.module.startswith("disco_spec.")):
+            target = node.module[len("disco_spec."):] if "." in node.module else ""
+        else:
+            continue
+        for alias in node.names:
+            sub = f"{target}.{alias.name}" if target else alias.name
+            if _exists(sub):
+                modules[alias.asname or alias.name] = sub
+            elif alias.name.startswith("_") and not alias.name.startswith("__") and target != name:
+                found.append(f"{name}:{node.lineno} imports {alias.name} from {target}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr.startswith("_") and not node.attr.startswith("__") and modules[node.value.id] != name):
+            found.append(f"{name}:{node.lineno} uses {modules[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_private_name_crosses_modules() -> None:
+    """Modules that need each other's internals are one module; a name siblings share is public."""
+    found = [f for p in sorted(PACKAGE_DIR.rglob("*.py")) for f in private_imports(p, module_name(p))]
+    assert found == []
+
+
+def test_a_planted_private_import_is_caught(tmp_path: Path) -> None:
+    src = tmp_path / "planted.py"
+    src.write_text("from .schedule_error import _hidden\nfrom ..record import pngmeta\nfrom . import fields\n\n\n"
+                   "def f():\n    from disco_spec.spec.explain import _short\n    return pngmeta._inner, fields.Section\n")
+    assert private_imports(src, "spec.planted") == ["spec.planted:1 imports _hidden from spec.schedule_error",
+                                                    "spec.planted:7 imports _short from spec.explain",
+                                                    "spec.planted:8 uses record.pngmeta._inner"]
+    # a module's own private names, and a private module (the foundation's _version), are not crossings
+    own = tmp_path / "own.py"
+    own.write_text("from .._version import __version__\nfrom disco_spec import _version\n\n\ndef _a():\n    return _version\n")
+    assert private_imports(own, "spec.own") == []
+
+
 def test_the_engine_writes_no_files() -> None:
     """engine/ takes tensors and yields step states: no open(), no atomic writes, no PNG saves."""
     offenders = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from disco_spec.models.diffusion_loader import load_diffusion
+from disco_spec.models.diffusion import load_diffusion
 from disco_spec.models.registry import get_entry
 from disco_spec.models.resolve import resolve_weights
 

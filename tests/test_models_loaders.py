@@ -13,15 +13,11 @@ import pytest
 import torch
 
 from disco_spec import errors
-from disco_spec.models.loaders import (
-    diffusion_entry_config,
-    load_clip,
-    load_diffusion,
-    load_lpips,
-    load_secondary,
-    resolve_weights,
-    strict_tokenize,
-)
+from disco_spec.models.clip import load_clip, strict_tokenize
+from disco_spec.models.diffusion import diffusion_entry_config, load_diffusion
+from disco_spec.models.lpips import load_lpips
+from disco_spec.models.resolve import resolve_weights
+from disco_spec.models.secondary import load_secondary
 from disco_spec.models.registry import TINY_PINS, get_entry
 from disco_spec.models.types import ClipBundle
 
@@ -210,7 +206,7 @@ def _as_openai_jit(model: torch.nn.Module, path: Path) -> None:
 def test_openai_torchscript_archive_path(tmp_path):
     ref_bundle = load_clip("tiny-clip", "cpu")
     archive = tmp_path / "Tiny-OpenAI.pt"
-    from disco_spec.models.builders import tiny_clip
+    from disco_spec.models.architectures import tiny_clip
     from safetensors.torch import load_file
 
     model = tiny_clip(get_entry("tiny-clip").config)
@@ -289,8 +285,8 @@ def test_tiny_lpips_distance():
 
 def test_lpips_vgg_from_torchvision_backbone(tmp_path):
     """The lpips-vgg path: a torchvision-layout VGG16 file + the package's verified heads."""
-    from disco_spec.models.builders import lpips_net
-    from disco_spec.models.small_loaders import _package_heads
+    from disco_spec.models.architectures import lpips_net
+    from disco_spec.models.lpips import _package_heads
 
     with torch.device("meta"):
         ref = lpips_net("vgg")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from disco_spec import errors
-from disco_spec.models import builders
+from disco_spec.models import architectures
 from disco_spec.models.registry import REGISTRY, get_entry, list_models
 from disco_spec.models.secondary import SecondaryDiffusionImageNet2
 
@@ -131,7 +131,7 @@ def test_secondary_key_layout(c):
 
 def _meta_unet(name):
     with torch.device("meta"):
-        return builders.unet_only(get_entry(name).config)
+        return architectures.unet_only(get_entry(name).config)
 
 
 def test_guided_diffusion_256_layout_matches_file_size():

@@ -1,5 +1,5 @@
 """One way to build a model: bench/ builds DD's real architectures with seeded random weights through the render's
-own loaders (models.loaded.load_models(random_weights=True)), not a construction of its own.
+own loaders (models.load.load_models(random_weights=True)), not a construction of its own.
 
 - the registry's OpenAI CLIP architectures (models/registry_clip.py) give exactly the keys and shapes of the real
   files (tests/data/key_manifests, made from OpenAI's definition);
@@ -23,8 +23,8 @@ import torch
 from cuda_dtype_rules import CudaDtypeRules
 from disco_spec.engine import sampler
 from disco_spec.errors import ModelError
-from disco_spec.models import builders, loaded
-from disco_spec.models.loaded import load_models
+from disco_spec.models import architectures, load
+from disco_spec.models.load import load_models
 from disco_spec.models.registry import REGISTRY
 from disco_spec.models.registry_clip import OPENAI_CLIP_ARCHITECTURES
 from disco_spec.plan.resolve import resolve_plan
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.render
 def test_registered_clip_architectures_have_the_real_files_layout(name):
     assert REGISTRY[name].config["architecture"] == OPENAI_CLIP_ARCHITECTURES[name]
     with torch.device("meta"):
-        model = builders.tiny_clip(OPENAI_CLIP_ARCHITECTURES[name])
+        model = architectures.tiny_clip(OPENAI_CLIP_ARCHITECTURES[name])
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     manifest = json.loads((ROOT / "tests" / "data" / "key_manifests" / f"{name}.json").read_text())
     theirs = {k: tuple(v[0]) for k, v in manifest["tensors"].items()}
@@ -86,7 +86,7 @@ def test_random_weights_refuse_a_custom_file(smoke_doc):
 
 def test_bench_has_no_model_construction_of_its_own(monkeypatch):
     constructions = re.compile(r"create_model|convert_weights|convert_to_fp16|build_model_from|\.half\(\)|"
-                               r"builders\.|open_clip\.|SecondaryDiffusion|unet_only|load_state_dict")
+                               r"architectures\.|build_secondary|open_clip\.|SecondaryDiffusion|unet_only|load_state_dict")
     for path in sorted((ROOT / "bench").glob("*.py")):
         hits = [line for line in path.read_text().splitlines() if constructions.search(line)]
         assert hits == [], f"{path.name} builds models itself: {hits}"
@@ -125,4 +125,4 @@ def test_everything_the_bench_builds_keeps_cudas_dtype_rules(secondary, clips):
         r = engine_step.run_phase(spec, plan, item, models, ac, timesteps, CPU, item.start_index, 1, warmup=0)
     assert rules.violations == [], sorted(set(rules.violations))
     assert rules.reduced_precision_calls > 1000 and bool(torch.isfinite(r["x0"]).all())
-    assert loaded.needs_lpips(spec, plan.items) is False
+    assert load.needs_lpips(spec, plan.items) is False

@@ -1,5 +1,5 @@
 """Reduced precision on a CPU: DD runs the UNet torso and OpenAI CLIP in fp16 on CUDA, and disco-spec does too.
-The same loaders and the same render path run here in fp16 (torch 2.14 has fp16 kernels on CPU for all of
+The same render_models and the same render path run here in fp16 (torch 2.14 has fp16 kernels on CPU for all of
 them), so a dtype mismatch between a half model and the fp32 guidance cannot first appear on a GPU."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from disco_spec.engine import losses
-from disco_spec.models import loaders, precision
-from disco_spec.models.diffusion_loader import load_diffusion
+from disco_spec.models import load as render_models, precision
+from disco_spec.models.diffusion import load_diffusion
 from disco_spec.models.registry import get_entry
 from disco_spec.models.resolve import resolve_weights
 from disco_spec.run.records import BaseObserver
@@ -68,8 +68,8 @@ def test_unet_fp16_torso_runs_on_cpu_and_returns_fp32():
 
 @pytest.mark.parametrize("name", ["tiny-clip", "tiny-clip-rn"])
 def test_openai_clip_in_fp16_takes_fp32_cuts_and_gives_fp32_embeddings(name):
-    half = loaders.load_clip(name, "cpu", half=True)
-    full = loaders.load_clip(name, "cpu")  # DD's rule on a CPU: fp32
+    half = render_models.load_clip(name, "cpu", half=True)
+    full = render_models.load_clip(name, "cpu")  # DD's rule on a CPU: fp32
     assert half.extra["dtype"] == "torch.float16" and full.extra["dtype"] == "torch.float32"
     assert {p.dtype for p in half.extra["module"].visual.parameters()} >= {torch.float16}
     r = half.input_resolution
@@ -114,7 +114,7 @@ def _pixels(path: Path) -> np.ndarray:
 def test_render_with_dds_cuda_precision_on_a_cpu(secondary, tmp_path, monkeypatch):
     """The full render path with DD's CUDA precision choice: fp16 UNet torso and CLIP, fp32 losses."""
     seen: dict[str, list] = {"unet": [], "clip": [], "loss_inputs": []}
-    real_diffusion, real_clip, real_clip_loss = loaders.load_diffusion, loaders.load_clip, losses.clip_loss
+    real_diffusion, real_clip, real_clip_loss = render_models.load_diffusion, render_models.load_clip, losses.clip_loss
 
     def spy_diffusion(*args, **kwargs):
         unet, diffusion = real_diffusion(*args, **kwargs)
@@ -133,8 +133,8 @@ def test_render_with_dds_cuda_precision_on_a_cpu(secondary, tmp_path, monkeypatc
     spec = _smoke(use_secondary_model=secondary)
     fp32 = render(spec, tmp_path / "fp32", progress=False)
     monkeypatch.setattr(precision, "dd_half_precision", lambda device: True)
-    monkeypatch.setattr(loaders, "load_diffusion", spy_diffusion)
-    monkeypatch.setattr(loaders, "load_clip", spy_clip)
+    monkeypatch.setattr(render_models, "load_diffusion", spy_diffusion)
+    monkeypatch.setattr(render_models, "load_clip", spy_clip)
     monkeypatch.setattr(losses, "clip_loss", spy_clip_loss)
     stats = _Stats()
     fp16 = render(spec, tmp_path / "fp16", progress=False, observers=[stats])

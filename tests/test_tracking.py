@@ -584,7 +584,7 @@ def test_http_env_is_restored(sqlite_uri, tmp_path, monkeypatch):
     for k in HTTP_VARS:
         if k != "MLFLOW_HTTP_REQUEST_TIMEOUT":
             monkeypatch.delenv(k, raising=False)
-    with tracking._http_env():
+    with tracking.http_env():
         seen = {k: os.environ.get(k) for k in HTTP_VARS}
     assert seen["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "77"  # the user's setting is kept
     assert seen["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == tracking.ENV_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]

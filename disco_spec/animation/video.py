@@ -32,6 +32,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -39,9 +40,13 @@ import numpy as np
 
 from ..atomic import make_dirs, move, remove
 from ..errors import RenderError, SpecError
+from ..spec.fields import MAX_FRAMES
 
 __all__ = [
     "ffmpeg_exe",
+    "VideoProbe",
+    "probe_video",
+    "check_video_bounds",
     "extract_frames",
     "video_frame_path",
     "encode_mp4",
@@ -51,6 +56,17 @@ __all__ = [
 
 VIDEO_FIELD = "video_input.video_init_path"
 _STDERR_TAIL = 4000
+
+# Bounds on Video Input, checked from the container before a frame is extracted (docs/security.md).
+# One frame: the spec's largest side squared (width_height sides are at most 8192).
+MAX_VIDEO_FRAME_PIXELS = 8192 * 8192
+# All kept frames together: about 8,000 frames of 1920x1080 or 18,600 of 1280x720. ffmpeg's JPEGs at -q:v 2
+# measured 0.05 (test pattern) to 0.73 (noise) bytes per pixel plus ~4 KiB per frame, so at most ~13 GiB.
+MAX_VIDEO_INPUT_PIXELS = 2**34
+# Counting the frames reads the container only (no decoding): 101,000 frames took 0.45 s; a file that
+# takes longer than this to demux is refused rather than waited for.
+PROBE_TIMEOUT_S = 60.0
+_PROBE_HEAD_BYTES = 1 << 16
 
 
 def ffmpeg_exe() -> str:
@@ -92,6 +108,79 @@ def video_frame_path(frames_dir: str | os.PathLike, frame: int) -> Path:
     return Path(frames_dir) / f"{frame + 1:04d}.jpg"
 
 
+def _refuse(msg: str) -> SpecError:
+    return SpecError(f"{VIDEO_FIELD}: {msg}", [(VIDEO_FIELD, msg)])
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """What the container says about its first video stream, read without decoding a frame."""
+
+    frames: int  # packets of the stream (one per frame)
+    width: int
+    height: int
+
+
+# ffmpeg prints a stream's size as ", WxH" after the pixel format (codec tags like "/ 0x31637661" never
+# follow a comma).
+_STREAM_LINE = re.compile(r"^\s*Stream #0:\d+\S*: Video: (.*)$", re.MULTILINE)
+_STREAM_SIZE = re.compile(r", (\d{1,9})x(\d{1,9})(?=[ ,]|$)")
+_PROGRESS_FRAME = re.compile(r"^frame=(\d{1,12})\s*$", re.MULTILINE)
+
+
+def probe_video(video_path: str | os.PathLike, *, ffmpeg: str | None = None,
+                timeout_s: float = PROBE_TIMEOUT_S) -> VideoProbe:
+    """Count the frames of a video's first video stream and read its frame size from the container, in
+    bounded time: ``ffmpeg -i V -map 0:v:0 -c copy -f null -`` copies packets without decoding them (the
+    count imageio-ffmpeg's ``count_frames_and_secs`` reads), with a deadline and its output kept in files
+    (a hostile file cannot fill memory with warnings).  SpecError naming ``video_input.video_init_path``
+    when it is not a readable video, has no size, or takes longer than ``timeout_s``."""
+    exe = ffmpeg or ffmpeg_exe()
+    src = os.path.abspath(video_path)
+    args = [exe, "-hide_banner", "-nostdin", "-i", src, "-map", "0:v:0", "-c", "copy", "-f", "null",
+            "-progress", "pipe:1", "-nostats", "-"]  # fmt: skip
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise _refuse(f"counting the frames of {os.fspath(video_path)!r} took longer than {timeout_s:g} s "
+                          "(PROBE_TIMEOUT_S); not a video disco-spec will extract") from None
+        err.seek(0)
+        head = err.read(_PROBE_HEAD_BYTES).decode("utf-8", "replace")
+        size = out.seek(0, os.SEEK_END)
+        out.seek(max(0, size - 4096))
+        progress = out.read().decode("utf-8", "replace")
+    stream = _STREAM_LINE.search(head)
+    counts = _PROGRESS_FRAME.findall(progress)
+    if proc.returncode != 0 or stream is None or not counts:
+        why = _tail(head) or "no video stream"
+        raise _refuse(f"cannot read {os.fspath(video_path)!r} as a video: {why}")
+    dims = _STREAM_SIZE.search(stream.group(1))
+    if dims is None or int(dims.group(1)) < 1 or int(dims.group(2)) < 1:
+        raise _refuse(f"{os.fspath(video_path)!r}: the video stream has no frame size ({stream.group(0).strip()})")
+    return VideoProbe(frames=int(counts[-1]), width=int(dims.group(1)), height=int(dims.group(2)))
+
+
+def check_video_bounds(probe: VideoProbe, extract_nth_frame: int, video_path: str | os.PathLike) -> int:
+    """The number of frames extraction will keep (every ``extract_nth_frame``-th, starting with the first),
+    checked against MAX_FRAMES, the frame size against MAX_VIDEO_FRAME_PIXELS and all kept pixels against
+    MAX_VIDEO_INPUT_PIXELS; SpecError naming ``video_input.video_init_path`` otherwise."""
+    name = os.fspath(video_path)
+    kept = -(-probe.frames // int(extract_nth_frame))
+    frame_pixels = probe.width * probe.height
+    if kept > MAX_FRAMES:
+        raise _refuse(f"{name!r} has {probe.frames} frames; extract_nth_frame = {extract_nth_frame} keeps "
+                      f"{kept}, more than {MAX_FRAMES} (MAX_FRAMES): raise video_input.extract_nth_frame or shorten the video")
+    if frame_pixels > MAX_VIDEO_FRAME_PIXELS:
+        raise _refuse(f"{name!r} has frames of {probe.width}x{probe.height}, more than {MAX_VIDEO_FRAME_PIXELS} "
+                      "pixels (MAX_VIDEO_FRAME_PIXELS)")
+    if kept * frame_pixels > MAX_VIDEO_INPUT_PIXELS:
+        raise _refuse(f"{name!r}: {kept} frames of {probe.width}x{probe.height} are {kept * frame_pixels} pixels, "
+                      f"more than {MAX_VIDEO_INPUT_PIXELS} (MAX_VIDEO_INPUT_PIXELS): raise "
+                      "video_input.extract_nth_frame, or shorten or downscale the video")
+    return kept
+
+
 def extract_frames(
     video_path: str | os.PathLike, dest_dir: str | os.PathLike, extract_nth_frame: int, *, ffmpeg: str | None = None
 ) -> list[Path]:
@@ -99,23 +188,30 @@ def extract_frames(
     the frame files in order.  Frames go to a temporary folder first; old numbered ``.jpg`` files in
     ``dest_dir`` are removed (DD empties its videoFrames folder the same way) before the new ones move in.
 
-    Raises SpecError (field ``video_input.video_init_path``) when the file is missing or holds no video."""
+    Before anything is written, the container's frame count and frame size are checked
+    (`probe_video`, `check_video_bounds`); ffmpeg is also told to stop one frame past the bound, so a
+    container that under-reports its frames still cannot extract more than the bound allows.
+
+    Raises SpecError (field ``video_input.video_init_path``) when the file is missing, holds no video or
+    is over a bound."""
     src = Path(video_path)
     if not src.is_file():
-        msg = f"video file not found: {os.fspath(video_path)!r}"
-        raise SpecError(f"{VIDEO_FIELD}: {msg}", [(VIDEO_FIELD, msg)])
+        raise _refuse(f"video file not found: {os.fspath(video_path)!r}")
     n = int(extract_nth_frame)
     if n < 1:
         msg = f"must be >= 1, got {extract_nth_frame!r}"
         raise SpecError(f"video_input.extract_nth_frame: {msg}", [("video_input.extract_nth_frame", msg)])
     exe = ffmpeg or ffmpeg_exe()
+    probe = probe_video(src, ffmpeg=exe)
+    check_video_bounds(probe, n, video_path)
+    most = min(MAX_FRAMES, MAX_VIDEO_INPUT_PIXELS // (probe.width * probe.height))
     dest = Path(dest_dir)
     make_dirs(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         def command(sync: list[str]) -> list[str]:
             return [exe, "-i", os.path.abspath(src), "-vf", f"select=not(mod(n\\,{n}))", *sync,
-                    "-q:v", "2", "-loglevel", "error", "-stats", str(tmp / "%04d.jpg")]
+                    "-frames:v", str(most + 1), "-q:v", "2", "-loglevel", "error", "-stats", str(tmp / "%04d.jpg")]
 
         proc = _run(command(["-fps_mode", "vfr"]))
         if proc.returncode != 0 and "fps_mode" in (proc.stderr or ""):
@@ -125,6 +221,9 @@ def extract_frames(
             why = _tail(proc.stderr) or "no frames decoded"
             msg = f"cannot extract frames from {os.fspath(video_path)!r} (not a readable video?): {why}"
             raise SpecError(f"{VIDEO_FIELD}: {msg}", [(VIDEO_FIELD, msg)])
+        if len(made) > most:
+            raise _refuse(f"{os.fspath(video_path)!r} holds more frames than its container said "
+                          f"({probe.frames}); more than {most} would be kept (MAX_FRAMES / MAX_VIDEO_INPUT_PIXELS)")
         # Moves and removals through disco_spec.atomic: inside a run folder, a link at `dest` is refused.
         if not os.path.lexists(dest):
             move(tmp, dest)

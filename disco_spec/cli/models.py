@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..models.manage import fetch_model, list_models, verify_model
+from ..models.registry import list_models
+from ..models.resolve import fetch_model, verify_model
 from ..models.resolve import entry_path
 
 

@@ -17,20 +17,20 @@ def ui(
     ),
 ) -> None:
     """Serve MLflow's UI on 127.0.0.1 for disco-spec's runs and print each experiment's runs URL."""
-    from ..tracking.client import _resolve_uri
+    from ..tracking.client import resolve_uri
     from ..tracking.ui import is_server_uri, serve_ui
 
-    uri = _resolve_uri(tracking_uri)
+    uri = resolve_uri(tracking_uri)
     if is_server_uri(uri):  # already a server with its UI: nothing to start
-        from ..tracking.client import _http_env, _short
+        from ..tracking.client import http_env, short_error
         from ..tracking.ui import experiment_urls
 
         typer.echo(f"{uri} is an MLflow server: open it in a browser")
         try:
-            with _http_env():
+            with http_env():
                 urls = experiment_urls(uri, uri.rstrip("/"))
         except Exception as exc:  # noqa: BLE001 - unreachable server: say so, exit 1
-            typer.echo(f"error: could not list the experiments of {uri}: {_short(exc)}", err=True)
+            typer.echo(f"error: could not list the experiments of {uri}: {short_error(exc)}", err=True)
             raise typer.Exit(1)
         for name, url in urls:
             typer.echo(f"  {name}: {url}")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from ..models.loaded import LoadedModels
+from ..models.load import LoadedModels
 from ..plan.resolve import PlanItem
 from ..spec.models import JobSpec
 from . import sampler

@@ -1,4 +1,5 @@
-"""The models stage: registry (official URLs, SHA-256), weight files (download, cache), loaders, tiny models.
+"""The models stage: the registry (official URLs, SHA-256), weight files (resolve, download, cache), one loader
+per model (diffusion, secondary, clip, lpips, depth), a render's models (load), architectures, tiny models.
 
 May import: spec (and the foundation modules errors, atomic). Importing this package is cheap: the
 management functions load on first use, so `models.types` (which the engine needs) pulls in nothing heavy.
@@ -9,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "list_models": "manage",
-    "fetch_model": "manage",
-    "verify_model": "manage",
-    "make_tiny": "manage",
+    "list_models": "registry",
+    "fetch_model": "resolve",
+    "verify_model": "resolve",
+    "make_tiny": "tiny",
     "resolve_weights": "resolve",
     "get_entry": "registry",
     "REGISTRY": "registry",

@@ -29,7 +29,7 @@ from torch import nn
 
 from .. import errors
 from .checkpoint_io import assert_materialised, check_keys, untouched_global_rng
-from .builders import build_depth_module
+from .architectures import build_depth_module
 from .depth_adabins import AdaBinsDepth, normalise_adabins_keys
 from .depth_io import read_depth_state_dict
 from .depth_midas import MidasDepth

@@ -12,15 +12,18 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import errors
-# Depth models' configs (models/depth*.py, docs/depth-models.md).
 from .registry_clip import OPENAI_CLIP_ARCHITECTURES
-from .registry_depth import (_ADABINS_NYU, _DPT_HYBRID, _DPT_LARGE, _MIDAS_OTHERS, _MIDAS_V21,
-                             _MIDAS_V21_SMALL)
 # The diffusion models DD 5.4-5.7 added (their disco.py's diff_model_map and model configs).
 from .registry_dd57 import DD57_DIFFUSION, KALIYUGA_UNET, PORTRAIT_UNET
+# Depth models' configs (models/depth*.py, docs/depth-models.md).
+from .registry_depth import (ADABINS_NYU, DPT_HYBRID, DPT_LARGE, MIDAS_OTHERS, MIDAS_V21,
+                             MIDAS_V21_SMALL)
+
+if TYPE_CHECKING:  # models.types imports torch; validate reads the registry and must not
+    from .types import ResolvedWeights
 
 ROLES = ("diffusion", "secondary", "clip", "lpips", "depth")
 
@@ -187,12 +190,12 @@ def _entries() -> list[ModelEntry]:
                 "https://github.com/isl-org/MiDaS/releases/download/v3/dpt_large-midas-2f21e586.pt",
             ),
             sha256="2f21e586477d90cb9624c7eef5df7891edca49a1c4795ee2cb631fd4daa6ca69",
-            config=_DPT_LARGE,
+            config=DPT_LARGE,
             description="MiDaS v3 DPT-Large (ViT-L/16 384), DD's default depth model. DD lists no checksum; "
             "the hash is the third-party one matching MiDaS' 2f21e586 file-name prefix.",
         )
     )
-    for name, filename, config, urls, text in _MIDAS_OTHERS:
+    for name, filename, config, urls, text in MIDAS_OTHERS:
         out.append(
             ModelEntry(
                 name=name, role="depth", filename=filename, urls=urls, sha256="",
@@ -209,7 +212,7 @@ def _entries() -> list[ModelEntry]:
             urls=("https://cloudflare-ipfs.com/ipfs/Qmd2mMnDLWePKmgfS8m6ntAg4nhV5VkUyAydYBp8cWWeB7/AdaBins_nyu.pt",),
             sha256="3c917d1b86d058918d4055e70b2cdb9696ec4967bb2d8f05c0051263c1ac9641",
             size=940_558_786,
-            config=_ADABINS_NYU,
+            config=ADABINS_NYU,
             description="AdaBins trained on NYU Depth v2 (EfficientNet-B5 encoder, 256 bins, 0.001-10): a training "
             "checkpoint whose 'model' entry holds the weights. DD lists no checksum (third-party hash).",
         )
@@ -300,7 +303,7 @@ def _entries() -> list[ModelEntry]:
             filename="tiny-midas.safetensors",
             urls=(),
             sha256="",
-            config={**_DPT_LARGE, "vit_img_size": 64, "vit_embed_dim": 64, "vit_depth": 4, "vit_num_heads": 2,
+            config={**DPT_LARGE, "vit_img_size": 64, "vit_embed_dim": 64, "vit_depth": 4, "vit_num_heads": 2,
                     "vit_num_classes": 10, "hooks": (0, 1, 2, 3), "reassemble": (8, 16, 32, 32), "features": 16,
                     "head_features_2": 8, "net_size": 64},
             tiny=True,
@@ -313,7 +316,7 @@ def _entries() -> list[ModelEntry]:
             urls=(),
             sha256="",
             # GroupNorm keeps its 32 groups, so the trunk's bottlenecks need at least 32 channels.
-            config={**_DPT_HYBRID, "vit_img_size": 64, "vit_embed_dim": 64, "vit_depth": 4, "vit_num_heads": 2,
+            config={**DPT_HYBRID, "vit_img_size": 64, "vit_embed_dim": 64, "vit_depth": 4, "vit_num_heads": 2,
                     "vit_num_classes": 10, "hooks": (0, 1, 2, 3), "reassemble": (128, 128, 32, 32),
                     "resnet_layers": (1, 1, 1), "resnet_channels": (128, 128, 128), "resnet_stem": 32,
                     "features": 16, "head_features_2": 8, "net_size": 64},
@@ -327,7 +330,7 @@ def _entries() -> list[ModelEntry]:
             filename="tiny-midas-v21.safetensors",
             urls=(),
             sha256="",
-            config={**_MIDAS_V21, "resnet_layers": (1, 1, 1, 1), "resnet_channels": (8, 16, 32, 64), "cardinality": 2,
+            config={**MIDAS_V21, "resnet_layers": (1, 1, 1, 1), "resnet_channels": (8, 16, 32, 64), "cardinality": 2,
                     "base_width": 32, "stem_width": 8, "features": 16, "head_features_1": 8, "net_size": 64},
             tiny=True,
             description="MiDaS v2.1 code with a toy ResNeXt (1 block per stage, 2 groups), random weights.",
@@ -338,7 +341,7 @@ def _entries() -> list[ModelEntry]:
             filename="tiny-midas-v21-small.safetensors",
             urls=(),
             sha256="",
-            config={**_MIDAS_V21_SMALL, "channel_multiplier": 0.25, "depth_multiplier": 0.25, "features": 8,
+            config={**MIDAS_V21_SMALL, "channel_multiplier": 0.25, "depth_multiplier": 0.25, "features": 8,
                     "net_size": 64},
             tiny=True,
             description="MiDaS v2.1 small code with a TF EfficientNet-Lite at channel/depth x0.25, random weights.",
@@ -349,7 +352,7 @@ def _entries() -> list[ModelEntry]:
             filename="tiny-adabins.safetensors",
             urls=(),
             sha256="",
-            config={**_ADABINS_NYU, "channel_multiplier": 0.25, "depth_multiplier": 0.25, "decoder_features": 64,
+            config={**ADABINS_NYU, "channel_multiplier": 0.25, "depth_multiplier": 0.25, "decoder_features": 64,
                     "decoder_out": 16, "embedding_dim": 16, "n_query_channels": 16, "num_heads": 2,
                     "dim_feedforward": 32, "num_layers": 2, "regressor_hidden": 32, "n_bins": 16},
             tiny=True,
@@ -393,3 +396,12 @@ def get_entry(name: str) -> ModelEntry:
 def list_models() -> list[ModelEntry]:
     """All registry entries, real ones first, in a stable order."""
     return list(REGISTRY.values())
+
+
+def config_for(weights: ResolvedWeights, config: Mapping[str, Any] | None, default: str) -> Mapping[str, Any]:
+    """The config to build `weights`' architecture with: the one given, else its registry entry's (when it is
+    a model of the same role), else the `default` entry's (a custom file of a known architecture)."""
+    if config is not None:
+        return config
+    entry = REGISTRY.get(weights.name)
+    return (entry if entry is not None and entry.role == weights.role else REGISTRY[default]).config

@@ -1,4 +1,4 @@
-"""The architectures of DD's OpenAI CLIP models (registry config "architecture"), in builders.tiny_clip's terms.
+"""The architectures of DD's OpenAI CLIP models (registry config "architecture"), in architectures.tiny_clip's terms.
 
 OpenAI's files carry no config: `build_model` (OpenAI CLIP's clip/model.py, and open_clip's
 build_model_from_openai_state_dict that disco-spec's loader uses) reads it off the state dict's shapes. These

@@ -2,7 +2,8 @@
 
 Nothing is ever loaded before its SHA-256 matched. Real entries live in the cache's models/
 folder and are downloaded when missing; tiny entries are generated when missing; custom files are
-taken where the spec says, relative to the spec's folder.
+taken where the spec says, relative to the spec's folder. `fetch_model` and `verify_model` are what
+`disco-spec models fetch|verify` does.
 """
 
 from __future__ import annotations
@@ -157,3 +158,31 @@ def resolve_weights(
         return _verify(path, str(ref.sha256), what, role=role, name="custom", use_cache=not verify_each_time,
                        own_file=True)
     raise errors.ModelError(f"cannot resolve a {role} model from {ref!r}: give a registry name or {{path, sha256}}")
+
+
+# -- what `disco-spec models fetch|verify` does (the CLI only formats the results) ------------------
+
+def fetch_model(name: str) -> ResolvedWeights:
+    """Download (or, for tiny entries, generate) `name` into the cache if missing, and verify it.
+
+    A file already cached is checked through the hash cache; `verify_model` always rehashes.
+    """
+    return resolve_entry(get_entry(name), verify_each_time=False, fetch=True)
+
+
+def verify_model(name: str) -> tuple[bool, str]:
+    """Whether the cached file of `name` is present and has the pinned SHA-256 (always rehashed)."""
+    entry: ModelEntry = get_entry(name)
+    path = entry_path(entry)
+    if not path.is_file():
+        how = "disco-spec models make-tiny" if entry.tiny else f"disco-spec models fetch {name}"
+        return False, f"{name}: not in the cache (expected at {path}); run `{how}`"
+    actual = weight_sha256(path, use_cache=False)
+    if not entry.pinned:
+        if not actual.startswith(entry.sha256_prefix.lower()):
+            return False, (f"{name}: SHA-256 mismatch at {path}\n  expected {entry.sha256_prefix}... (published "
+                           f"prefix; no full hash is published)\n  actual   {actual}")
+        return True, f"{name}: OK, unpinned ({path}, {path.stat().st_size} bytes, sha256 {actual})"
+    if actual != entry.sha256:
+        return False, f"{name}: SHA-256 mismatch at {path}\n  expected {entry.sha256}\n  actual   {actual}"
+    return True, f"{name}: OK ({path}, {path.stat().st_size} bytes, sha256 {actual})"

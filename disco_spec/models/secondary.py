@@ -4,15 +4,20 @@
 Attribute names and nesting must reproduce the real checkpoint's state-dict keys exactly, so the
 layout below is deliberately literal: `net` is one nn.Sequential whose third element nests five
 SkipBlocks, each a `main` Sequential of [down, conv, conv, (inner skip), conv, conv, up].
+`load_secondary` builds it on the meta device and fills it from a verified file (fp32, frozen).
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from torch import nn
+
+from .checkpoint_io import assert_materialised, check_keys, read_state_dict, untouched_global_rng
+from .registry import config_for
+from .types import ResolvedWeights
 
 
 class SecondaryOutput(NamedTuple):
@@ -151,3 +156,24 @@ class SecondaryDiffusionImageNet2(nn.Module):
         pred = x * alpha - v * sigma
         eps = x * sigma + v * alpha
         return SecondaryOutput(v=v, pred=pred, eps=eps)
+
+
+def build_secondary(config: Mapping[str, Any]) -> SecondaryDiffusionImageNet2:
+    """The architecture a registry config describes (random init)."""
+    return SecondaryDiffusionImageNet2(c=int(config.get("c", 64)))
+
+
+def load_secondary(weights: ResolvedWeights, device: torch.device | str, *,
+                   config: Mapping[str, Any] | None = None,
+                   state_dict: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """The secondary model in eval mode with frozen weights (DD: eval().requires_grad_(False)).
+    `state_dict`: tensors to load instead of reading `weights.path` (seeded random weights, models.tiny)."""
+    cfg = config_for(weights, config, "secondary_model_imagenet_2")
+    what = f"secondary model {weights.name}"
+    with untouched_global_rng(), torch.device("meta"):
+        model = build_secondary(cfg)
+    sd = read_state_dict(weights.path, what) if state_dict is None else state_dict
+    check_keys(model, sd, what, weights.path)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()}, strict=True, assign=True)
+    assert_materialised(model, what)
+    return model.eval().requires_grad_(False).to(torch.device(device))

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from .. import errors
-from . import builders
+from . import architectures
 from .checkpoint_io import untouched_global_rng
 from .registry import REGISTRY, ModelEntry
+from .secondary import build_secondary
 from .types import ResolvedWeights
 from .weights import atomic_write_bytes, tiny_dir
 
@@ -88,15 +89,15 @@ def _randomise(module: torch.nn.Module, name: str) -> None:
 def _build(entry: ModelEntry) -> torch.nn.Module:
     role, cfg = entry.role, entry.config
     if role == "diffusion":
-        return builders.unet_only(cfg)
+        return architectures.unet_only(cfg)
     if role == "secondary":
-        return builders.secondary(cfg)
+        return build_secondary(cfg)
     if role == "clip":  # a real OpenAI model's entry names its architecture (models/registry_clip.py)
-        return builders.tiny_clip(cfg.get("architecture", cfg))
+        return architectures.tiny_clip(cfg.get("architecture", cfg))
     if role == "lpips":
-        return builders.lpips_net(cfg["net"], cfg.get("version", "0.1"))
+        return architectures.lpips_net(cfg["net"], cfg.get("version", "0.1"))
     if role == "depth":
-        from .builders import build_depth_module
+        from .architectures import build_depth_module
 
         return build_depth_module(cfg)
     raise errors.ModelError(f"no tiny generator for role {role!r}")
@@ -138,7 +139,7 @@ def random_state_dict(name: str) -> dict[str, torch.Tensor]:
 
     A tiny entry's are its file's contents; a real entry's let the loaders build the real architecture without
     its file (bench/: speed and kernels do not depend on weight values). Whatever the entry, the model is then
-    built by the same loader as from a file (`state_dict=`, and models.loaded.load_models' `random_weights`)."""
+    built by the same loader as from a file (`state_dict=`, and models.load.load_models' `random_weights`)."""
     entry = REGISTRY[name]
     if entry.role == "clip" and not entry.tiny and "architecture" not in entry.config:
         raise errors.ModelError(f"{name}: the registry records no architecture to build random weights for")

@@ -8,7 +8,7 @@ import contextlib
 import os
 from typing import Any, Iterator
 
-from .pngmeta import MAX_PNG_BYTES, PngFormatError, _check_pixels
+from .pngmeta import MAX_PNG_BYTES, PngFormatError, check_pixels
 
 
 @contextlib.contextmanager
@@ -22,7 +22,7 @@ def open_image_bounded(path: str | os.PathLike) -> Iterator[Any]:
             raise PngFormatError(path, f"{size} bytes: larger than the {MAX_PNG_BYTES} bytes an image may have "
                                        "(MAX_PNG_BYTES)")
         with Image.open(path) as img:
-            _check_pixels(path, img.width, img.height)
+            check_pixels(path, img.width, img.height)
             yield img
     except (OSError, ValueError, Image.DecompressionBombError) as exc:  # PIL's own text and size limits
         raise PngFormatError(path, f"cannot decode image: {exc}") from None

@@ -251,7 +251,7 @@ def pixels_sha256(path: str | os.PathLike) -> str:
 
     try:
         with Image.open(path) as img:
-            _check_pixels(path, img.width, img.height)
+            check_pixels(path, img.width, img.height)
             img.load()
             h = hashlib.sha256(f"{img.mode} {img.width}x{img.height}\n".encode("ascii"))
             h.update(img.tobytes())
@@ -260,7 +260,8 @@ def pixels_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _check_pixels(path: str | os.PathLike, width: int, height: int) -> None:
+def check_pixels(path: str | os.PathLike, width: int, height: int) -> None:
+    """Refuse an image past MAX_PIXELS before its pixels are decoded (from its header's size)."""
     if width * height > MAX_PIXELS:
         raise PngFormatError(path, f"{width}x{height} image has more than {MAX_PIXELS} pixels (MAX_PIXELS)")
 

@@ -71,12 +71,12 @@ class PlanChange:
             (a0, a1), (b0, b1) = self.a, self.b
             return f"{self.where}: {self.field} {fmt(a0)}…{fmt(a1)} → {fmt(b0)}…{fmt(b1)} (differs per frame)"
         if self.field == ITEMS_FIELD:
-            return f"{self.where}: only in {'B' if self.a is _ABSENT else 'A'}"
+            return f"{self.where}: only in {'B' if self.a is ABSENT else 'A'}"
         return f"{self.where}: {self.field} {fmt(self.a)} → {fmt(self.b)}"
 
     def to_dict(self) -> dict[str, Any]:
         d = {"field": self.field, "noun": self.noun, "first": self.first, "last": self.last, "varying": self.varying,
-             "a": None if self.a is _ABSENT else self.a, "b": None if self.b is _ABSENT else self.b,
+             "a": None if self.a is ABSENT else self.a, "b": None if self.b is ABSENT else self.b,
              "text": self.text()}
         return d
 
@@ -86,11 +86,11 @@ class _Absent:
         return "(absent)"
 
 
-_ABSENT = _Absent()
+ABSENT = _Absent()  # a value one side does not have (the compare page shows it as absent)
 
 
 def fmt(v: Any, limit: int = 70) -> str:
-    if v is _ABSENT:
+    if v is ABSENT:
         return "(absent)"
     if isinstance(v, float):
         text = repr(v)
@@ -163,8 +163,8 @@ def plan_differences(plan_a: Any, plan_b: Any) -> list[PlanChange]:
         changes.extend(_collapse(f, noun, diffs))
     if n > common:  # items only one plan has: one line, not one per field
         only_a = len(vals_a) > common
-        changes.append(PlanChange(ITEMS_FIELD, noun, common, n - 1, None if only_a else _ABSENT,
-                                  _ABSENT if only_a else None))
+        changes.append(PlanChange(ITEMS_FIELD, noun, common, n - 1, None if only_a else ABSENT,
+                                  ABSENT if only_a else None))
     order = fields + [ITEMS_FIELD]
     changes.sort(key=lambda c: (c.first, order.index(c.field)))
     return changes

@@ -70,7 +70,7 @@ def png_data_uri(path: str | os.PathLike) -> tuple[str, int]:
 
     try:
         with Image.open(path) as img:
-            pngmeta._check_pixels(path, img.width, img.height)
+            pngmeta.check_pixels(path, img.width, img.height)
             img.load()
             pixels = img.convert("RGBA" if "A" in img.getbands() else "RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -108,11 +108,11 @@ def pair_summary(report: DiffReport) -> dict[str, Any]:
 
 
 def _plan_value(change: Any, side: str) -> str:
-    from .compare import ITEMS_FIELD, _ABSENT, fmt
+    from .compare import ITEMS_FIELD, ABSENT, fmt
 
     value = getattr(change, side)
     if change.field == ITEMS_FIELD:
-        return "(absent)" if value is _ABSENT else "present"
+        return "(absent)" if value is ABSENT else "present"
     if change.varying:
         first, last = value
         return f"{fmt(first)}…{fmt(last)}"

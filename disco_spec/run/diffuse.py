@@ -10,7 +10,7 @@ import torch
 from ..engine.checksum import checksum_hex
 from ..engine.images import to_pil
 from ..engine.item import sample_item
-from ..models.loaded import LoadedModels
+from ..models.load import LoadedModels
 from ..plan.resolve import Plan, PlanItem
 from ..spec.models import JobSpec
 from .inputs import InputStore

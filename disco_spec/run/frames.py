@@ -34,7 +34,7 @@ from .video_input import video_frame_path, video_module
 if TYPE_CHECKING:
     import torch
 
-    from ..models.loaded import LoadedModels
+    from ..models.load import LoadedModels
     from ..plan.resolve import Plan, PlanItem
     from .records import RenderResult
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..engine import sampler
 from ..engine.item import configure_determinism, select_device
-from ..models.loaded import load_models
+from ..models.load import load_models
 from ..spec.models import JobSpec
 from .diffuse import diffuse_item
 from .images import write_png_atomic

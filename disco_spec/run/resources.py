@@ -108,7 +108,7 @@ def estimate_resources(spec: Any, plan: Any, device: str, *, with_errors: bool =
     cuda = device == "cuda"
     act = 1 if cuda else 2  # fp16 on CUDA (DD's rule), fp32 on a CPU
     m = spec.models
-    clips = [n for n in DD_CLIP_NAMES if getattr(m, n)] + list(m.extra_clip_models)  # as models.loaded.clip_refs
+    clips = [n for n in DD_CLIP_NAMES if getattr(m, n)] + list(m.extra_clip_models)  # as models.load.clip_refs
     unet_file = _file_size(m.diffusion_model)
     clip_files = sum(_file_size(c) for c in clips)
     other = _file_size(m.secondary_model) if m.use_secondary_model else 0

@@ -10,6 +10,7 @@ from ..errors import RenderError, SpecError
 from ..hashes import file_sha256
 from .folders import write_text_atomic
 from ..spec.access import InputPolicy
+from ..spec.fields import MAX_FRAMES
 from ..spec.models import JobSpec
 from .records import sha256_or_none
 
@@ -69,6 +70,9 @@ def prepare_video_input(spec: JobSpec, run_dir: Path, access: InputPolicy, *, re
                   f"{recorded.get('sha256')} → {sha} (resume refused; render a new run instead)")],
             )
         want = [(f["path"], f["sha256"]) for f in recorded.get("frames", [])]
+        if len(want) > MAX_FRAMES:  # a forged inputs.json: extraction itself never keeps more (animation.video)
+            why = f"{len(want)} frames recorded in {INPUTS_FILE}, more than {MAX_FRAMES} (MAX_FRAMES)"
+            raise SpecError(f"video_input.video_init_path: {why}", [("video_input.video_init_path", why)])
         if write and (not want or any(sha256_or_none(run_dir / p) != s for p, s in want)):
             paths = _extract(video, src, dest, vi.extract_nth_frame)
             got = [(p.relative_to(run_dir).as_posix(), sha256_or_none(p)) for p in paths]

@@ -34,9 +34,9 @@ process) moves the parts into the run folder, writes the resume journal a local 
 written and calls `finalize_run` once over all images: the manifest and every file equal the local
 backend's.
 
-Pieces: `backends_job` (the job model; one job in this process), `backends_ray` (Ray tasks, the
-driver's settings, files from other nodes), `backends_merge` (a batch of stills as parts, merged).
-This module picks the backend and re-exports their names.
+Pieces: `jobs` (the job model; one job in this process) and `ray_backend` (Ray tasks, the driver's
+settings, files from other nodes, a batch of stills as parts, merged). This module picks the backend
+and re-exports their names.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .jobs import BackendError, Job, JobResult, run_job
 from ..run.replay import StepStat, replay_observers
-from .merge import PARTS_DIR, _merge_on_ray, merge_parts, part_dir
-from .ray_backend import CPU_ONLY_MIRRORED_ENV, MIRRORED_ENV, RAY_INSTALL_HINT, _run_ray, ensure_ray, import_ray
+from .ray_backend import (CPU_ONLY_MIRRORED_ENV, MIRRORED_ENV, PARTS_DIR, RAY_INSTALL_HINT, ensure_ray, import_ray,
+                          merge_on_ray, merge_parts, part_dir, run_on_ray)
 from ..errors import SpecError
 
 BACKENDS = ("local", "ray")
@@ -103,7 +103,7 @@ def run_jobs(
                 on_result(r)
             results.append(r)
         return results
-    return _run_ray(list(jobs), address, gpus_per_job=gpus_per_job, ship_files=ship_files, on_result=on_result)
+    return run_on_ray(list(jobs), address, gpus_per_job=gpus_per_job, ship_files=ship_files, on_result=on_result)
 
 
 def _absolute(job: Job) -> Job:
@@ -171,7 +171,7 @@ def render_on_backend(spec_or_request: Any, out: str | os.PathLike = "images_out
                     label=f"item {i}", trust=trust, cache=request.cache)
                 for i in selected]
         parts = run_jobs(jobs, backend, address, ship_files=ship_files)
-        result = _merge_on_ray(rd, parts, address, seconds=time.perf_counter() - start, seed_drawn=drawn,
+        result = merge_on_ray(rd, parts, address, seconds=time.perf_counter() - start, seed_drawn=drawn,
                                spec_dir=sd, ship_files=ship_files)
         steps = [s for p in parts for s in p.steps]
     result.seconds = time.perf_counter() - start

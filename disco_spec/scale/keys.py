@@ -35,7 +35,7 @@ class Axis:
 
 
 @lru_cache(maxsize=1)
-def _leaves() -> dict[str, Any]:
+def spec_leaves() -> dict[str, Any]:
     """Every leaf field of the spec: dotted path -> pydantic FieldInfo."""
     from pydantic import BaseModel
 
@@ -58,25 +58,26 @@ def _leaves() -> dict[str, Any]:
 
 def _by_name() -> dict[str, list[str]]:
     index: dict[str, list[str]] = {}
-    for path in _leaves():
+    for path in spec_leaves():
         index.setdefault(path.rsplit(".", 1)[-1], []).append(path)
     return index
 
 
 def _accepts_table(path: str) -> bool:
-    return "dict[" in str(_leaves()[path].annotation)
+    return "dict[" in str(spec_leaves()[path].annotation)
 
 
-def _bad_key(key: str, msg: str) -> SpecError:
+def bad_key(key: str, msg: str) -> SpecError:
+    """The exit-2 error for a `--set` (or sweep) key, named as the user wrote it."""
     return SpecError(f"--set {key}: {msg}", [(f"--set {key}", msg)])
 
 
 def resolve_key(key: str) -> str:
     """The dotted path of a sweep key: a leaf path, a path into a table-valued field, or a unique name."""
     key = key.strip()
-    leaves = _leaves()
+    leaves = spec_leaves()
     if not key:
-        raise _bad_key(key, "empty key (write KEY=VALUE1,VALUE2,...)")
+        raise bad_key(key, "empty key (write KEY=VALUE1,VALUE2,...)")
     if key in leaves:
         return key
     for path in leaves:
@@ -87,7 +88,7 @@ def resolve_key(key: str) -> str:
         paths = index[key]
         if len(paths) == 1:
             return paths[0]
-        raise _bad_key(key, f"{key!r} is ambiguous; write one of {', '.join(repr(p) for p in paths)}")
+        raise bad_key(key, f"{key!r} is ambiguous; write one of {', '.join(repr(p) for p in paths)}")
     names = list(index) + list(leaves)
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     if "." in key and key.split(".", 1)[0] in {p.split(".", 1)[0] for p in leaves}:
@@ -101,7 +102,7 @@ def resolve_key(key: str) -> str:
         return_msg = f"unknown key {key!r}; {hint}"
     else:
         return_msg = f"unknown key {key!r} (a spec field name such as 'clip_guidance_scale' or a dotted path)"
-    raise _bad_key(key, return_msg)
+    raise bad_key(key, return_msg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def _adapter(path: str) -> Any:
 
     from pydantic import ConfigDict, TypeAdapter
 
-    info = _leaves().get(path)
+    info = spec_leaves().get(path)
     if info is None:
         return None
     try:
@@ -220,11 +221,11 @@ def parse_set(arg: str) -> Axis:
     key, sep, rest = arg.partition("=")
     key = key.strip()
     if not sep:
-        raise _bad_key(key or arg, f"expected KEY=VALUE1,VALUE2,... (got {arg!r})")
+        raise bad_key(key or arg, f"expected KEY=VALUE1,VALUE2,... (got {arg!r})")
     path = resolve_key(key)
     texts = split_values(rest)
     if any(t == "" for t in texts):
-        raise _bad_key(key, f"empty value in {rest!r} (values are separated by commas; quote strings that contain one)")
+        raise bad_key(key, f"empty value in {rest!r} (values are separated by commas; quote strings that contain one)")
     values = tuple(parse_value(path, t) for t in texts)
     return Axis(key=key, path=path, values=values, labels=tuple(_unquote(t) for t in texts))
 

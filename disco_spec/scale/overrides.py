@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import SpecError
-from .keys import Axis, _bad_key, _leaves, parse_set
-from .plan import _set_path
+from .keys import Axis, bad_key, spec_leaves, parse_set
+from .plan import set_path
 
 
 def parse_overrides(sets: Sequence[str]) -> list[Axis]:
@@ -26,10 +26,10 @@ def parse_overrides(sets: Sequence[str]) -> list[Axis]:
     for arg in sets:
         axis = parse_set(arg)
         if len(axis.values) != 1:
-            raise _bad_key(axis.key, f"takes one value (got {len(axis.values)}: {', '.join(axis.labels)}); quote a "
+            raise bad_key(axis.key, f"takes one value (got {len(axis.values)}: {', '.join(axis.labels)}); quote a "
                                      "string that contains a comma, or use `disco-spec sweep --set` to try several")
         if axis.path in seen:
-            raise _bad_key(axis.key, f"{axis.path} is set twice (also as {seen[axis.path]!r})")
+            raise bad_key(axis.key, f"{axis.path} is set twice (also as {seen[axis.path]!r})")
         seen[axis.path] = axis.key
         axes.append(axis)
     return axes
@@ -37,7 +37,7 @@ def parse_overrides(sets: Sequence[str]) -> list[Axis]:
 
 def _table_field(path: str) -> str | None:
     """For a path into a table-valued field (prompts.text_prompts.100), that field's path."""
-    return next((leaf for leaf in _leaves() if path.startswith(leaf + ".")), None)
+    return next((leaf for leaf in spec_leaves() if path.startswith(leaf + ".")), None)
 
 
 def apply_overrides(document: dict[str, Any], axes: Sequence[Axis]) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def apply_overrides(document: dict[str, Any], axes: Sequence[Axis]) -> dict[str,
             holder = doc.setdefault(section, {}) if section else doc
             if isinstance(holder, dict) and name not in holder:
                 holder[name] = copy.deepcopy(_default_document()[section][name] if section else _default_document()[name])
-        _set_path(doc, axis.path, axis.values[0], axis.key)
+        set_path(doc, axis.path, axis.values[0], axis.key)
     return doc
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import SpecError
-from .keys import MODES, Axis, _bad_key, _leaves, load_sweep_file, parse_set
+from .keys import MODES, Axis, bad_key, spec_leaves, load_sweep_file, parse_set
 
 MAX_CELLS = 10000
 
@@ -83,17 +83,18 @@ class SweepPlan:
 # ---------------------------------------------------------------------------------------------
 
 
-def _set_path(doc: dict[str, Any], path: str, value: Any, key: str) -> None:
+def set_path(doc: dict[str, Any], path: str, value: Any, key: str) -> None:
+    """Set the dotted `path` in a spec document (tables made on the way; a prompt list becomes its {0: list} form)."""
     parts = path.split(".")
     cur = doc
     for i, part in enumerate(parts[:-1]):
         nxt = cur.get(part)
         if nxt is None:
             nxt = cur[part] = {}
-        if isinstance(nxt, list) and ".".join(parts[: i + 1]) in _leaves():  # a prompt list: the {0: list} form
+        if isinstance(nxt, list) and ".".join(parts[: i + 1]) in spec_leaves():  # a prompt list: the {0: list} form
             nxt = cur[part] = {"0": nxt}
         if not isinstance(nxt, dict):
-            raise _bad_key(key, f"{'.'.join(parts[: i + 1])} is not a table")
+            raise bad_key(key, f"{'.'.join(parts[: i + 1])} is not a table")
         cur = nxt
     cur[parts[-1]] = copy.deepcopy(value)
 
@@ -156,7 +157,7 @@ def plan_sweep(
     seen: dict[str, str] = {}
     for a in axes:
         if a.path in seen:
-            raise _bad_key(a.key, f"{a.path} is swept twice (also as {seen[a.path]!r})")
+            raise bad_key(a.key, f"{a.path} is swept twice (also as {seen[a.path]!r})")
         seen[a.path] = a.key
     if mode == "zip":
         lengths = {a.key: len(a.values) for a in axes}
@@ -178,7 +179,7 @@ def plan_sweep(
         doc = copy.deepcopy(base_doc)
         chosen = [(a, a.values[i], a.labels[i]) for a, i in zip(axes, coords)]
         for a, value, _ in chosen:
-            _set_path(doc, a.path, value, a.key)
+            set_path(doc, a.path, value, a.key)
         try:
             cell_spec, _ = with_concrete_seed(validate_document(doc))  # a swept 'random_seed' is drawn here
         except SpecError as exc:

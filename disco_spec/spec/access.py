@@ -9,7 +9,7 @@ only when the policy allows the network, within an overall deadline and a size c
 
 One InputPolicy is built per render (by the CLI or the caller) and passed down explicitly to every
 place that opens a file a spec names: init images and image prompts (run.inputs), the Video Input
-source (run.video_input) and custom model files (models.resolve, models.clip_open).
+source (run.video_input) and custom model files (models.resolve, models.clip).
 """
 
 from __future__ import annotations

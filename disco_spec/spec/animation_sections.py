@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from . import schedules
-from .fields import MAX_FRAMES, MAX_SCHEDULE_KEYS, Finite, _Section
+from .fields import MAX_FRAMES, MAX_SCHEDULE_KEYS, Finite, Section
 
 
 KeyFrames = Union[str, Finite, dict[str, Finite]]
@@ -27,7 +27,7 @@ def keyframe_values(v: KeyFrames) -> dict[int, float]:
     return keys
 
 
-class AnimationSection(_Section):
+class AnimationSection(Section):
     """Animation mode, frame count, coherency and the key-frame motion schedules (2D and 3D)."""
 
     animation_mode: Literal["None", "2D", "3D", "Video Input"] = Field(
@@ -84,7 +84,7 @@ MOTION_FIELDS = (
 )
 
 
-class Camera3DSection(_Section):
+class Camera3DSection(Section):
     """Depth models and the 3D camera (3D mode only)."""
 
     midas_depth_model: Literal["dpt_large", "dpt_hybrid", "dpt_hybrid_nyu", "midas_v21", "midas_v21_small"] | str = Field(
@@ -107,7 +107,7 @@ class Camera3DSection(_Section):
         return self
 
 
-class VideoInputSection(_Section):
+class VideoInputSection(Section):
     """Video Input mode: frames extracted from a video file."""
 
     video_init_path: str = Field(default="training.mp4", description="The input video (relative to the spec's folder).")
@@ -116,7 +116,7 @@ class VideoInputSection(_Section):
     video_init_seed_continuity: bool = Field(default=True, description="Same seed for every video frame; false: seed + 1 per frame.")
 
 
-class TurboSection(_Section):
+class TurboSection(Section):
     """Turbo mode (3D only): diffuse every n-th frame, warp and blend the others."""
 
     turbo_mode: bool = Field(default=False, description="Diffuse only every turbo_steps-th frame, warp the others.")
@@ -127,7 +127,7 @@ class TurboSection(_Section):
     turbo_preroll: int = Field(default=10, ge=0, description="Frames always diffused before turbo starts (hard-coded 10 in DD).")
 
 
-class VRSection(_Section):
+class VRSection(Section):
     """VR mode (3D only): left/right eye views for every frame."""
 
     vr_mode: bool = Field(default=False, description="Also write left and right eye views of every frame.")
@@ -135,7 +135,7 @@ class VRSection(_Section):
     vr_ipd: Finite = Field(default=5.0, description="Inter-pupillary distance (negative swaps the eyes, as in DD).")
 
 
-class VideoSection(_Section):
+class VideoSection(Section):
     """The final video (DD cell 5)."""
 
     skip_video_for_run_all: bool = Field(default=True, description="True (DD's default): no video is written.")

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Union
 from pydantic import Field, field_validator
 
 from . import schedules
-from .fields import Finite, _Section
+from .fields import Finite, Section
 
 
-class CutSegment(_Section):
+class CutSegment(Section):
     """Structured form of a cut schedule piece: `value` repeated for `units` of the 1000-unit schedule."""
 
     value: Finite
@@ -21,7 +21,7 @@ class CutSegment(_Section):
 CutSchedule = Union[str, list[CutSegment]]
 
 
-class CutsSection(_Section):
+class CutsSection(Section):
     """Cutout counts per 1000-unit schedule, cut batches, augmentations (DD 'Cutn scheduling')."""
 
     cutn_batches: int = Field(default=4, ge=0, le=64, description="Cut sets drawn per step; their gradients are "

@@ -3,7 +3,7 @@
 The 66 report keys in file order, the spec section and path each maps to (:data:`REPORT_KEY_MAP`), the
 keys whose JSON values may need coercing to int / float / bool, the settings the report never holds
 (:data:`NOT_IN_REPORT`), and the lookup of a spec field's default (DD's default) from the spec models.
-Data and lookups only; the conversions themselves are in ``dd_values``. No torch.
+Data and lookups only; the conversions themselves are in ``dd_import``. No torch.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 from .models import MOTION_FIELDS, JobSpec
 
-__all__ = ["DD52_DIFFUSION_MODELS", "NOT_IN_REPORT", "REPORT_KEYS_52", "REPORT_KEY_MAP"]
+__all__ = ["BOOL_KEYS", "DD52_DIFFUSION_MODELS", "FLOAT_KEYS", "INT_KEYS", "NOT_IN_REPORT", "REPORT_KEYS_52",
+           "REPORT_KEY_MAP", "SECTION_OF", "dd_default", "section_classes"]
 
 # The 66 keys of a DD 5.2 report, in file order (disco.py:1430 (save_settings)).
 REPORT_KEYS_52: tuple[str, ...] = (
@@ -29,7 +30,7 @@ REPORT_KEYS_52: tuple[str, ...] = (
     "turbo_steps", "turbo_preroll",
 )
 
-_SECTION_OF: dict[str, str] = {
+SECTION_OF: dict[str, str] = {
     **dict.fromkeys(("text_prompts", "image_prompts"), "prompts"),
     **dict.fromkeys(("clip_guidance_scale", "tv_scale", "range_scale", "sat_scale", "clamp_grad", "clamp_max",
                      "fuzzy_prompt", "rand_mag"), "guidance"),
@@ -49,7 +50,7 @@ _SECTION_OF: dict[str, str] = {
 # Report key -> spec path it is written to. `diffusion_steps` is derived from `steps`
 # (disco.py:1914 (BasicSettings cell)): it is checked against the report, not written.
 REPORT_KEY_MAP: dict[str, str | None] = {
-    key: f"{_SECTION_OF[key]}.{key}" for key in REPORT_KEYS_52 if key in _SECTION_OF
+    key: f"{SECTION_OF[key]}.{key}" for key in REPORT_KEYS_52 if key in SECTION_OF
 }
 REPORT_KEY_MAP.update({
     "seed": "run.set_seed",
@@ -59,11 +60,11 @@ REPORT_KEY_MAP.update({
 })
 assert set(REPORT_KEY_MAP) == set(REPORT_KEYS_52) and len(REPORT_KEYS_52) == 66
 
-_INT_KEYS = {"cutn_batches", "max_frames", "skip_steps", "steps", "extract_nth_frame", "turbo_preroll",
+INT_KEYS = {"cutn_batches", "max_frames", "skip_steps", "steps", "extract_nth_frame", "turbo_preroll",
              "width", "height", "seed", "diffusion_steps"}
-_FLOAT_KEYS = {"clip_guidance_scale", "tv_scale", "range_scale", "sat_scale", "init_scale", "frames_scale",
+FLOAT_KEYS = {"clip_guidance_scale", "tv_scale", "range_scale", "sat_scale", "init_scale", "frames_scale",
                "clamp_max", "rand_mag", "eta", "midas_weight", "near_plane", "far_plane", "fov"}
-_BOOL_KEYS = {"perlin_init", "skip_augs", "randomize_class", "clip_denoised", "clamp_grad", "fuzzy_prompt",
+BOOL_KEYS = {"perlin_init", "skip_augs", "randomize_class", "clip_denoised", "clamp_grad", "fuzzy_prompt",
               "use_secondary_model", "ViTB32", "ViTB16", "ViTL14", "RN101", "RN50", "RN50x4", "RN50x16",
               "RN50x64", "key_frames", "video_init_seed_continuity", "turbo_mode"}
 
@@ -79,7 +80,7 @@ NOT_IN_REPORT: tuple[str, ...] = (
 DD52_DIFFUSION_MODELS = ("512x512_diffusion_uncond_finetune_008100", "256x256_diffusion_uncond")
 
 
-def _section_classes() -> list[tuple[str, type]]:
+def section_classes() -> list[tuple[str, type]]:
     """(section name, model class) for JobSpec's sections, in the spec's order."""
     out = []
     for name, info in JobSpec.model_fields.items():
@@ -89,6 +90,7 @@ def _section_classes() -> list[tuple[str, type]]:
     return out
 
 
-def _default(section: str, name: str) -> Any:
-    cls = dict(_section_classes())[section]
+def dd_default(section: str, name: str) -> Any:
+    """DD's default for a spec field: the spec models' defaults are DD's."""
+    cls = dict(section_classes())[section]
     return cls.model_fields[name].get_default(call_default_factory=True)

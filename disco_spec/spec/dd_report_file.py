@@ -22,7 +22,7 @@ _REPORT_NAME = (
 )
 
 
-def _read_report(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
+def read_report(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
     """(the settings under DD's names, the family: 'Disco Diffusion', 'progrockdiffusion' or 'discoart')."""
     try:
         with open(path, "rb") as f:
@@ -39,7 +39,7 @@ def _read_report(path: Path, warnings: list[str]) -> tuple[dict[str, Any], str]:
     return to_dd_names(doc, family, path.name, warnings), family
 
 
-def _parse_file_name(path: Path, warnings: list[str], name_used: bool = True) -> tuple[str, int | None, str | None]:
+def parse_file_name(path: Path, warnings: list[str], name_used: bool = True) -> tuple[str, int | None, str | None]:
     """batch_name and batchNum from `{batch_name}({batchNum})_settings.txt` or `{batch_name}-{batchNum}_...`."""
     for separator, pattern in zip(("()", "-"), _REPORT_NAME):
         m = pattern.match(path.name)

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "LATER_CLIP_MODELS", "LDSR_KEYS", "OPENCLIP_KEYS", "V53_KEYS", "V54_KEYS", "V54_VIDEO_OVERRIDES", "detect_version",
+    "is_pre51", "is_pre53", "ldsr_note", "version_note",
 ]
 
 # Version fingerprints: the keys each version's report adds or drops.
@@ -81,15 +82,15 @@ def detect_version(report: dict[str, Any]) -> str:
     return "5.1-5.2"
 
 
-def _is_pre51(version: str) -> bool:
+def is_pre51(version: str) -> bool:
     return version.startswith("5.0") or version.startswith("<=5.0")
 
 
-def _is_pre53(version: str) -> bool:
+def is_pre53(version: str) -> bool:
     return not version.startswith(">=")
 
 
-def _version_note(version: str) -> str:
+def version_note(version: str) -> str:
     notes = {
         "5.1-5.2": "5.1 (from April 2022) and 5.2 write the same 66 keys",
         "5.0": "no diffusion_sampling_mode: written before 5.1 (v5.0 or a March-2022 build)",
@@ -107,7 +108,7 @@ def _version_note(version: str) -> str:
     return f"report written by DD {version} ({notes.get(version, 'given by the caller')})"
 
 
-def _ldsr_note(key: str, value: Any) -> str:
+def ldsr_note(key: str, value: Any) -> str:
     if key == "sharpen_preset" and value not in ("Off", None, False):
         return (f"sharpen_preset = {value!r} (LDSR super-resolution, 5.1 and earlier) ignored: DD's stills were "
                 "sharpened after sampling; the spec renders the unsharpened image")

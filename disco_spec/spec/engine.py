@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from .fields import _Section
+from .fields import Section
 
 
-class EngineSection(_Section):
+class EngineSection(Section):
     """disco-spec's own execution settings (not in DD)."""
 
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="'auto' picks CUDA when available.")

@@ -61,11 +61,13 @@ def _model_at(loc: Iterable[Any]) -> type[BaseModel] | None:
     return cls
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+def clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An error location without pydantic's union tags and model class names: the spec's own path."""
     return tuple(p for p in loc if not (isinstance(p, str) and (_TAG.match(p) or p in _MODEL_CLASSES)))
 
 
-def _fmt_loc(loc: tuple[Any, ...]) -> str:
+def fmt_loc(loc: tuple[Any, ...]) -> str:
+    """A location as a user writes it: `diffusion.width_height[1]`."""
     out = ""
     for p in loc:
         if isinstance(p, int):
@@ -86,7 +88,7 @@ def explain_errors(exc: ValidationError, doc: dict[str, Any]) -> list[tuple[str,
     located = []
     for err in exc.errors(include_url=False):
         ctx_err = (err.get("ctx") or {}).get("error")
-        located.append((tuple(getattr(ctx_err, "loc", None) or _clean_loc(tuple(err["loc"]))), err))
+        located.append((tuple(getattr(ctx_err, "loc", None) or clean_loc(tuple(err["loc"]))), err))
     # In a union (e.g. a registry name or a {path, sha256} table), the branch that matched the input's shape
     # failed deeper; the other branch's bare type error only adds noise.
     deeper = {loc[:n] for loc, _ in located for n in range(len(loc))}
@@ -98,7 +100,7 @@ def explain_errors(exc: ValidationError, doc: dict[str, Any]) -> list[tuple[str,
 
     problems: list[tuple[str, str]] = []
     for loc, errs in grouped.items():
-        path = _fmt_loc(loc)
+        path = fmt_loc(loc)
         first = errs[0]
         if first["type"] == "extra_forbidden":
             problems.append((path, _unknown_key(loc, first.get("input"), index)))
@@ -112,7 +114,7 @@ def explain_errors(exc: ValidationError, doc: dict[str, Any]) -> list[tuple[str,
             problems.append((path, f"wrong type or value (got {got}; expected one of: {', '.join(expected)})"))
             continue
         ctx_err = (first.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, models._FieldError):
+        if isinstance(ctx_err, models.FieldError):
             msg = str(ctx_err).split(": ", 1)[1]
             got = _short(ctx_err.got) if ctx_err.got is not None else None
             problems.append((path, msg + (f" (got {got})" if got else "")))

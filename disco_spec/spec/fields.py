@@ -22,7 +22,9 @@ MAX_BATCH_NAME_LENGTH = 120
 MAX_BATCH_NAME_SUFFIX_BYTES = 24
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """The base of every spec section: unknown keys refused, values frozen, types strict."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 

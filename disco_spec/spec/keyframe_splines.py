@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 
 from .keyframes import keyframe_series
-from .schedule_error import ScheduleError, _check_frame_key
+from .schedule_error import ScheduleError, check_frame_key
 
 __all__ = ["INTERP_SPLINES", "effective_interp_spline", "interpolated_series"]
 
@@ -49,7 +49,7 @@ def interpolated_series(keys: Mapping[int, float], max_frames: int, method: str 
     known: dict[int, float] = {}
     appended: list[tuple[int, float]] = []
     for key, raw in keys.items():
-        frame = _check_frame_key(key, "key-frame")
+        frame = check_frame_key(key, "key-frame")
         if frame < max_frames:
             known[frame] = float(raw)
         else:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from .schedule_error import ScheduleError, _check_frame_key
+from .schedule_error import ScheduleError, check_frame_key
 
 __all__ = ["keyframe_series", "keyframes_from_table", "parse_keyframes"]
 
@@ -112,7 +112,7 @@ def keyframes_from_table(table: Mapping[int, float]) -> dict[int, float]:
     for key, value in table.items():
         if isinstance(key, str) and re.fullmatch(r"0|[1-9][0-9]*", key):
             key = int(key)
-        frame = _check_frame_key(key, "key-frame")
+        frame = check_frame_key(key, "key-frame")
         if frame in result:
             raise ScheduleError(f"key-frame {frame} is given twice")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -169,7 +169,7 @@ def keyframe_series(keys: Mapping[int, float], max_frames: int) -> list[float]:
     series: list[float | None] = [None] * max_frames
     appended: list[float] = []
     for key, raw in keys.items():
-        frame = _check_frame_key(key, "key-frame")
+        frame = check_frame_key(key, "key-frame")
         try:
             value = float(raw)
         except (TypeError, ValueError):

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ..errors import SpecError
 from . import untrusted_json
-from .explain import _clean_loc, _fmt_loc, explain_errors
+from .explain import clean_loc, fmt_loc, explain_errors
 from .models import SUPPORTED_SCHEMA_VERSIONS, JobSpec
 
 # A spec is a small text file; these bound what reading one can cost (documented in docs/security.md).
@@ -217,7 +217,7 @@ def _locations(exc: ValidationError) -> list[tuple[tuple[Any, ...], dict[str, An
     out = []
     for err in exc.errors(include_url=False):
         ctx_err = (err.get("ctx") or {}).get("error")
-        out.append((tuple(getattr(ctx_err, "loc", None) or _clean_loc(tuple(err["loc"]))), err))
+        out.append((tuple(getattr(ctx_err, "loc", None) or clean_loc(tuple(err["loc"]))), err))
     return out
 
 
@@ -241,7 +241,7 @@ def _without(doc: dict[str, Any], locs: list[tuple[Any, ...]]) -> dict[str, Any]
 def _echo(problem: tuple[str, str], removed: list[tuple[tuple[Any, ...], bool]]) -> bool:
     where, msg = problem
     for loc, unknown in removed:
-        path = _fmt_loc(loc)
+        path = fmt_loc(loc)
         if where == path or where.startswith((path + ".", path + "[")) or path.startswith(where + "."):
             return True
         if not unknown and re.search(rf"(?<![\w]){re.escape(str(loc[-1]))}(?![\w])", msg):

@@ -39,7 +39,7 @@ from .fields import (  # noqa: F401 - the bounds are part of the spec's contract
     NonNegInt,
     Seed,
     Side,
-    _Section,
+    Section,
 )
 from .engine import EngineSection
 from .symmetry_section import SymmetrySection
@@ -67,7 +67,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # ---------------------------------------------------------------------------------------------
 
 
-class CustomCheckpoint(_Section):
+class CustomCheckpoint(Section):
     """A local checkpoint file, pinned by its SHA-256 (the file is refused if the hash differs)."""
 
     path: str = Field(description="Path to the checkpoint file (relative paths resolve against the spec's folder).")
@@ -89,7 +89,7 @@ class CustomCheckpoint(_Section):
 ModelRef = Union[str, CustomCheckpoint]
 
 
-class ClipModelRef(_Section):
+class ClipModelRef(Section):
     """A CLIP model beyond DD's eight checkboxes: a registry name, or any open_clip `arch` + `pretrained`."""
 
     name: str | None = Field(default=None, description="Registry name, e.g. 'tiny-clip' or 'ViT-B-32'.")
@@ -110,7 +110,7 @@ class ClipModelRef(_Section):
         return self
 
 
-class ModelsSection(_Section):
+class ModelsSection(Section):
     """Diffusion, secondary, CLIP and LPIPS models (DD cell 2)."""
 
     diffusion_model: ModelRef = Field(
@@ -146,7 +146,7 @@ class ModelsSection(_Section):
 MAX_BATCH_NAME_BYTES = MAX_NAME_BYTES - TEMP_NAME_EXTRA_BYTES - MAX_BATCH_NAME_SUFFIX_BYTES
 
 
-class RunSection(_Section):
+class RunSection(Section):
     """Batch naming, counts, seed, previews, DD's resume settings (DD 'Do the Run!' cell)."""
 
     batch_name: str = Field(
@@ -193,7 +193,7 @@ class RunSection(_Section):
         return v
 
 
-class DiffusionSection(_Section):
+class DiffusionSection(Section):
     """Sampler, step count and output size (DD 'Basic settings' and extra settings)."""
 
     steps: int = Field(default=250, ge=2, le=10000, description="Respaced diffusion steps K (guided-diffusion cannot respace 1 step).")
@@ -210,7 +210,7 @@ class DiffusionSection(_Section):
     randomize_class: bool = Field(default=True, description="Accepted for DD compatibility; has no effect (DD passes no class).")
 
 
-class GuidanceSection(_Section):
+class GuidanceSection(Section):
     """Loss weights and gradient clamping (DD 'Basic settings', 'Advanced', hidden extras)."""
 
     clip_guidance_scale: Finite = Field(default=5000, description="Weight of the CLIP spherical-distance loss.")
@@ -229,7 +229,7 @@ class GuidanceSection(_Section):
     )
 
 
-class InitSection(_Section):
+class InitSection(Section):
     """Init image, Perlin init and their loss (DD 'Init settings' and 'Advanced')."""
 
     init_image: str | None = Field(default=None, description="Path or URL; '', 'none', 'None', 'NONE' mean no init.")
@@ -251,7 +251,7 @@ PromptList = list[str]
 PromptSchedule = Union[PromptList, dict[str, PromptList]]
 
 
-class PromptsSection(_Section):
+class PromptsSection(Section):
     """Text and image prompts keyed by the frame where they start (held until the next key)."""
 
     text_prompts: PromptSchedule = Field(
@@ -281,7 +281,7 @@ class PromptsSection(_Section):
         return {int(k): list(p) for k, p in sorted(v.items(), key=lambda kv: int(kv[0]))}
 
 
-class SavingSection(_Section):
+class SavingSection(Section):
     """Intermediate saves (DD 'Saving')."""
 
     intermediate_saves: NonNegInt | list[NonNegInt] = Field(
@@ -295,7 +295,7 @@ class SavingSection(_Section):
 # ---------------------------------------------------------------------------------------------
 
 
-class JobSpec(_Section):
+class JobSpec(Section):
     """A disco-spec job, version 1."""
 
     schema_url: str | None = Field(default=None, alias="$schema", description="Optional JSON Schema URL/path for editors.")
@@ -326,20 +326,20 @@ class JobSpec(_Section):
     def _cross_field(self) -> "JobSpec":
         steps = self.diffusion.steps
         if self.init.skip_steps >= steps:
-            raise _FieldError(("init", "skip_steps"), f"must be less than diffusion.steps ({steps})", self.init.skip_steps)
+            raise FieldError(("init", "skip_steps"), f"must be less than diffusion.steps ({steps})", self.init.skip_steps)
         pct = schedules.parse_percent(self.animation.frames_skip_steps)
         if self.animation.animation_mode != "None" and schedules.calc_frames_skip_steps(steps, pct) >= steps:
-            raise _FieldError(
+            raise FieldError(
                 ("animation", "frames_skip_steps"),
                 f"skips {schedules.calc_frames_skip_steps(steps, pct)} of {steps} steps; must leave at least one",
                 self.animation.frames_skip_steps,
             )
         m = self.models
         if not m.enabled_clip_names() and not m.extra_clip_models:
-            raise _FieldError(("models",), "enable at least one CLIP model (e.g. ViTB32 = true)", None)
+            raise FieldError(("models",), "enable at least one CLIP model (e.g. ViTB32 = true)", None)
         texts, images = self.prompts.by_frame("text_prompts"), self.prompts.by_frame("image_prompts")
         if not texts and not images:
-            raise _FieldError(("prompts",), "needs at least one text or image prompt", None)
+            raise FieldError(("prompts",), "needs at least one text or image prompt", None)
         frames = self.animation.max_frames if self.animation.animation_mode != "None" else 1
         texts_at, images_at = schedules.prompt_schedule_lookup(texts), schedules.prompt_schedule_lookup(images)
         for frame in sorted({0, *texts, *images}):
@@ -348,10 +348,10 @@ class JobSpec(_Section):
             t = [schedules.parse_prompt(p)[1] for p in texts_at(frame)]
             i = [schedules.parse_prompt(p)[1] for p in images_at(frame)]
             if not t and not i:  # before the sum: an empty list sums to 0, which would hide the real cause
-                raise _FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
+                raise FieldError(("prompts",), f"frame {frame} has no text or image prompt", None)
             total = prompt_weight_total(t, i, self.guidance.fuzzy_prompt)
             if abs(total) < 1e-3:
-                raise _FieldError(
+                raise FieldError(
                     ("prompts", "text_prompts"),
                     f"at frame {frame} the prompt weights sum to {total:g}; they must not sum to 0 "
                     "(DD divides by the sum; e.g. give the positive prompt weight 2 when the negative one is -1)",
@@ -370,7 +370,7 @@ def prompt_weight_total(text_weights: list[float], image_weights: list[float], f
     return sum(w * copies for w in text_weights) + sum(image_weights)
 
 
-class _FieldError(ValueError):
+class FieldError(ValueError):
     """A cross-field error that knows which field it belongs to (picked up by the error formatter)."""
 
     def __init__(self, loc: tuple[str, ...], msg: str, got: Any):

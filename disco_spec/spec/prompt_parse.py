@@ -11,7 +11,7 @@ import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
 
-from .schedule_error import ScheduleError, _check_frame_key
+from .schedule_error import ScheduleError, check_frame_key
 
 __all__ = ["normalize_weights", "parse_prompt", "prompt_schedule_lookup", "prompts_for_frame"]
 
@@ -107,7 +107,7 @@ def prompts_for_frame(prompts: Mapping[int, Sequence[str]], frame: int) -> list[
         return []
     best: int | None = None
     for key in prompts:
-        _check_frame_key(key, "prompt schedule")
+        check_frame_key(key, "prompt schedule")
         if key <= frame and (best is None or key > best):
             best = key
     if best is None:
@@ -124,7 +124,7 @@ def prompt_schedule_lookup(prompts: Mapping[int, Sequence[str]]) -> Callable[[in
     A plan asks for every frame of a long animation; checking all keys per frame made a 20,000-key
     schedule quadratic. Each look-up here is a bisection: O(log keys).
     """
-    keys = sorted(_check_frame_key(key, "prompt schedule") for key in prompts)
+    keys = sorted(check_frame_key(key, "prompt schedule") for key in prompts)
     for key in keys:
         if isinstance(prompts[key], str):
             raise ScheduleError(f"prompts for frame {key} must be a list of strings, not a single string")

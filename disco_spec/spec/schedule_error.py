@@ -2,12 +2,12 @@
 
 :class:`ScheduleError` is what the pieces behind :mod:`disco_spec.spec.schedules` (``prompt_parse``,
 ``keyframes``, ``cut_schedules``, ``step_numbers``) raise for a malformed prompt or schedule, with the
-character position of the problem where there is one; ``_check_frame_key`` is the one rule that prompt
+character position of the problem where there is one; ``check_frame_key`` is the one rule that prompt
 schedules and key-frame tables both apply to their frame numbers. It lives here, below all of them, so
 they share it without importing each other. Standard library only.
 """
 
-__all__ = ["ScheduleError"]
+__all__ = ["ScheduleError", "check_frame_key"]
 
 
 class ScheduleError(ValueError):
@@ -24,7 +24,7 @@ class ScheduleError(ValueError):
         return (type(self), (self.message, self.position))
 
 
-def _check_frame_key(key: object, what: str) -> int:
+def check_frame_key(key: object, what: str) -> int:
     """Keys must be real non-negative ints; DD's pandas would silently mis-place anything else
     (disco.py:2158 (split_prompts))."""
     if isinstance(key, bool) or not isinstance(key, int):

@@ -11,12 +11,12 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .fields import Finite, _Section
+from .fields import Finite, Section
 
 DD57_TRANSFORMATION_PERCENT = (0.09,)  # DD 5.7's form default
 
 
-class SymmetrySection(_Section):
+class SymmetrySection(Section):
     """Mirror one half of the image onto the other at chosen fractions of the steps (DD 5.3+, DDIM only)."""
 
     use_horizontal_symmetry: bool = Field(

@@ -36,7 +36,7 @@ _ENV_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def _http_env() -> Iterator[None]:
+def http_env() -> Iterator[None]:
     """Apply ENV_DEFAULTS (for variables not set by the user) while MLflow is called; restore after."""
     with _ENV_LOCK:
         added = [k for k in ENV_DEFAULTS if k not in os.environ]
@@ -49,14 +49,16 @@ def _http_env() -> Iterator[None]:
                 os.environ.pop(k, None)
 
 
-def _resolve_uri(tracking_uri: str | None) -> str:
+def resolve_uri(tracking_uri: str | None) -> str:
+    """The tracking URI given, else MLflow's own (MLFLOW_TRACKING_URI or the installed version's default)."""
     import mlflow
 
     # mlflow.get_tracking_uri(): MLFLOW_TRACKING_URI, else the installed version's default store.
     return str(tracking_uri) if tracking_uri else mlflow.get_tracking_uri()
 
 
-def _limits() -> tuple[int, int, int]:
+def mlflow_limits() -> tuple[int, int, int]:
+    """The installed MLflow's (param value length, params+tags per batch, metrics per batch)."""
     try:
         from mlflow.utils import validation as v
 
@@ -65,7 +67,7 @@ def _limits() -> tuple[int, int, int]:
         return MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_METRICS_PER_BATCH
 
 
-def _short(exc: BaseException, limit: int = 240) -> str:
+def short_error(exc: BaseException, limit: int = 240) -> str:
     """One line about an exception, leading with its root cause (e.g. 'Connection refused') when buried."""
     root: BaseException = exc
     seen = set()
@@ -85,7 +87,7 @@ def connect(tracking_uri: str | None) -> tuple[str, Any]:
     of tracking start-up (import mlflow, open the store), done before a render's clock or beside it."""
     from mlflow import MlflowClient
 
-    uri = _resolve_uri(tracking_uri)
+    uri = resolve_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
     client.search_experiments(max_results=1)
     return uri, client
@@ -103,7 +105,7 @@ class Connection:
 
     def _run(self, tracking_uri: str | None) -> None:
         try:
-            with _http_env():
+            with http_env():
                 self._result = connect(tracking_uri)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller of get()
             self._error = exc

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .names import short_tags
-from .params import _dig, sanitize_key
+from .params import dig, sanitize_key
 
 TAG_PREFIX = "disco_spec."
 FRAME_PREFIX = "frame/"
@@ -41,15 +41,15 @@ def manifest_tags(manifest: dict[str, Any], seed: Any) -> dict[str, str]:
     `disco_spec.recipe_id` (record.ids.recipe_id) and, for outputs served by the render cache,
     `disco_spec.cached_from`."""
     tags: dict[str, str] = {}
-    mid = _dig(manifest, "id", "manifest_id")
+    mid = dig(manifest, "id", "manifest_id")
     if mid is not None:
         tags[TAG_PREFIX + "manifest_id"] = str(mid)
         tags.update(short_tags(seed=seed, manifest_id=str(mid)))
-    commit = _dig(manifest, *MANIFEST_GIT_COMMIT)
+    commit = dig(manifest, *MANIFEST_GIT_COMMIT)
     if commit is not None:
         tags[TAG_PREFIX + "git_commit"] = str(commit)
         tags["mlflow.source.git.commit"] = str(commit)
-        dirty = _dig(manifest, *MANIFEST_GIT_DIRTY)
+        dirty = dig(manifest, *MANIFEST_GIT_DIRTY)
         if isinstance(dirty, bool):
             tags[TAG_PREFIX + "git_dirty"] = str(dirty).lower()
     hashed = manifest.get("hashed")
@@ -57,10 +57,10 @@ def manifest_tags(manifest: dict[str, Any], seed: Any) -> dict[str, str]:
         from ..record.ids import recipe_id
 
         tags[TAG_PREFIX + "recipe_id"] = recipe_id(hashed)
-    cached_from = _dig(manifest, "volatile.cached_from")
+    cached_from = dig(manifest, "volatile.cached_from")
     if isinstance(cached_from, list) and cached_from:  # served from the render cache: from which runs
         tags[TAG_PREFIX + "cached_from"] = cached_from_text(cached_from)
-    spec_hash = _dig(manifest, *MANIFEST_SPEC_SHA256)
+    spec_hash = dig(manifest, *MANIFEST_SPEC_SHA256)
     if isinstance(spec_hash, str):
         tags[TAG_PREFIX + "spec_sha256"] = spec_hash
         tags.update(short_tags(seed=seed, spec_sha256=spec_hash))

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from .params import _as_written, setting_values
+from .params import as_written, setting_values
 
 MAX_RUN_NAME = 250  # MLflow refuses longer run names on some stores
 MAX_DIFFS_IN_NAME = 4  # more differences are summarised as "+N more"
@@ -29,7 +29,7 @@ SHORT_HASH = 12  # hex digits in the short tags: enough to tell runs apart, shor
 
 def short_value(value: Any, limit: int = 40) -> str:
     """A value as it reads in a run name: as written (5000, not 5000.0), cut to `limit` characters."""
-    value = _as_written(value)
+    value = as_written(value)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -50,7 +50,7 @@ def differences(doc: dict[str, Any], base: dict[str, Any] | None) -> list[tuple[
         leaf_count[leaf] = leaf_count.get(leaf, 0) + 1
     out = []
     for key, value in flat.items():
-        if key in ("run.set_seed", "run.batch_name") or _as_written(old.get(key)) == _as_written(value):
+        if key in ("run.set_seed", "run.batch_name") or as_written(old.get(key)) == as_written(value):
             continue
         leaf = key.rsplit(".", 1)[-1]
         # a leaf name that is not unique (e.g. '0' of text_prompts.0) keeps its parent
@@ -89,7 +89,7 @@ def render_run_name(result: Any, base: dict[str, Any] | None = None) -> str:
     seed = result.plan.base_seed
     diffs = differences(doc, base)
     base_seed = ((base or {}).get("run") or {}).get("set_seed") if base is not None else None
-    if (base is not None and _as_written(base_seed) != _as_written(seed)) or (base is None and result.seed_drawn):
+    if (base is not None and as_written(base_seed) != as_written(seed)) or (base is None and result.seed_drawn):
         diffs.insert(0, ("seed", seed))
     return compose_name(f"{result.plan.batch_name} {Path(result.run_dir).name}", diffs)
 

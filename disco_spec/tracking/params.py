@@ -1,7 +1,7 @@
 """Names and values for MLflow: the settings a person reads as params (`spec_params`: the settings DD
 users change, and every setting that differs from DD 5.2's default, as dotted keys sanitised to the
 characters and length MLflow accepts, values as written: 5000, not 5000.0), the spec's SHA-256, and
-`_dig`, the dotted-path lookup that reads values back out of nested documents such as manifests.
+`dig`, the dotted-path lookup that reads values back out of nested documents such as manifests.
 MLflow's limits are copied here, so this module never imports mlflow.
 
 Params are the settings that apply to the render (`applies`): a still logs no animation, 3D camera,
@@ -21,7 +21,7 @@ from typing import Any
 from ..record.ids import spec_sha256  # noqa: F401 - the manifest's spec hash, re-exported for the tracker
 
 # MLflow's limits (mlflow.utils.validation), copied so that importing the tracking modules does not import mlflow.
-# The installed MLflow's values are used when it is imported (see tracking_client._limits()).
+# The installed MLflow's values are used when it is imported (see client.mlflow_limits()).
 MAX_PARAM_VAL_LENGTH = 6000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
@@ -49,20 +49,20 @@ def sanitize_key(name: str, *, allowed: re.Pattern[str] = _BAD_KEY_CHARS) -> str
     return key
 
 
-def _as_written(value: Any) -> Any:
+def as_written(value: Any) -> Any:
     """Whole floats as ints (a spec's `5000` is validated to 5000.0; people search for '5000')."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, list):
-        return [_as_written(v) for v in value]
+        return [as_written(v) for v in value]
     if isinstance(value, dict):
-        return {k: _as_written(v) for k, v in value.items()}
+        return {k: as_written(v) for k, v in value.items()}
     return value
 
 
 def param_value(value: Any) -> str:
     """A param value as a person reads it: strings as they are, the rest as JSON with whole numbers as ints."""
-    value = _as_written(value)
+    value = as_written(value)
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
@@ -137,7 +137,7 @@ def applies(path: str, mode: str | None) -> bool:
 
 
 def _number_text(x: Any) -> str:
-    return json.dumps(_as_written(x))
+    return json.dumps(as_written(x))
 
 
 def _keyframe_text(table: dict[str, Any]) -> str:
@@ -183,7 +183,7 @@ def _keyframe_paths() -> frozenset[str]:
 def readable_settings(doc: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """Dotted path -> value of the settings worth a column, of those that apply (`applies`): the common
     ones, the motion ones when animated, frame 0's prompts, and every setting that differs from DD."""
-    mode = _dig(doc, "animation.animation_mode") or "None"
+    mode = dig(doc, "animation.animation_mode") or "None"
     # a null is a setting left unset (init_image = None): no param says the same without a 'null' to read
     flat = {k: v for k, v in setting_values(doc).items() if applies(k, mode) and v is not None}
     base = setting_values(defaults if defaults is not None else dd_default_document())
@@ -195,7 +195,7 @@ def readable_settings(doc: dict[str, Any], defaults: dict[str, Any] | None = Non
         if which in flat:
             out[which] = flat[which]
     for key, value in flat.items():
-        if key not in out and (key not in base or _as_written(base[key]) != _as_written(value)):
+        if key not in out and (key not in base or as_written(base[key]) != as_written(value)):
             out[key] = value
     return out
 
@@ -241,7 +241,7 @@ def spec_params(
     return params
 
 
-def _dig(doc: Any, *paths: str) -> Any:
+def dig(doc: Any, *paths: str) -> Any:
     """The first non-empty value found at one of the dotted paths of a nested dict."""
     for path in paths:
         cur = doc

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiscoSpecError, SpecError
-from .client import _http_env, _resolve_uri, _short
-from .params import _dig
+from .client import http_env, resolve_uri, short_error
+from .params import dig
 
 _RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
 
@@ -48,11 +48,11 @@ def resolve_run_source(run_id: str, tracking_uri: str | None, dest: Path, *, out
     rid = m.group(1)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    with _http_env():
+    with http_env():
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        uri = _resolve_uri(tracking_uri)
+        uri = resolve_uri(tracking_uri)
         client = MlflowClient(tracking_uri=uri)
         try:
             client.get_run(rid)
@@ -61,9 +61,9 @@ def resolve_run_source(run_id: str, tracking_uri: str | None, dest: Path, *, out
                 raise SpecError(
                     f"run {rid} not found at {uri}", [("RUN_ID", f"no MLflow run {rid} at {uri}")]
                 ) from exc
-            raise TrackingError(f"could not read run {rid} from {uri}: {_short(exc)}") from exc
+            raise TrackingError(f"could not read run {rid} from {uri}: {short_error(exc)}") from exc
         except Exception as exc:  # noqa: BLE001 - connection errors come in several types
-            raise TrackingError(f"could not read run {rid} from {uri}: {_short(exc)}") from exc
+            raise TrackingError(f"could not read run {rid} from {uri}: {short_error(exc)}") from exc
         try:
             names = {f.path for f in client.list_artifacts(rid)}
             got: dict[str, Path] = {}
@@ -75,7 +75,7 @@ def resolve_run_source(run_id: str, tracking_uri: str | None, dest: Path, *, out
         except (SpecError, TrackingError):
             raise
         except Exception as exc:  # noqa: BLE001
-            raise TrackingError(f"could not download the artifacts of run {rid} from {uri}: {_short(exc)}") from exc
+            raise TrackingError(f"could not download the artifacts of run {rid} from {uri}: {short_error(exc)}") from exc
     if "manifest.json" in got:
         return got["manifest.json"]
     if "spec.json" in got:
@@ -95,7 +95,7 @@ def _download_outputs(client: Any, rid: str, manifest_path: Path, dest: Path) ->
         manifest = read_json_file(manifest_path)  # the one bounded reader
     except SpecError:
         return
-    records = _dig(manifest, "hashed.outputs", "outputs") or []
+    records = dig(manifest, "hashed.outputs", "outputs") or []
     root = dest.resolve()
     for rec in records:
         rel = rec.get("path") if isinstance(rec, dict) else None

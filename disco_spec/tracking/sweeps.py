@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .._version import __version__
-from .client import connect, experiment_id
+from .client import connect, experiment_id, http_env, short_error
 from .names import cell_run_name, source_tags, sweep_run_name
-from .params import _as_written
+from .params import as_written
 from .system import start_monitor, stop_monitor
-from .tracker import IMAGE_KEY, MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, _http_env, _short, sanitize_key, truncate_value
+from .tracker import IMAGE_KEY, MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, sanitize_key, truncate_value
 
 __all__ = ["SweepTracker", "make_sweep_tracker"]
 
@@ -74,7 +74,7 @@ class SweepTracker:
     def _warn(self, what: str, exc: BaseException | str) -> None:
         if self.failure is not None:
             return
-        why = exc if isinstance(exc, str) else _short(exc)
+        why = exc if isinstance(exc, str) else short_error(exc)
         self.failure = (f"warning: MLflow tracking disabled for this sweep: could not {what} at "
                         f"{self.tracking_uri or 'the default tracking URI'}: {why}. The sweep goes on; its "
                         "run folders, sweep.json and contact sheet are kept.")
@@ -88,7 +88,7 @@ class SweepTracker:
     def start(self, plan: Any, sweep_dir: Path, backend: str) -> None:
         self._plan = plan
         try:
-            with _http_env():
+            with http_env():
                 self._start(plan, Path(sweep_dir), backend)
         except Exception as exc:  # noqa: BLE001 - tracking never fails a sweep
             self._warn("start the MLflow parent run", exc)
@@ -161,7 +161,7 @@ class SweepTracker:
         if self.parent_run_id is None or self._client is None:
             return
         try:
-            with _http_env():
+            with http_env():
                 client = self._client
                 monitor, self._monitor = self._monitor, None
                 stop_monitor(monitor)
@@ -182,7 +182,7 @@ class SweepTracker:
         except Exception as exc:  # noqa: BLE001
             self._warn("finish the MLflow parent run", exc)
             try:
-                with _http_env():
+                with http_env():
                     self._client.set_terminated(self.parent_run_id, status=status)
             except Exception:  # noqa: BLE001
                 pass
@@ -202,7 +202,7 @@ class SweepTracker:
 
 def _cell_value(cell: Any, axis: Any) -> Any:
     """The cell's value for a swept key as written (5000, "ddim"); lists and tables as their label."""
-    value = _as_written(cell.overrides.get(axis.path))
+    value = as_written(cell.overrides.get(axis.path))
     return value if isinstance(value, (int, float, str, bool)) else cell.labels[axis.key]
 
 

@@ -61,11 +61,11 @@ from typing import Any, TextIO
 
 from .._version import __version__
 from ..run.records import BaseObserver, OutputRecord, RenderResult, StepEvent
-from .client import ENV_DEFAULTS, TRACKING_DEADLINE_S, Connection, _http_env, _limits, _short, connect, experiment_id
+from .client import ENV_DEFAULTS, TRACKING_DEADLINE_S, Connection, http_env, mlflow_limits, short_error, connect, experiment_id
 from .finish import FRAME_PREFIX, frame_metrics, manifest_tags, read_manifest
 from .names import render_run_name, short_tags, source_tags, spec_file_document
 from .system import start_monitor, stop_monitor
-from .params import param_value, MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, _BAD_IMAGE_KEY_CHARS, _dig, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value
+from .params import param_value, MAX_ENTITY_KEY_LENGTH, MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH, TRUNCATED_MARKER, flatten_spec, sanitize_key, spec_params, spec_sha256, truncate_value
 from .runs import TrackingError, looks_like_run_id, mlflow_run_resolver, register_run_resolver, resolve_run_source
 
 __all__ = [
@@ -216,7 +216,7 @@ class MlflowTracker(BaseObserver):
         from .shared_cache import find_recipe_run
 
         try:
-            with _http_env():
+            with http_env():
                 return find_recipe_run(self._connect(), self.tracking_uri, recipe, item, Path(dest))
         except Exception:  # noqa: BLE001 - a store that cannot serve is a miss, never a failed render
             return None
@@ -239,7 +239,7 @@ class MlflowTracker(BaseObserver):
 
         def call() -> None:
             try:
-                with _http_env():
+                with http_env():
                     fn(*args)
             except BaseException as exc:  # noqa: BLE001 - handed to the render's thread below
                 outcome.append(exc)
@@ -266,7 +266,7 @@ class MlflowTracker(BaseObserver):
         run_dir = self._result.run_dir if self._result is not None else "the run folder"
         self.failure = (
             f"warning: MLflow tracking disabled for this render: could not {what} at "
-            f"{self.tracking_uri or 'the default tracking URI'}: {_short(exc)}. "
+            f"{self.tracking_uri or 'the default tracking URI'}: {short_error(exc)}. "
             f"The render goes on; its images and manifest are kept in {run_dir}."
         )
         stream = self.stream or sys.stderr
@@ -325,7 +325,7 @@ class MlflowTracker(BaseObserver):
     def _log_params(self, doc: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        limit, per_batch, _ = _limits()
+        limit, per_batch, _ = mlflow_limits()
         params = [Param(k, v) for k, v in spec_params(doc, limit).items()]
         for i in range(0, len(params), per_batch):
             self._client.log_batch(self.run_id, params=params[i : i + per_batch], synchronous=True)
@@ -368,7 +368,7 @@ class MlflowTracker(BaseObserver):
         self._item_t0 = time.monotonic()
 
     def _flush_metrics(self) -> None:
-        _, _, per_batch = _limits()
+        _, _, per_batch = mlflow_limits()
         pending, self._pending = self._pending, []
         for i in range(0, len(pending), per_batch):
             self._client.log_batch(self.run_id, metrics=pending[i : i + per_batch], synchronous=True)

@@ -1,4 +1,4 @@
-"""Loaders for the secondary model and LPIPS (both fp32 and small enough to build eagerly)."""
+"""LPIPS (DD's perceptual distance for the init image), loaded fp32 from lpips' heads and the torchvision trunk."""
 
 from __future__ import annotations
 
@@ -9,34 +9,11 @@ from typing import Any, Mapping
 import torch
 
 from .. import errors
-from . import builders
-from .checkpoint_io import assert_materialised, check_keys, read_state_dict, untouched_global_rng
-from .registry import LPIPS_HEADS_SHA256, REGISTRY
+from .architectures import lpips_net
+from .checkpoint_io import assert_materialised, read_state_dict, untouched_global_rng
+from .registry import LPIPS_HEADS_SHA256, config_for
 from .types import ResolvedWeights
 from .weights import weight_sha256
-
-
-def _config_for(weights: ResolvedWeights, config: Mapping[str, Any] | None, default: str) -> Mapping[str, Any]:
-    if config is not None:
-        return config
-    entry = REGISTRY.get(weights.name)
-    return (entry if entry is not None and entry.role == weights.role else REGISTRY[default]).config
-
-
-def load_secondary(weights: ResolvedWeights, device: torch.device | str, *,
-                   config: Mapping[str, Any] | None = None,
-                   state_dict: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
-    """The secondary model in eval mode with frozen weights (DD: eval().requires_grad_(False)).
-    `state_dict`: tensors to load instead of reading `weights.path` (seeded random weights, models.tiny)."""
-    cfg = _config_for(weights, config, "secondary_model_imagenet_2")
-    what = f"secondary model {weights.name}"
-    with untouched_global_rng(), torch.device("meta"):
-        model = builders.secondary(cfg)
-    sd = read_state_dict(weights.path, what) if state_dict is None else state_dict
-    check_keys(model, sd, what, weights.path)
-    model.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()}, strict=True, assign=True)
-    assert_materialised(model, what)
-    return model.eval().requires_grad_(False).to(torch.device(device))
 
 
 class LpipsDistance(torch.nn.Module):
@@ -86,7 +63,7 @@ def load_lpips(weights: ResolvedWeights, device: torch.device | str, *,
     """lpips.LPIPS with our verified weights; nothing is downloaded (pnet_rand=True, heads read by us).
     `state_dict`: a whole LPIPS module's tensors (the "lpips-full" layout) instead of reading `weights.path`
     (seeded random weights, models.tiny)."""
-    cfg = _config_for(weights, config, "lpips-vgg")
+    cfg = config_for(weights, config, "lpips-vgg")
     net, version, fmt = cfg.get("net", "vgg"), cfg.get("version", "0.1"), cfg.get("format", "torchvision-backbone")
     if state_dict is not None:
         fmt = "lpips-full"
@@ -98,7 +75,7 @@ def load_lpips(weights: ResolvedWeights, device: torch.device | str, *,
     # Built on the meta device: lpips constructs a whole torchvision classifier (VGG16: 138M
     # parameters) only to keep its conv trunk; random-initialising that on CPU would waste seconds.
     with untouched_global_rng(), torch.device("meta"):
-        model = builders.lpips_net(net, version)
+        model = lpips_net(net, version)
     model.scaling_layer = lpips.ScalingLayer()  # fixed constants, not weights: rebuilt for real
     sd = read_state_dict(weights.path, what) if state_dict is None else state_dict
     if fmt == "torchvision-backbone":

@@ -1,4 +1,8 @@
-"""Resolve and load every model a spec needs, once per render, into plain objects the engine uses."""
+"""Resolve and load every model a spec needs, once per render, into plain objects the engine uses.
+
+`load_models` -> `LoadedModels`: the diffusion UNet (models/diffusion.py), the secondary model
+(models/secondary.py), the CLIP models (models/clip.py) and LPIPS (models/lpips.py); depth models load
+in models/depth.py, on first use by the 3D animation."""
 
 from __future__ import annotations
 
@@ -7,7 +11,13 @@ from typing import Any, Callable
 
 import torch
 
-from . import loaders, precision, registry
+from .. import errors
+from . import precision, registry
+from .clip import load_clip
+from .diffusion import load_diffusion
+from .lpips import load_lpips
+from .resolve import resolve_weights
+from .secondary import load_secondary
 from .types import ClipBundle, ResolvedWeights
 from ..spec.access import InputPolicy
 from ..spec.models import DD_CLIP_NAMES, JobSpec
@@ -27,7 +37,7 @@ def _diffusion_config(ref: Any) -> dict[str, Any]:
     name = ref if isinstance(ref, str) else ref.config
     entry = registry.get_entry(name)
     if entry.role != "diffusion":
-        raise loaders.errors.ModelError(f"models.diffusion_model: {name!r} is a {entry.role} model, not a diffusion model")
+        raise errors.ModelError(f"models.diffusion_model: {name!r} is a {entry.role} model, not a diffusion model")
     return dict(entry.config)
 
 
@@ -52,7 +62,7 @@ def _random(ref: Any, role: str) -> tuple[ResolvedWeights, dict[str, torch.Tenso
     name = ref if isinstance(ref, str) else getattr(ref, "name", None)
     entry = registry.REGISTRY.get(name) if isinstance(name, str) else None
     if entry is None or entry.role != role:
-        raise loaders.errors.ModelError(f"random weights: {ref!r} is not a registered {role} model")
+        raise errors.ModelError(f"random weights: {ref!r} is not a registered {role} model")
     return ResolvedWeights(role=role, name=name, path="(seeded random weights)", sha256="", size=0), \
         random_state_dict(name)
 
@@ -75,13 +85,13 @@ def load_models(
     def resolve(ref: Any, role: str) -> tuple[ResolvedWeights, dict[str, torch.Tensor] | None]:
         if random_weights:
             return _random(ref, role)
-        w = loaders.resolve_weights(ref, role, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
+        w = resolve_weights(ref, role, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, access=access)
         weights.append(w)
         return w, None
 
     ref = spec.models.diffusion_model
     w, sd = resolve(ref, "diffusion")
-    unet, _ = loaders.load_diffusion(
+    unet, _ = load_diffusion(
         w, _diffusion_config(ref), steps=spec.diffusion.steps, use_checkpoint=spec.models.use_checkpoint,
         use_fp16=use_fp16, device=device, state_dict=sd,
     )
@@ -89,15 +99,15 @@ def load_models(
     secondary = None
     if spec.models.use_secondary_model:
         w, sd = resolve(spec.models.secondary_model, "secondary")
-        secondary = loaders.load_secondary(w, device, state_dict=sd)
+        secondary = load_secondary(w, device, state_dict=sd)
 
     clips: list[ClipBundle] = []
     for cref in clip_refs(spec):
         if random_weights:
             w, sd = _random(cref, "clip")
-            clips.append(loaders.load_clip(w, device, half=use_fp16, state_dict=sd))
+            clips.append(load_clip(w, device, half=use_fp16, state_dict=sd))
             continue
-        bundle = loaders.load_clip(cref, device, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, half=use_fp16,
+        bundle = load_clip(cref, device, spec_dir=spec_dir, verify_each_time=verify, fetch=fetch, half=use_fp16,
                                    access=access)
         clips.append(bundle)
         if bundle.weights is not None:
@@ -106,5 +116,5 @@ def load_models(
     lpips_fn = None
     if needs_lpips(spec, plan_items):
         w, sd = resolve(spec.models.lpips_model, "lpips")
-        lpips_fn = loaders.load_lpips(w, device, state_dict=sd)
+        lpips_fn = load_lpips(w, device, state_dict=sd)
     return LoadedModels(unet=unet, secondary=secondary, clips=clips, lpips=lpips_fn, weights=weights)

@@ -1,4 +1,8 @@
-"""Architectures from registry configs (no weights): shared by the loaders and the tiny generator."""
+"""Architectures from registry configs, random-initialised, no weights read: the UNet, CLIP, LPIPS and depth
+networks the loaders fill and the tiny generator randomises (the secondary model's is in `secondary`).
+
+Apart from the loaders because the tiny generator needs them and the loaders of CLIP and depth resolve
+weights, which may generate a tiny model: this module imports no loader."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Any, Mapping
 import torch
 
 from .. import errors
-from .secondary import SecondaryDiffusionImageNet2
 
 
 def diffusion_steps_for(steps: int) -> int:
@@ -48,10 +51,6 @@ def unet_only(entry_config: Mapping[str, Any]) -> torch.nn.Module:
              "use_checkpoint", "attention_resolutions", "num_heads", "num_head_channels", "num_heads_upsample",
              "use_scale_shift_norm", "dropout", "resblock_updown", "use_fp16", "use_new_attention_order")
     return create_model(**{k: cfg[k] for k in names})
-
-
-def secondary(config: Mapping[str, Any]) -> SecondaryDiffusionImageNet2:
-    return SecondaryDiffusionImageNet2(c=int(config.get("c", 64)))
 
 
 def tiny_clip(config: Mapping[str, Any]) -> torch.nn.Module:

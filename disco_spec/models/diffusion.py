@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 
 from .. import errors
-from . import builders
+from . import architectures
 from .checkpoint_io import assert_materialised, check_keys, read_state_dict, untouched_global_rng
 from .registry import get_entry
 from .types import ResolvedWeights
@@ -49,7 +49,7 @@ def load_diffusion(
     from guided_diffusion.script_util import create_model_and_diffusion
 
     device = torch.device(device)
-    cfg = builders.model_and_diffusion_config(
+    cfg = architectures.model_and_diffusion_config(
         entry_config, steps=steps, use_checkpoint=use_checkpoint, use_fp16=use_fp16
     )
     what = f"diffusion model {weights.name}"
