@@ -7,6 +7,9 @@ Every content hash disco-spec writes has one definition and one name:
     spec_sha256      record/ids.py spec_sha256: RFC 8785 canonical JSON of the spec document; the manifest,
                      run_state.json, sweep.json, PNG `info` and MLflow tags all use this one
     manifest id      record/ids.py manifest_id: RFC 8785 canonical JSON of the manifest's `hashed` part
+    recipe id        record/ids.py recipe_id: the manifest id's hashed part without its outputs (what a render
+                     was made from: spec, plan, models, code, packages, environment, inputs); the key of the
+                     render cache (run/cache.py) and the `disco_spec.recipe_id` MLflow tag
     plan_sha256      plan/resolve.py Plan.sha256: the plan's own JSON (Plan.to_json)
     pixels_sha256    record/pngmeta.py pixels_sha256: an image's mode, size and decoded pixels
     video sha256     record/mp4meta.py media_sha256: an mp4's bytes without the metadata box that carries its

@@ -20,6 +20,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    # The render cache off for every test (and every CLI a test starts): a test that renders twice checks the
+    # engine, or perturbs it; only the cache's own tests turn it on (tests/test_render_cache.py).
+    os.environ["DISCO_SPEC_RENDER_CACHE"] = "off"
     # Tiny checkpoints are generated once per session into this cache (never the user's cache).
     if "DISCO_SPEC_CACHE" not in os.environ:
         import tempfile

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Optional
 import typer
 
 from ..errors import DiscoSpecError, Interrupted, RenderError, SpecError, Terminated
+from .cache import NO_CACHE_HELP
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative, reproducible Disco Diffusion renders.")
 models_app = typer.Typer(no_args_is_help=True, help="List, fetch, verify and generate model weights.")
@@ -156,6 +157,7 @@ def render(
     force: bool = typer.Option(
         False, "--force", help="Start even when the memory estimate (plan --resources) exceeds the device's free memory."
     ),
+    no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
     no_track: bool = typer.Option(False, "--no-track", help="Do not record the render in MLflow."),
     tracking_uri: Optional[str] = typer.Option(
         None, "--tracking-uri", metavar="URI",
@@ -202,7 +204,8 @@ def render(
     request = RenderRequest.of(
         spec, out, seed=seed, items=item, run_dir=run_dir, resume=resume, spec_dir=spec_dir, allow_paths=allowed,
         allow_network=allow_network, observers=[tracker, folder] if tracker is not None else [folder],
-        progress=not quiet, backend=backend, address=address, force=force, access=access)
+        progress=not quiet, backend=backend, address=address, force=force, access=access,
+        cache=not no_cache)
     with render_faults(spec_file, folder):
         if backend != "local" or address:
             from .scale import render_with_backend
@@ -401,3 +404,7 @@ cli_doctor.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+from . import cache as cli_cache  # noqa: E402 - registers cache ls, prune, verify
+
+cli_cache.register(app)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from .cache import NO_CACHE_HELP
+
 if TYPE_CHECKING:
     from ..run.records import RenderResult
     from ..run.request import RenderRequest
@@ -49,6 +51,7 @@ def sweep(
         None, "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default)."
     ),
     experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (default: the spec's name)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help=NO_CACHE_HELP),
 ) -> None:
     """Render a grid (or zip) of variants of a spec: a run folder and MLflow child run per cell, a contact sheet."""
     from ..scale.backends import check_backend
@@ -75,7 +78,7 @@ def sweep(
         _err(f"{cr.cell.name} {cr.cell.caption()}: manifest {mid}… in {cr.run_dir}")
 
     result = run_sweep(plan, out, backend=backend, address=address, tracker=tracker, progress=not quiet,
-                       on_cell=on_cell)
+                       on_cell=on_cell, cache=not no_cache)
     if plan.seed_drawn:
         _err(f"set_seed = 'random_seed': drew seed {plan.base_document['run']['set_seed']} for every cell")
     if tracker is not None and tracker.parent_run_id and tracker.failure is None:

@@ -217,6 +217,23 @@ def read_stats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(stats.keys(), values))
 
 
+def read_step(stats: dict[str, torch.Tensor], checksums: dict[str, torch.Tensor]) -> tuple[dict[str, float], dict[str, int]]:
+    """The step's device scalars as floats and its int64 checksums (engine.checksum) as ints, in one
+    device-to-host read: the float32 stats and the checksums travel as one int32 tensor, reinterpreted here."""
+    parts = []  # the int64 checksums first: each int64 then starts at an even int32 offset
+    if checksums:
+        parts.append(torch.stack([v.reshape(()) for v in checksums.values()]).view(torch.int32))
+    if stats:
+        parts.append(torch.stack([v.detach().reshape(()).to(torch.float32) for v in stats.values()]).view(torch.int32))
+    if not parts:
+        return {}, {}
+    host = torch.cat(parts).cpu()  # the one read
+    n = 2 * len(checksums)
+    ints = host[:n].view(torch.int64).tolist()
+    floats = host[n:].view(torch.float32).tolist()
+    return dict(zip(stats.keys(), floats)), dict(zip(checksums.keys(), ints))
+
+
 def make_cond_fn(
     *,
     x0_fn: X0Fn,

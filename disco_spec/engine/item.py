@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from functools import partial
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -17,7 +17,8 @@ from ..models.load import LoadedModels
 from ..plan.resolve import PlanItem
 from ..spec.models import JobSpec
 from . import sampler
-from .guidance import GuidanceSettings, make_cond_fn, read_stats, secondary_x0_fn, unet_x0_fn
+from .checksum import tensor_checksum
+from .guidance import GuidanceSettings, make_cond_fn, read_stats, read_step, secondary_x0_fn, unet_x0_fn
 from .perlin import perlin_init_image
 from .rng import make_generator
 from .shared_unet import SharedUnetForward
@@ -115,8 +116,12 @@ def sample_item(
     init_image: torch.Tensor | None = None,
     image_prompt_images: Sequence[torch.Tensor] = (),
     previous: torch.Tensor | None = None,
+    on_checksums: Callable[[dict[str, int]], None] | None = None,
 ):
     """Yield (j, k, unguided x̂₀, guidance stats, is_final) for every sampler step of one item.
+
+    `on_checksums` (the run's journal) gets each step's {"x_t": checksum of the sample after the step,
+    "x0": checksum of x̂₀} (engine.checksum), read with the stats in the step's one device read.
 
     `init_image` is the item's init file as a tensor (when its init kind is "image"), `image_prompt_images`
     its image prompts in order, `previous` the frame loop's warped previous frame or video frame.
@@ -171,5 +176,12 @@ def sample_item(
             kwargs["transform_at"] = symmetry_step_indices(item.start_index + 1, symmetry.transformation_percent)
     for j, out in enumerate(sample(model_fn, x_start, alphas_cumprod, timesteps, **kwargs)):
         k = int(out["index"])
-        # the step's one device-to-host read: its stats, for the progress bar, MLflow and the NaN-guard flag
-        yield j, k, out["pred_xstart"], read_stats(last_stats), k == 0
+        # the step's one device-to-host read: its stats, for the progress bar, MLflow and the NaN-guard flag,
+        # and with them the checksums that say where two renders part
+        if on_checksums is None:
+            stats = read_stats(last_stats)
+        else:
+            stats, sums = read_step(last_stats, {"x_t": tensor_checksum(out["sample"]),
+                                                 "x0": tensor_checksum(out["pred_xstart"])})
+            on_checksums(sums)
+        yield j, k, out["pred_xstart"], stats, k == 0

@@ -21,7 +21,7 @@ lives outside it, so two renders of one spec on one machine get the same id:
       },
       "files": [{path, sha256, bytes}],                # outputs + spec.json + plan.json, as on disk
       "volatile": {created_utc, hostname, code_checkout: {git_commit, git_dirty}, run_dir, spec_dir, seconds,
-                   seed_drawn, model_paths}
+                   seed_drawn, model_paths, cached_from: [{item, manifest_id, run_dir | mlflow_run_id}]}
     }
 
 PNGs carry the manifest id, and the id covers the outputs: so the hashed part records each output's
@@ -44,7 +44,7 @@ from ..hashes import file_sha256
 from . import environment, mp4meta, pngmeta
 from .parameters import KEY_PARAMETERS, parameters_text
 from .manifest_schema import check_manifest, read_json_file
-from .ids import canonical_bytes, manifest_id, sha256_canonical, spec_sha256  # noqa: F401 - the manifest's ids
+from .ids import canonical_bytes, manifest_id, recipe_id, sha256_canonical, spec_sha256  # noqa: F401 - the manifest's ids
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -84,24 +84,28 @@ def output_record(run_dir: Path, rec: Any) -> dict[str, Any]:
     }
 
 
-def build_hashed(result: Any) -> dict[str, Any]:
-    """The hashed part of a render's manifest (reads the outputs' pixels, nothing else from disk)."""
-    run_dir = Path(result.run_dir)
-    outputs = sorted((output_record(run_dir, r) for r in result.outputs), key=lambda o: (o["item"], o["path"]))
+def build_recipe(result: Any) -> dict[str, Any]:
+    """The hashed part of a render's manifest without its outputs: what the render is made from, known once its
+    models are loaded and its input files read, before any image is rendered (record.ids.recipe_id hashes it)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "spec": result.spec_document,
         "spec_sha256": spec_sha256(result.spec_document),
         "plan_sha256": result.plan.sha256(),
-        "items": sorted({o["item"] for o in outputs}),
         "models": [model_record(w) for w in result.weights],
         "code": environment.code_version(),
         "packages": environment.package_versions(),
         "environment": environment.capture_environment(
             str(result.device), compile=bool((result.spec_document.get("engine") or {}).get("compile", False))),
-        "inputs": input_files(run_dir, _read_inputs(result)),
-        "outputs": outputs,
+        "inputs": input_files(Path(result.run_dir), _read_inputs(result)),
     }
+
+
+def build_hashed(result: Any) -> dict[str, Any]:
+    """The hashed part of a render's manifest (reads the outputs' pixels, nothing else from disk)."""
+    run_dir = Path(result.run_dir)
+    outputs = sorted((output_record(run_dir, r) for r in result.outputs), key=lambda o: (o["item"], o["path"]))
+    return {**build_recipe(result), "items": sorted({o["item"] for o in outputs}), "outputs": outputs}
 
 
 def _read_inputs(result: Any) -> list[dict[str, Any]]:
@@ -191,6 +195,8 @@ def finalize_run(result: Any, *, spec_dir: str | os.PathLike | None = None) -> d
         "model_paths": [{"role": w.role, "name": w.name, "path": str(w.path)} for w in result.weights],
     }
     manifest = {"manifest_version": MANIFEST_VERSION, "id": mid, "hashed": hashed, "files": files, "volatile": volatile}
+    if getattr(result, "cached_from", None):  # where served outputs came from (run.cache): outside the id
+        volatile["cached_from"] = list(result.cached_from)
     if getattr(result, "branch", None):  # how the run was produced, not what it holds: outside the id
         manifest["branch"] = result.branch
     write_manifest(run_dir / MANIFEST_NAME, manifest)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..record.environment import differences
+from .divergence import Divergence, divergence
 from .outputs import OutputComparison, output_differences
 from .sources import Source, load_source
 
@@ -269,6 +270,7 @@ class DiffReport:
     environment: list[Change] = field(default_factory=list)
     outputs: list[OutputComparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    divergence: list[Divergence] = field(default_factory=list)  # per item: the first step the renders part
 
     @property
     def n_differences(self) -> int:
@@ -298,6 +300,7 @@ class DiffReport:
             "spec": ch(self.spec), "plan": [p.to_dict() for p in self.plan], "models": ch(self.models),
             "code": ch(self.code), "packages": ch(self.packages), "environment": ch(self.environment),
             "outputs": [out(o) for o in self.outputs], "notes": list(self.notes),
+            "divergence": [d.to_dict() for d in self.divergence],
         }
 
     def to_text(self) -> str:
@@ -310,6 +313,9 @@ class DiffReport:
             ("packages", [c.text() for c in self.packages]),
             ("environment", [c.text() for c in self.environment]),
             ("outputs", [o.text() for o in self.outputs]),
+            ("where the renders part (step checksums)",
+             [d.text() for d in self.divergence] if any(d.first_difference is not None for d in self.divergence)
+             else []),
         ]
         for title, rows in sections:
             if rows:
@@ -353,6 +359,8 @@ def diff_sources(sa: Source, sb: Source, *, diff_dir: str | os.PathLike | None =
         report.notes.append("models and environment not compared (a spec, or a PNG without provenance, has none)")
     if sa.kind != "spec" and sb.kind != "spec":
         report.outputs = output_differences(sa, sb, diff_dir)
+    if sa.run_dir is not None and sb.run_dir is not None:
+        report.divergence = divergence(sa.run_dir, sb.run_dir)
     return report
 
 

@@ -27,6 +27,7 @@ from ..models.resolve import entry_path
 from ..models.weights import cache_dir, tiny_dir, weights_dir
 from ..record import environment
 from ..run.renderer import render
+from .divergence import divergence
 from ..spec.load import load_spec, spec_to_document, validate_document
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -130,7 +131,8 @@ class DoctorReport:
 def _check_render(spec: Any, run_dir: Path, spec_dir: str) -> RenderCheck:
     check = RenderCheck(run_dir=str(run_dir))
     try:
-        result = render(spec, run_dir.parent, run_dir=run_dir, progress=False, spec_dir=spec_dir, fetch=False)
+        result = render(spec, run_dir.parent, run_dir=run_dir, progress=False, spec_dir=spec_dir, fetch=False,
+                        cache=False)  # the doctor tests this stack: never served from the render cache
     except Exception as exc:  # noqa: BLE001 - a failed render is the doctor's finding, not a crash
         check.error = f"{type(exc).__name__}: {exc}"
         return check
@@ -219,11 +221,14 @@ def run_doctor(device: str = "auto", *, steps: int | None = DEFAULT_STEPS, spec_
         base.mkdir(parents=True, exist_ok=True)
     try:
         renders = [_check_render(spec, base / f"run-{i}", str(path.resolve().parent)) for i in (1, 2)]
+        parted = [d.text() for d in divergence(base / "run-1", base / "run-2") if d.first_difference is not None]
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     env = renders[0].environment or environment.capture_environment(dev)
     differences = compare_renders(*renders)
+    if differences:  # where they parted: the first step whose checksum differs (repro.divergence)
+        differences += [f"where the renders part: {line}" for line in parted]
     return DoctorReport(
         device=dev, environment=env, packages=environment.package_versions(), memory=free_memory(dev),
         cache={"root": str(cache_dir()), "models": str(weights_dir()), "tiny": str(tiny_dir())},

@@ -279,7 +279,8 @@ def rebuild_source(
             raise errors.SpecError("--out", [("--out", f"{run_dir} already holds a finished run ({MANIFEST_NAME}); "
                                                         "give an empty or new folder")])
     try:
-        result = render(spec, run_dir=run_dir, items=items, progress=progress, spec_dir=sd, fetch=fetch, access=access)
+        result = render(spec, run_dir=run_dir, items=items, progress=progress, spec_dir=sd, fetch=fetch, access=access,
+                        cache=False)  # a rebuild checks what renders now: never served from the render cache
         new = getattr(result, "manifest", None) or finalize_run(result, spec_dir=sd)
         report = RebuildReport(
             source=str(src.path), run_dir=None if tmp else str(run_dir), items=items,

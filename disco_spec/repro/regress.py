@@ -97,7 +97,7 @@ def golden_image_dir(golden_dir: str | os.PathLike, spec: str | os.PathLike) -> 
 def _render(spec: Path, run_dir: Path, progress: bool) -> dict[str, Any]:
     from ..run.renderer import render
 
-    result = render(spec, run_dir=run_dir, progress=progress)
+    result = render(spec, run_dir=run_dir, progress=progress, cache=False)  # regress renders, never serves
     return getattr(result, "manifest", None) or finalize_run(result, spec_dir=str(spec.resolve().parent))
 
 

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..engine.checksum import checksum_hex
 from ..engine.images import to_pil
 from ..engine.item import sample_item
 from ..models.load import LoadedModels
@@ -50,8 +51,10 @@ def diffuse_item(
     final = None
     partials = []
     init_image, prompt_images = item_inputs(result.plan, item, result.inputs)
+    sums: list[dict[str, int]] = []  # per step: where two renders part (engine.checksum), for the journal
     steps = sample_item(spec, result.plan, item, models, alphas_cumprod, timesteps, device, init_image=init_image,
-                        image_prompt_images=[im.to(device) for im in prompt_images], previous=previous)
+                        image_prompt_images=[im.to(device) for im in prompt_images], previous=previous,
+                        on_checksums=sums.append)
     for j, k, pred, stats, is_final in steps:
         preview = None
         if j % spec.run.display_rate == 0 or is_final:
@@ -67,4 +70,5 @@ def diffuse_item(
         if is_final:
             final = preview
     assert final is not None
+    result.step_checksums[item.index] = {name: [checksum_hex(s[name]) for s in sums] for name in ("x_t", "x0")}
     return final, partials

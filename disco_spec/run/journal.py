@@ -7,7 +7,8 @@ quirks Q7, Q8): a resumed run differs from an uninterrupted one. disco-spec inst
                      plan hash, the items rendered and every model weight's SHA-256
     frames.jsonl     one JSON line per finished image/frame, appended (flush + fsync) after the frame's
                      files and state images are atomically in place:
-                     {"item", "frame", "files": [{"path", "kind", "sha256"}], "state": {name: {"path", "sha256"}}}
+                     {"item", "frame", "files": [{"path", "kind", "sha256"}], "state": {name: {"path", "sha256"}},
+                      "checksums": {"x_t": [hex per step], "x0": [hex per step]}}   (engine.checksum)
     state/           the loop state a frame leaves for the next one when it is not the saved output itself
                      (turbo: `prev_frame_NNNN.png` = the unblended diffusion result / new warp,
                      `old_warp_NNNN.png` = the old-warp chain), one pair per frame so that any verified
@@ -165,6 +166,9 @@ class Journal:
                 name: {"path": rel, "sha256": sha256_or_none(self.run_dir / rel)} for name, rel in (state or {}).items()
             },
         }
+        checksums = getattr(self.result, "step_checksums", {}).pop(item.index, None)
+        if checksums:  # each step's x_t and x̂₀ checksums: where two renders part (repro.divergence)
+            entry["checksums"] = checksums
         line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
         with open_append(self.run_dir / FRAMES_LOG) as f:  # the run folder's boundary (atomic)
             f.write(line)

@@ -15,16 +15,18 @@ from .images import write_png_atomic
 from .records import publish_output, record_output
 
 if TYPE_CHECKING:
+    from .cache import RenderCache
     from .records import Observer, RenderResult
     from .request import ResumeInfo
 
 
 def run_plan(
     result: RenderResult, selected: Sequence[int], *, observers: Sequence[Observer], spec_dir: str | None, fetch: bool,
-    resume: ResumeInfo | None = None,
+    resume: ResumeInfo | None = None, cache: RenderCache | None = None,
 ) -> None:
     """Render the selected items into result.run_dir; custom model files are found under the InputPolicy
-    of result.inputs (the render's InputStore)."""
+    of result.inputs (the render's InputStore). With a `cache` (run.cache), each still item (an animation:
+    every selected frame at once) is served from it when a verified entry of the same recipe exists."""
     from .journal import Journal
     from .records import png_metadata
 
@@ -53,6 +55,12 @@ def run_plan(
 
     alphas_cumprod, timesteps, n_diff = sampler.respaced_alphas_cumprod(plan.steps)
     if animation is not None:
+        served = cache.serve_frames(result, items, selected, observers) if cache is not None else None
+        if served is not None:
+            for item in items:
+                if item.index in served:
+                    journal.append(item, served[item.index])
+            return
         animation.run(journal, observers, alphas_cumprod, timesteps)
         return
 
@@ -61,6 +69,10 @@ def run_plan(
         if done is not None:  # rendered before the interruption, files intact
             for rec in done:
                 publish_output(result, observers, rec)
+            continue
+        cached = cache.serve_item(result, item, observers) if cache is not None else None
+        if cached is not None:
+            journal.append(item, cached)
             continue
         final, recs = diffuse_item(result, item, models, alphas_cumprod, timesteps, device, observers)
         write_png_atomic(final, result.run_dir / item.output, png_metadata(result, item))

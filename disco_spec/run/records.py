@@ -53,6 +53,9 @@ class RenderResult:
     started_at: float | None = None  # wall-clock time (time.time()) when render() began
     ended_at: float | None = None  # wall-clock time when the last item was written (before the manifest)
     inputs: Any = None  # run.inputs.InputStore: the files read under the render's InputPolicy (manifest `inputs`)
+    cached_from: list[dict[str, Any]] = field(default_factory=list)  # items served by run.cache: where from
+    # plan item -> {"x_t": [...], "x0": [...]}: each step's checksum (engine.checksum), until the journal takes it
+    step_checksums: dict[int, dict[str, list[str]]] = field(default_factory=dict)
 
 
 class Observer(Protocol):

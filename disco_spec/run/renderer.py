@@ -39,6 +39,7 @@ from .records import RenderResult
 from .request import DEFAULT_OUT, PreparedRun, RenderRequest, select_items
 
 if TYPE_CHECKING:
+    from .cache import RenderCache
     from .records import Observer
 
 __all__ = ["DEFAULT_OUT", "RenderRequest", "prepare_run", "render"]
@@ -71,6 +72,7 @@ def render(spec_or_request: RenderRequest | JobSpec | str | os.PathLike, out: st
     started_at = time.time()
     run = prepare_run(request)  # 1. spec, seed, run folder (locked), plan resolved once; nothing loaded yet
     observers: list[Observer] = []
+    cache = None
     try:
         inputs = InputStore(request.trust.policy(run.spec_dir))  # 2. the files the spec names: allowed, hashed,
         inputs.prepare(run.plan)  # pins checked, before any model loads
@@ -82,10 +84,13 @@ def render(spec_or_request: RenderRequest | JobSpec | str | os.PathLike, out: st
         documents() if run.resume is None else run.resume.pending_writes.insert(0, documents)
         observers = _observers(request)  # 5. the progress bar first, then the request's (trackers)
         with deterministic_kernels(run.spec.engine.deterministic):  # the manifest records these settings too
-            _run_items(result, run, request, observers)  # 6. models, then the item or frame loop and journal
+            cache = _render_cache(request, run, observers)
+            _run_items(result, run, request, observers, cache)  # 6. models, then the item loop (cache first)
             from ..record.manifest import finalize_run
 
             finalize_run(result, spec_dir=run.spec_dir)  # 7. last: the manifest, its id stamped into every PNG
+        if cache is not None:
+            cache.store(result)  # 7b. what this render made, for the next render of the same recipe
     finally:
         run.lock.release()
     for o in observers:  # 8. observers see the final files (e.g. a tracker logs the manifest)
@@ -159,13 +164,23 @@ def check_fits(spec: JobSpec) -> None:
     fits(estimate_resources(spec, resolve_sampling(spec), device), available_bytes(device))
 
 
-def _run_items(result: RenderResult, run: PreparedRun, request: RenderRequest, observers: list[Observer]) -> None:
+def _render_cache(request: RenderRequest, run: PreparedRun, observers: list[Observer]) -> RenderCache | None:
+    """The render cache for this render (run.cache), None where it must not be used: --no-cache (rebuild,
+    regress, doctor), a resumed or branched run, a dirty working tree; a seed drawn now is never served."""
+    from .cache import for_render
+
+    return for_render(enabled=request.cache, seed_drawn=run.seed_drawn,
+                      continued=run.resume is not None or run.branch is not None, observers=observers)
+
+
+def _run_items(result: RenderResult, run: PreparedRun, request: RenderRequest, observers: list[Observer],
+               cache: RenderCache | None = None) -> None:
     from . import loop  # torch is imported only when rendering
 
     start = time.perf_counter()
     try:
         loop.run_plan(result, run.selected, observers=observers, spec_dir=run.spec_dir, fetch=request.trust.fetch,
-                      resume=run.resume)
+                      resume=run.resume, cache=cache)
     except BaseException as exc:
         for o in observers:
             if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED

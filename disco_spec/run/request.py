@@ -56,6 +56,7 @@ class RenderRequest:
     address: str | None = None  # the Ray cluster (backend "ray")
     force: bool = False  # start even when the memory estimate exceeds the device's free memory
     resume: bool = False  # continue the latest run of the batch (or run_dir) where it stopped
+    cache: bool = True  # serve items already rendered from the same recipe (run.cache); False: --no-cache
 
     @classmethod
     def of(

@@ -162,12 +162,13 @@ def render_on_backend(spec_or_request: Any, out: str | os.PathLike = "images_out
     start = time.perf_counter()
     if plan.animation_mode != "None" or len(selected) == 1:
         job = Job(spec_document=doc, run_dir=str(rd), items=tuple(selected) if items is not None else None,
-                  spec_dir=sd, label=rd.name, seed_drawn=drawn, trust=trust)
+                  spec_dir=sd, label=rd.name, seed_drawn=drawn, trust=trust,
+                  cache=request.cache)
         (r,) = run_jobs([job], backend, address, ship_files=ship_files)
         result, steps = r.result, r.steps
     else:
         jobs = [Job(spec_document=doc, run_dir=str(part_dir(rd, i)), items=(i,), spec_dir=sd, finalize=False,
-                    label=f"item {i}", trust=trust)
+                    label=f"item {i}", trust=trust, cache=request.cache)
                 for i in selected]
         parts = run_jobs(jobs, backend, address, ship_files=ship_files)
         result = merge_on_ray(rd, parts, address, seconds=time.perf_counter() - start, seed_drawn=drawn,

@@ -30,6 +30,7 @@ class Job:
     finalize: bool = True  # False: a part of a batch (its manifest is replaced when the parts are merged)
     seed_drawn: bool = False  # the driver drew the seed ('random_seed'): recorded in the manifest's volatile part
     trust: InputTrust = InputTrust()  # what the spec may make the job read and download (picklable: no `access`)
+    cache: bool = True  # may be served from the render cache (run.cache); False: --no-cache
 
 
 @dataclass
@@ -90,7 +91,8 @@ def run_job(job: Job, *, progress: bool = False, observers: Iterable[Any] = ()) 
     spec = validate_document(dict(job.spec_document))
     recorder = _StepRecorder()
     result = render(RenderRequest(spec=spec, run_dir=job.run_dir, items=job.items, spec_dir=job.spec_dir,
-                                  trust=job.trust, observers=(recorder, *observers), progress=progress))
+                                  trust=job.trust, observers=(recorder, *observers), progress=progress,
+                                  cache=job.cache))
     manifest = getattr(result, "manifest", None)
     if job.seed_drawn and not result.seed_drawn:
         result.seed_drawn = True

@@ -68,8 +68,10 @@ def run_sweep(
     ship_files: bool | None = None,
     on_cell: Callable[[CellResult], None] | None = None,
     sweep_dir: str | os.PathLike | None = None,
+    cache: bool = True,
 ) -> SweepResult:
-    """Render every cell (backends.run_jobs), then write the contact sheet and sweep.json.
+    """Render every cell (backends.run_jobs), then write the contact sheet and sweep.json. A cell whose recipe
+    was rendered before is served from the render cache (run.cache) unless `cache` is False (--no-cache).
 
     `tracker`: a disco_spec.tracking.sweeps.SweepTracker (None: no MLflow): a parent run for the sweep,
     a child run per cell (logged in this process from the cell's results), the contact sheet and the
@@ -112,7 +114,7 @@ def run_sweep(
             on_cell(cr)
 
     jobs = [Job(spec_document=c.document, run_dir=str(sd / c.name), spec_dir=plan.spec_dir, label=c.name,
-                seed_drawn=plan.seed_drawn) for c in plan.cells]
+                seed_drawn=plan.seed_drawn, cache=cache) for c in plan.cells]
     try:
         run_jobs(jobs, backend, address, progress=progress, ship_files=ship_files, on_result=finished)
         result.cells = [done[c.index] for c in plan.cells]

@@ -37,7 +37,9 @@ def read_manifest(result: Any) -> dict[str, Any] | None:
 
 
 def manifest_tags(manifest: dict[str, Any], seed: Any) -> dict[str, str]:
-    """`disco_spec.manifest_id`, `manifest` (short), git commit (also `mlflow.source.git.commit`), spec hash."""
+    """`disco_spec.manifest_id`, `manifest` (short), git commit (also `mlflow.source.git.commit`), spec hash,
+    `disco_spec.recipe_id` (record.ids.recipe_id) and, for outputs served by the render cache,
+    `disco_spec.cached_from`."""
     tags: dict[str, str] = {}
     mid = dig(manifest, "id", "manifest_id")
     if mid is not None:
@@ -50,11 +52,29 @@ def manifest_tags(manifest: dict[str, Any], seed: Any) -> dict[str, str]:
         dirty = dig(manifest, *MANIFEST_GIT_DIRTY)
         if isinstance(dirty, bool):
             tags[TAG_PREFIX + "git_dirty"] = str(dirty).lower()
+    hashed = manifest.get("hashed")
+    if isinstance(hashed, dict):  # the render cache's key: a finished run with this tag is a shared cache entry
+        from ..record.ids import recipe_id
+
+        tags[TAG_PREFIX + "recipe_id"] = recipe_id(hashed)
+    cached_from = dig(manifest, "volatile.cached_from")
+    if isinstance(cached_from, list) and cached_from:  # served from the render cache: from which runs
+        tags[TAG_PREFIX + "cached_from"] = cached_from_text(cached_from)
     spec_hash = dig(manifest, *MANIFEST_SPEC_SHA256)
     if isinstance(spec_hash, str):
         tags[TAG_PREFIX + "spec_sha256"] = spec_hash
         tags.update(short_tags(seed=seed, spec_sha256=spec_hash))
     return tags
+
+
+def cached_from_text(cached_from: list[Any]) -> str:
+    """`item 0: manifest <id> (mlflow run <id> | <run folder>)`, one per served item, `; `-separated."""
+    parts = []
+    for c in cached_from:
+        if isinstance(c, dict):
+            where = f"mlflow run {c['mlflow_run_id']}" if c.get("mlflow_run_id") else str(c.get("run_dir"))
+            parts.append(f"item {c.get('item')}: manifest {c.get('manifest_id')} ({where})")
+    return "; ".join(parts)[:5000]
 
 
 def frame_metrics(stats: dict[str, float]) -> dict[str, float]:

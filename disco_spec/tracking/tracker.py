@@ -207,6 +207,20 @@ class MlflowTracker(BaseObserver):
 
     # -- the work -------------------------------------------------------------------------
 
+    def find_cached_render(self, recipe: str, item: int | None, dest: Path) -> tuple[Path, str] | None:
+        """The render cache's shared store (run.cache): a finished run of this tracker's store tagged with the
+        recipe id and covering `item`, downloaded into `dest` (tracking.shared_cache). None on a miss, and on any
+        failure to reach the store (the item is then rendered)."""
+        if not self._active():
+            return None
+        from .shared_cache import find_recipe_run
+
+        try:
+            with http_env():
+                return find_recipe_run(self._connect(), self.tracking_uri, recipe, item, Path(dest))
+        except Exception:  # noqa: BLE001 - a store that cannot serve is a miss, never a failed render
+            return None
+
     def _active(self) -> bool:
         return self.run_id is not None and not self._disabled and not self._closed
 

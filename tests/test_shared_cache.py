@@ -1,0 +1,110 @@
+"""MLflow as the render cache's shared store (tracking.shared_cache): a render on one machine, tracked to a real
+local MLflow server, serves a render of the same recipe on another (an empty local cache), verified; and
+`cache verify` re-renders what the cache holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import run_cli, small_smoke_doc
+from disco_spec.record.ids import recipe_id
+from test_render_cache import ROOT, _render, counted  # noqa: F401 - the fixture
+from test_tracking import mlflow_server, mlflow_server_proc  # noqa: F401 - the server fixtures
+
+
+def test_only_a_recipe_hash_goes_into_the_mlflow_filter():
+    from disco_spec.tracking.shared_cache import find_recipe_run
+
+    class NoClient:
+        def search_experiments(self):
+            raise AssertionError("the store was asked")
+
+    assert find_recipe_run(NoClient(), None, "x' or tags.a = 'b", None, Path("/nonexistent")) is None
+
+
+@pytest.mark.render
+@pytest.mark.slow
+@pytest.mark.mlflow_server
+def test_a_run_tracked_on_one_machine_serves_a_render_on_another(counted, mlflow_server, monkeypatch):
+    from mlflow import MlflowClient
+
+    from disco_spec.run import cache as render_cache
+    from disco_spec.spec.load import validate_document
+    from disco_spec.tracking.tracker import MlflowTracker
+
+    spec = validate_document(small_smoke_doc(run={"n_batches": 2}))
+    first_tracker = MlflowTracker(tracking_uri=mlflow_server, experiment="shared-cache", system_metrics=False)
+    first = _render(spec, counted["tmp"] / "a", observers=[first_tracker])
+    assert counted["calls"] == [0, 1]
+    client = MlflowClient(tracking_uri=mlflow_server)
+    assert client.get_run(first_tracker.run_id).data.tags["disco_spec.recipe_id"] == recipe_id(first.manifest)
+
+    # another machine: an empty local cache, the same server
+    monkeypatch.setattr(render_cache, "renders_root", lambda: counted["tmp"] / "other-machine-cache")
+    second_tracker = MlflowTracker(tracking_uri=mlflow_server, experiment="shared-cache", system_metrics=False)
+    second = _render(spec, counted["tmp"] / "b", observers=[second_tracker])
+    assert counted["calls"] == [0, 1], "served from the MLflow store, not rendered"
+    assert second.manifest["id"] == first.manifest["id"]
+    sources = second.manifest["volatile"]["cached_from"]
+    assert [s["item"] for s in sources] == [0, 1]
+    assert all(s["mlflow_run_id"] == first_tracker.run_id and s["manifest_id"] == first.manifest["id"] for s in sources)
+    tags = client.get_run(second_tracker.run_id).data.tags
+    assert first_tracker.run_id in tags["disco_spec.cached_from"]
+    assert tags["disco_spec.manifest_id"] == first.manifest["id"]
+
+    # an artifact corrupted in the store is detected: the item renders on a third machine
+    monkeypatch.setattr(render_cache, "renders_root", lambda: counted["tmp"] / "third-machine-cache")
+    from disco_spec.run import cache as rc
+
+    real_verify = rc.verify_entry
+
+    def corrupt_then_verify(folder, recipe, want, source=None):
+        if source is not None:  # a download: damage one file before it is checked
+            png = Path(folder) / "smoke_0001.png"
+            if png.is_file():
+                data = bytearray(png.read_bytes())
+                data[-40] ^= 0xFF
+                png.write_bytes(bytes(data))
+        return real_verify(folder, recipe, want, source)
+
+    monkeypatch.setattr(rc, "verify_entry", corrupt_then_verify)
+    third = _render(spec, counted["tmp"] / "c", cache=True,
+                    observers=[MlflowTracker(tracking_uri=mlflow_server, experiment="shared-cache", system_metrics=False)])
+    assert counted["calls"][2:] == [1] and third.manifest["id"] == first.manifest["id"]
+    assert [s["item"] for s in third.manifest["volatile"]["cached_from"]] == [0]
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_cache_verify_renders_again_and_fails_when_the_stack_no_longer_gives_the_same_image(counted, monkeypatch):
+    from disco_spec.engine import sampler
+
+    _render(small_smoke_doc_spec(), counted["tmp"] / "out")
+    code, out, err = run_cli("cache", "ls")
+    assert code == 0 and "item-0000" in out and "1 entry" in out
+    code, out, err = run_cli("cache", "verify", "--sample", "1")
+    assert code == 0, out + err
+    assert "1 same" in out and len(counted["calls"]) == 2
+
+    real = sampler.ddim_sample
+
+    def drifting(*args, **kwargs):  # a stack that is no longer deterministic: a changed value at step 1
+        for j, out_ in enumerate(real(*args, **kwargs)):
+            if j == 1:
+                out_["sample"].add_(1e-3)
+            yield out_
+
+    monkeypatch.setattr(sampler, "ddim_sample", drifting)
+    code, out, err = run_cli("cache", "verify")
+    assert code == 1 and "differs" in out and "smoke_0000.png: pixels" in out
+    code, out, _ = run_cli("cache", "prune", "--all")
+    assert code == 0 and "removed 1 entry" in out
+    assert run_cli("cache", "ls")[1].strip().startswith("0 entries")
+
+
+def small_smoke_doc_spec():
+    from disco_spec.spec.load import validate_document
+
+    return validate_document(small_smoke_doc())
