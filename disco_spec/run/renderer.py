@@ -72,7 +72,6 @@ def render(spec_or_request: RenderRequest | JobSpec | str | os.PathLike, out: st
     started_at = time.time()
     run = prepare_run(request)  # 1. spec, seed, run folder (locked), plan resolved once; nothing loaded yet
     observers: list[Observer] = []
-    cache = None
     try:
         inputs = InputStore(request.trust.policy(run.spec_dir))  # 2. the files the spec names: allowed, hashed,
         inputs.prepare(run.plan)  # pins checked, before any model loads
