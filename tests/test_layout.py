@@ -54,6 +54,17 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def from_import_target(node: ast.ImportFrom, here: list[str]) -> str | None:
+    """The disco_spec module (relative to disco_spec, '' for the root) a `from X import ...` in package `here`
+    reads from; None when X is not part of disco_spec."""
+    if node.level:
+        base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
+        return ".".join(base + ([node.module] if node.module else []))
+    if node.module and (node.module == "disco_spec" or node.module.startswith("disco_spec.")):
+        return node.module[len("disco_spec."):] if "." in node.module else ""
+    return None
+
+
 def imported_modules(path: Path, name: str) -> set[str]:
     """disco_spec modules imported by the file at `path` (names relative to disco_spec, '' for the root)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -68,12 +79,8 @@ def imported_modules(path: Path, name: str) -> set[str]:
                 if alias.name == "disco_spec" or alias.name.startswith("disco_spec."):
                     found.add(alias.name[len("disco_spec."):] if "." in alias.name else "")
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
-                target = ".".join(base + ([node.module] if node.module else []))
-            elif node.module and (node.module == "disco_spec" or node.module.startswith("disco_spec.")):
-                target = node.module[len("disco_spec."):] if "." in node.module else ""
-            else:
+            target = from_import_target(node, here)
+            if target is None:
                 continue
             # `from pkg import mod` imports the module pkg.mod when one exists
             for alias in node.names:
@@ -185,14 +192,8 @@ def private_imports(path: Path, name: str) -> list[str]:
     found: list[str] = []
     modules: dict[str, str] = {}  # local name -> the disco_spec module it is bound to
     for node in ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
-            target = ".".join(base + ([node.module] if node.module else []))
-        elif node.module and (node.module == "disco_spec" or node.module.startswith("disco_spec.")):
-            target = node.module[len("disco_spec."):] if "." in node.module else ""
-        else:
+        target = from_import_target(node, here) if isinstance(node, ast.ImportFrom) else None
+        if target is None:
             continue
         for alias in node.names:
             sub = f"{target}.{alias.name}" if target else alias.name
