@@ -25,7 +25,9 @@ def test_models_make_tiny_list_and_verify() -> None:
 
 
 @pytest.mark.render
-def test_models_verify_fails_for_missing_and_tampered(tmp_path: Path) -> None:
+def test_models_verify_fails_for_missing_and_tampered(tmp_path: Path, cache: Path) -> None:
+    # `cache`: the module's private model cache. The session's cache is shared by every test and pytest
+    # worker rendering at the same moment; a tampered checkpoint there changes their images.
     code, out, _ = run_cli("models", "verify", "ViTL14")
     assert code == 1 and "not in the cache" in out
     from disco_spec.models.registry import get_entry
@@ -42,6 +44,7 @@ def test_models_verify_fails_for_missing_and_tampered(tmp_path: Path) -> None:
     finally:
         data[-1] ^= 1
         path.write_bytes(bytes(data))
+    assert path.is_relative_to(cache)
 
 
 def test_models_fetch_unknown_name_suggests() -> None:
