@@ -73,8 +73,10 @@ def render(spec_or_request: RenderRequest | JobSpec | str | os.PathLike, out: st
     run = prepare_run(request)  # 1. spec, seed, run folder (locked), plan resolved once; nothing loaded yet
     observers: list[Observer] = []
     try:
-        inputs = InputStore(request.trust.policy(run.spec_dir))  # 2. the files the spec names: allowed, hashed,
-        inputs.prepare(run.plan)  # pins checked, before any model loads
+        inputs = run.inputs  # 2. the files the spec names: allowed, hashed, pins checked, before any model loads
+        if inputs is None:
+            inputs = InputStore(request.trust.policy(run.spec_dir))
+            inputs.prepare(run.plan)
         result = RenderResult(  # 3. what observers see and render() returns
             run_dir=run.run_dir, spec=run.spec, spec_document=run.document, plan=run.plan, seed_drawn=run.seed_drawn,
             inputs=inputs, started_at=started_at, spec_path=_spec_path(request), branch=run.branch)
@@ -122,15 +124,20 @@ def prepare_run(request: RenderRequest) -> PreparedRun:
 
 
 def _prepare_new(request: RenderRequest, spec: JobSpec, spec_dir: str | None) -> PreparedRun:
-    """A new run: the checks that need no file first, then the run folder; Video Input's frames are extracted
-    into it and counted before the plan is resolved (DD sets max_frames from the frame count,
-    disco.py:1977 (AnimSettings cell))."""
+    """A new run: every check first (the spec, the memory estimate, the items, the files it names), then the
+    run folder, so that a refusal leaves no folder behind; Video Input's frames are extracted into it and
+    counted before the plan is resolved (DD sets max_frames from the frame count, disco.py:1977 (AnimSettings
+    cell)), so its files are read after that."""
     ready = prepare_spec(spec, seed=request.seed)
     video_input = ready.spec.animation.animation_mode == "Video Input"
     plan = None if video_input else resolve_plan(ready.spec)
     if not request.force:
         check_fits(ready.spec)
     selected = None if plan is None else select_items(plan, request.items)
+    inputs = None
+    if plan is not None:
+        inputs = InputStore(request.trust.policy(spec_dir or ready.spec_dir))
+        inputs.prepare(plan)
     if request.run_dir is None:
         rd = allocate_run_dir(request.out, ready.spec.run.batch_name)
     else:
@@ -151,7 +158,8 @@ def _prepare_new(request: RenderRequest, spec: JobSpec, spec_dir: str | None) ->
         raise
     assert plan is not None and selected is not None
     return PreparedRun(spec=ready.spec, document=ready.document, plan=plan, selected=selected,
-                       spec_dir=spec_dir or ready.spec_dir, seed_drawn=ready.seed_drawn, run_dir=rd, lock=lock)
+                       spec_dir=spec_dir or ready.spec_dir, seed_drawn=ready.seed_drawn, run_dir=rd, lock=lock,
+                       inputs=inputs)
 
 
 def check_fits(spec: JobSpec) -> None:

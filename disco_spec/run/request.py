@@ -16,6 +16,7 @@ from ..spec.access import InputPolicy
 if TYPE_CHECKING:
     from ..plan.resolve import Plan
     from ..spec.models import JobSpec
+    from .inputs import InputStore
     from .lock import RunLock
     from .records import Observer
 
@@ -112,6 +113,9 @@ class PreparedRun:
     lock: RunLock
     resume: ResumeInfo | None = None  # --resume or DD's resume fields: the journal to continue
     branch: dict[str, Any] | None = None  # DD's resume fields: how the run was branched (manifest, journal)
+    # A new run's init images and image prompts, read and hashed before its folder was made (None: render()
+    # reads them once the plan is known: Video Input counts its frames in the folder; a resume checks its own)
+    inputs: InputStore | None = None
 
 
 def select_items(plan: Plan, items: Sequence[int] | None) -> list[int]:
