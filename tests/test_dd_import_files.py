@@ -53,6 +53,15 @@ def test_cli_gives_exactly_the_files_values(tmp_path):
     assert 'animation_mode = "Video Input"' in text and "width_height = [\n    1088,\n    640,\n]" in text \
         or "width_height = [ 1088, 640 ]" in text or "width_height = [1088, 640]" in text
     assert "n_batches = 1\n" in text
+    header = text.split("\n\n", 1)[0]  # the comment names as guesses only what the file did not give
+    assert "Check animation.animation_mode" not in header and "run.n_batches" not in header
+
+
+def test_the_header_names_the_guessed_mode_and_batches(tmp_path):
+    out = tmp_path / "spec.toml"
+    code, _, err = run_cli("import-dd", str(_write(tmp_path / "a(0)_settings.txt", _report())), "-o", str(out))
+    assert code == 0, err
+    assert "Check animation.animation_mode and run.n_batches in particular." in out.read_text().split("\n\n", 1)[0]
 
 
 def test_truly_unknown_keys_get_did_you_mean(tmp_path):

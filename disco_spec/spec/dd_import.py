@@ -774,11 +774,14 @@ def report_to_toml(result: ImportResult) -> str:
     """The imported spec as readable TOML: a header comment, then sections in the spec's order."""
     doc = result.document
     source = (doc.get("imported_from") or {}).get("source", "a DD settings report")
+    # the guesses that change what is rendered most, named only when the file did not give them
+    guessed = [k for k in ("animation.animation_mode", "run.n_batches") if k in result.assumed]
+    check = f" Check {' and '.join(guessed)} in particular." if guessed else ""
     lines = [
         f"# Imported by `disco-spec import-dd` from {source} (DD version: {result.detected_version}).",
         f"# {len(result.assumed)} values are not in the report: DD defaults or guesses, listed in",
-        "# imported_from.assumed. Check animation.animation_mode and run.n_batches in particular,",
-        f"# and read the {len(result.warnings)} notes in imported_from.warnings.",
+        f"# imported_from.assumed.{check}",
+        f"# Read the {len(result.warnings)} notes in imported_from.warnings.",
     ]
     ordered = {k: doc[k] for k in _top_level_order() if k in doc}
     ordered.update({k: v for k, v in doc.items() if k not in ordered})
