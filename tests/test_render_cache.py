@@ -97,6 +97,17 @@ def _two_items():
 
 
 @pytest.mark.render
+def test_render_says_when_its_images_came_from_the_cache(counted):
+    spec = write_spec(counted["tmp"] / "spec.toml", small_smoke_doc())
+    out = counted["tmp"] / "out"
+    code, _, err = run_cli("render", str(spec), "--out", str(out), "--no-track")
+    assert code == 0 and "render cache" not in err
+    code, _, err = run_cli("render", str(spec), "--out", str(out), "--no-track")
+    assert code == 0 and "1 item(s) served from the render cache, verified" in err
+    assert counted["calls"] == [0]
+
+
+@pytest.mark.render
 def test_a_still_rendered_twice_renders_once_and_gets_the_same_manifest_id(counted):
     spec = _two_items()
     first = _render(spec, counted["tmp"] / "out")

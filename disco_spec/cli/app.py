@@ -225,6 +225,9 @@ def render(
         _err(f"warning: {w}")
     images = [o for o in result.outputs if o.kind == "image"]
     typer.echo(f"{len(images)} image(s) in {result.run_dir} ({result.seconds:.1f} s on {result.device})")
+    if result.cached_from:  # say so: the images were not rendered here (docs/render-cache.md; --no-cache)
+        _err(f"{len(result.cached_from)} item(s) served from the render cache, verified against their manifest "
+             "(--no-cache renders them)")
 
 
 @models_app.command("list")
