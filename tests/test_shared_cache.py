@@ -1,14 +1,16 @@
-"""MLflow as the render cache's shared store (tracking.shared_cache): a render on one machine, tracked to a real
-local MLflow server, serves a render of the same recipe on another (an empty local cache), verified; and
-`cache verify` re-renders what the cache holds."""
+"""MLflow as the render cache's shared store (tracking.shared_cache): a render or a sweep on one machine, tracked to
+a real local MLflow server, serves a render or sweep of the same recipe on another (an empty local cache), verified;
+and `cache verify` re-renders what the cache holds."""
 
 from __future__ import annotations
 
+import json
+import pickle
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_cli, small_smoke_doc
+from cli_helpers import run_cli, small_smoke_doc, write_spec
 from disco_spec.record.ids import recipe_id
 from test_render_cache import ROOT, _render, counted  # noqa: F401 - the fixture
 from test_tracking import mlflow_server, mlflow_server_proc  # noqa: F401 - the server fixtures
@@ -22,6 +24,18 @@ def test_only_a_recipe_hash_goes_into_the_mlflow_filter():
             raise AssertionError("the store was asked")
 
     assert find_recipe_run(NoClient(), None, "x' or tags.a = 'b", None, Path("/nonexistent")) is None
+
+
+def test_a_sweep_cell_lookup_travels_to_workers_without_its_client_and_never_creates_a_store(tmp_path):
+    from disco_spec.scale.jobs import Job
+    from disco_spec.tracking.shared_cache import SharedCacheLookup
+
+    uri = f"sqlite:///{tmp_path / 'not-here' / 'mlflow.db'}"
+    job = Job(spec_document={}, run_dir=str(tmp_path), shared_caches=(SharedCacheLookup(uri, client=object()),))
+    (lookup,) = pickle.loads(pickle.dumps(job)).shared_caches
+    assert lookup.tracking_uri == uri and lookup._client is None
+    assert lookup.find_cached_render("ab" * 32, 0, tmp_path / "dest") is None
+    assert not (tmp_path / "not-here").exists(), "a worker without the store's file must not make one"
 
 
 @pytest.mark.render
@@ -74,6 +88,48 @@ def test_a_run_tracked_on_one_machine_serves_a_render_on_another(counted, mlflow
                     observers=[MlflowTracker(tracking_uri=mlflow_server, experiment="shared-cache", system_metrics=False)])
     assert counted["calls"][2:] == [1] and third.manifest["id"] == first.manifest["id"]
     assert [s["item"] for s in third.manifest["volatile"]["cached_from"]] == [0]
+
+
+@pytest.mark.render
+@pytest.mark.slow
+@pytest.mark.mlflow_server
+def test_a_sweep_tracked_on_one_machine_serves_the_same_sweep_on_another(counted, mlflow_server, monkeypatch):
+    from mlflow import MlflowClient
+
+    from disco_spec.run import cache as render_cache
+
+    base = counted["tmp"]
+    spec = write_spec(base / "smoke4.toml", small_smoke_doc(diffusion={"steps": 4}))
+
+    def sweep(out: str, *options: str) -> tuple[dict, dict]:
+        code, text, err = run_cli("sweep", str(spec), "--set", "clip_guidance_scale=1500,5000", "--set", "eta=0.5,0.8",
+                                  "--out", str(base / out), "--quiet", "--json", *options)
+        assert code == 0, err
+        doc = json.loads(text)
+        cells = {c["name"]: c for c in doc["cells"]}
+        manifests = {n: json.loads((Path(doc["sweep_dir"]) / n / "manifest.json").read_text()) for n in cells}
+        return cells, manifests
+
+    tracked = ("--tracking-uri", mlflow_server, "--experiment", "shared-sweep")
+    a_cells, a_manifests = sweep("machine-a", *tracked)
+    assert len(counted["calls"]) == 4 and len(a_cells) == 4
+    assert all("cached_from" not in m["volatile"] for m in a_manifests.values())
+    a_runs = {n: c["mlflow_run_id"] for n, c in a_cells.items()}
+    assert all(a_runs.values())
+
+    # machine B: an empty cache of its own, the same server
+    cache_b = base / "machine-b-cache"
+    monkeypatch.setattr(render_cache, "renders_root", lambda: cache_b)
+    b_cells, b_manifests = sweep("machine-b", *tracked)
+    assert len(counted["calls"]) == 4, "no cell rendered: every one came from machine A's runs"
+    client = MlflowClient(tracking_uri=mlflow_server)
+    for name, manifest in b_manifests.items():
+        assert manifest["id"] == a_manifests[name]["id"], name
+        assert manifest["volatile"]["cached_from"] == [
+            {"item": 0, "manifest_id": a_manifests[name]["id"], "mlflow_run_id": a_runs[name]}], name
+        tags = client.get_run(b_cells[name]["mlflow_run_id"]).data.tags
+        assert a_runs[name] in tags["disco_spec.cached_from"], name
+        assert tags["disco_spec.recipe_id"] == recipe_id(a_manifests[name])
 
 
 @pytest.mark.render
