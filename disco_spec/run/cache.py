@@ -10,6 +10,7 @@ run's outputs can stand in for a new render of the same recipe. Layout under $DI
         manifest.json                     the manifest of the run the files came from (its `files` and
         {run-folder paths}                `outputs` hashes are what a hit is verified against)
         frames.jsonl                      that run's journal: the items' step checksums, copied on a hit
+        source.json                       {"mlflow_run_id": …} for an entry downloaded from an MLflow store
 
 A frame of an animation starts from the frames before it (their images and the loop's state), so an animation
 is served whole or rendered whole: serving frame f alone would need that state for frame f+1 too.
@@ -21,8 +22,10 @@ records `volatile.cached_from` (outside the id, which equals a fresh render's). 
 folder and renamed into place; the cache is pruned, oldest used first, past $DISCO_SPEC_RENDER_CACHE_MAX_BYTES.
 
 Besides the local folder, a render's observers may offer a shared store: an observer with a
-`find_cached_render(recipe_id, item, dest)` method (tracking.tracker.MlflowTracker: a finished MLflow run tagged
-with the recipe id) downloads a run folder into `dest`; it is verified the same way.
+`find_cached_render(recipe_id, item, dest)` method (tracking.tracker.MlflowTracker for a tracked render,
+tracking.shared_cache.SharedCacheLookup for a sweep cell: a finished MLflow run tagged with the recipe id) downloads
+a run folder into `dest`; it is verified the same way, served, and stored into the local cache (verified again in
+its temp folder before it is renamed into place), so the next render of the recipe here needs no download.
 Never consulted: `cache=False` (--no-cache, rebuild, regress, doctor, cache verify), a resumed or branched run,
 a random seed drawn for this render, a dirty working tree (volatile.code_checkout.git_dirty), and any render
 while $DISCO_SPEC_RENDER_CACHE is "off" (the test suite sets it: its renders check the engine, not the cache).
@@ -30,12 +33,14 @@ while $DISCO_SPEC_RENDER_CACHE is "off" (the test suite sets it: its renders che
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -52,6 +57,8 @@ if TYPE_CHECKING:
 RENDERS_DIR = "renders"
 MANIFEST = "manifest.json"
 JOURNAL = "frames.jsonl"  # run.journal.FRAMES_LOG: kept for each item's step checksums
+SOURCE = "source.json"  # an entry stored from a download: the MLflow run it came from
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")  # an MLflow run id (the only thing taken from source.json)
 MAX_BYTES_ENV = "DISCO_SPEC_RENDER_CACHE_MAX_BYTES"
 OFF_ENV = "DISCO_SPEC_RENDER_CACHE"  # "off": no render of this process (or its children) uses the cache
 DEFAULT_MAX_BYTES = 4 * 2**30
@@ -99,6 +106,7 @@ class CachedOutputs:
     manifest: dict[str, Any]
     outputs: list[dict[str, Any]]  # the manifest's `hashed.outputs` records served
     source: dict[str, Any]  # {manifest_id, run_dir} or {manifest_id, mlflow_run_id}: volatile.cached_from
+    download: Path | None = None  # a shared store's download (removed once served), None: a local entry
 
 
 def verify_entry(folder: Path, recipe: str | None, want: Callable[[dict[str, Any]], bool],
@@ -125,9 +133,25 @@ def verify_entry(folder: Path, recipe: str | None, want: Callable[[dict[str, Any
                 return None
     except (OSError, SpecError, ValueError):
         return None
-    src = dict(source or {"run_dir": (manifest.get("volatile") or {}).get("run_dir")})
+    src = dict(source or _entry_source(folder) or {"run_dir": (manifest.get("volatile") or {}).get("run_dir")})
     return CachedOutputs(folder=folder, manifest=manifest, outputs=outputs,
                          source={"manifest_id": manifest["id"], **src})
+
+
+def _entry_source(folder: Path) -> dict[str, str] | None:
+    """{mlflow_run_id} of an entry stored from an MLflow download (its source.json), else None. The file is
+    read like any cache file: bounded, and only a run id of hex digits is taken from it."""
+    from ..spec.untrusted_json import read_file
+
+    path = folder / SOURCE
+    if not path.is_file():
+        return None
+    try:
+        doc = read_file(str(path), max_bytes=4096)
+    except (SpecError, OSError):
+        return None
+    rid = doc.get("mlflow_run_id") if isinstance(doc, dict) else None
+    return {"mlflow_run_id": rid} if isinstance(rid, str) and _RUN_ID.match(rid) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +174,6 @@ class RenderCache:
     served: set[int] = field(default_factory=set)  # plan items written from the cache
     hits: int = 0
     _recipe: str | None = None
-    _remote: dict[str, Path | None] = field(default_factory=dict)  # per item key: a downloaded run folder
 
     def recipe(self, result: RenderResult) -> str:
         if self._recipe is None:
@@ -180,7 +203,7 @@ class RenderCache:
                 folder, run_id = found
                 hit = verify_entry(Path(folder), recipe, want, {"mlflow_run_id": run_id})
                 if hit is not None:
-                    return hit
+                    return replace(hit, download=dest)
             shutil.rmtree(dest, ignore_errors=True)
         return None
 
@@ -189,7 +212,7 @@ class RenderCache:
         hit = self.lookup(result, item_key(item.index), lambda o: o["item"] == item.index, item.index)
         if hit is None:
             return None
-        return self._serve(result, hit, observers, {item.index: item})[item.index]
+        return self._serve(result, hit, observers, {item.index: item}, item_key(item.index))[item.index]
 
     def serve_frames(self, result: RenderResult, items: Sequence[PlanItem], selected: Sequence[int],
                      observers: Sequence[Observer]) -> dict[int, list[OutputRecord]] | None:
@@ -197,11 +220,14 @@ class RenderCache:
         wanted = set(selected)
         hit = self.lookup(result, frames_key(selected), lambda o: o["item"] in wanted, None)
         if hit is None or {o["item"] for o in hit.outputs} != wanted:
+            if hit is not None and hit.download is not None:
+                shutil.rmtree(hit.download, ignore_errors=True)
             return None
-        return self._serve(result, hit, observers, {i.index: i for i in items if i.index in wanted})
+        return self._serve(result, hit, observers, {i.index: i for i in items if i.index in wanted},
+                           frames_key(selected))
 
     def _serve(self, result: RenderResult, hit: CachedOutputs, observers: Sequence[Observer],
-               items: dict[int, PlanItem]) -> dict[int, list[OutputRecord]]:
+               items: dict[int, PlanItem], key: str) -> dict[int, list[OutputRecord]]:
         from .records import record_output
 
         records: dict[int, list[OutputRecord]] = {i: [] for i in items}
@@ -220,9 +246,29 @@ class RenderCache:
             self.served.add(i)
             result.cached_from.append({"item": i, **hit.source})
         self.hits += 1
-        if hit.folder.parent.parent != self.root:  # a download: not kept
-            shutil.rmtree(hit.folder, ignore_errors=True)
+        if hit.download is not None:  # from a shared store: kept here too, then the download goes
+            self._keep(result, hit, key)
+            shutil.rmtree(hit.download, ignore_errors=True)
         return records
+
+    def _keep(self, result: RenderResult, hit: CachedOutputs, key: str) -> None:
+        """Store a shared store's verified download as the local entry `key`; the copy is verified again in
+        its temp folder before it is renamed into place (a file changed between the two is never kept)."""
+        if not self.write:
+            return
+        recipe = self.recipe(result)
+        served = {(o["item"], o["path"]) for o in hit.outputs}
+
+        def same_outputs(tmp: Path) -> bool:
+            kept = verify_entry(tmp, recipe, lambda o: (o["item"], o["path"]) in served)
+            return kept is not None and len(kept.outputs) == len(served)
+
+        source = {k: v for k, v in hit.source.items() if k == "mlflow_run_id"}
+        try:
+            if write_entry(self.root / recipe / key, hit.folder, hit.outputs, source=source, check=same_outputs):
+                prune(self.root, max_bytes())
+        except OSError as exc:  # as in store: the served render goes on
+            warnings.warn(f"render cache not updated: {exc}", stacklevel=2)
 
     def store(self, result: RenderResult) -> None:
         """Keep the outputs this render made (not those it was served), keyed by its recipe id; then prune."""
@@ -257,9 +303,11 @@ def for_render(*, enabled: bool, seed_drawn: bool, continued: bool, observers: I
 # ---------------------------------------------------------------------------------------------
 
 
-def write_entry(final: Path, run_dir: Path, outputs: Sequence[dict[str, Any]]) -> None:
+def write_entry(final: Path, run_dir: Path, outputs: Sequence[dict[str, Any]], *,
+                source: dict[str, str] | None = None, check: Callable[[Path], bool] | None = None) -> bool:
     """Copy the outputs and the run's manifest into a temp folder beside `final`, then rename it into place:
-    a reader sees the old entry, no entry, or the whole new one."""
+    a reader sees the old entry, no entry, or the whole new one. `source` is written as the entry's source.json;
+    `check(temp folder)` returning False drops the copy and leaves any old entry: returns whether it was kept."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -270,6 +318,11 @@ def write_entry(final: Path, run_dir: Path, outputs: Sequence[dict[str, Any]]) -
             dest = tmp / o["path"]
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / o["path"], dest)
+        if source:
+            (tmp / SOURCE).write_text(json.dumps(source))
+        if check is not None and not check(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
         if final.exists():
             old = final.with_name(f".{final.name}.old.{os.getpid()}")
             os.replace(final, old)
@@ -278,6 +331,7 @@ def write_entry(final: Path, run_dir: Path, outputs: Sequence[dict[str, Any]]) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return True
 
 
 def _touch(folder: Path) -> None:

@@ -31,6 +31,9 @@ class Job:
     seed_drawn: bool = False  # the driver drew the seed ('random_seed'): recorded in the manifest's volatile part
     trust: InputTrust = InputTrust()  # what the spec may make the job read and download (picklable: no `access`)
     cache: bool = True  # may be served from the render cache (run.cache); False: --no-cache
+    # Stores besides the local cache that may serve the render: observers with find_cached_render (a sweep's
+    # tracking.shared_cache.SharedCacheLookup). Picklable: they travel with the job to Ray workers.
+    shared_caches: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -91,8 +94,8 @@ def run_job(job: Job, *, progress: bool = False, observers: Iterable[Any] = ()) 
     spec = validate_document(dict(job.spec_document))
     recorder = _StepRecorder()
     result = render(RenderRequest(spec=spec, run_dir=job.run_dir, items=job.items, spec_dir=job.spec_dir,
-                                  trust=job.trust, observers=(recorder, *observers), progress=progress,
-                                  cache=job.cache))
+                                  trust=job.trust, observers=(recorder, *job.shared_caches, *observers),
+                                  progress=progress, cache=job.cache))
     manifest = getattr(result, "manifest", None)
     if job.seed_drawn and not result.seed_drawn:
         result.seed_drawn = True

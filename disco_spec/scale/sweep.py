@@ -71,7 +71,8 @@ def run_sweep(
     cache: bool = True,
 ) -> SweepResult:
     """Render every cell (backends.run_jobs), then write the contact sheet and sweep.json. A cell whose recipe
-    was rendered before is served from the render cache (run.cache) unless `cache` is False (--no-cache).
+    was rendered before is served from the render cache (run.cache) unless `cache` is False (--no-cache): the
+    local one, then the MLflow store the sweep tracks to (`tracker.cache_lookup()`, the team's shared cache).
 
     `tracker`: a disco_spec.tracking.sweeps.SweepTracker (None: no MLflow): a parent run for the sweep,
     a child run per cell (logged in this process from the cell's results), the contact sheet and the
@@ -113,8 +114,10 @@ def run_sweep(
         if on_cell is not None:
             on_cell(cr)
 
+    shared = tracker.cache_lookup() if tracker is not None and cache else None
     jobs = [Job(spec_document=c.document, run_dir=str(sd / c.name), spec_dir=plan.spec_dir, label=c.name,
-                seed_drawn=plan.seed_drawn, cache=cache) for c in plan.cells]
+                seed_drawn=plan.seed_drawn, cache=cache, shared_caches=(shared,) if shared is not None else ())
+            for c in plan.cells]
     try:
         run_jobs(jobs, backend, address, progress=progress, ship_files=ship_files, on_result=finished)
         result.cells = [done[c.index] for c in plan.cells]

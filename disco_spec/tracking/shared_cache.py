@@ -1,7 +1,11 @@
 """An MLflow store as the render cache's shared store (run.cache): a team's server holds every finished run
 tagged with its recipe id (`disco_spec.recipe_id`, tracking.finish.manifest_tags), and a render of the same recipe
 on another machine downloads that run's manifest and outputs instead of rendering. The download is verified
-by run.cache against the manifest's hashes like a local entry; a run whose files do not match is skipped."""
+by run.cache against the manifest's hashes like a local entry; a run whose files do not match is skipped.
+
+A tracked render offers the store through its tracker (MlflowTracker.find_cached_render). A sweep cell is tracked
+after it ran (tracking.sweeps), so its render is given a `SharedCacheLookup` for the sweep's store instead: an
+observer that only looks up (run.cache consults any observer with `find_cached_render`)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..run.records import BaseObserver
+from .client import connect, http_env
 from .finish import TAG_PREFIX
 
 RECIPE_TAG = TAG_PREFIX + "recipe_id"
@@ -42,3 +48,41 @@ def find_recipe_run(client: Any, tracking_uri: str | None, recipe: str, item: in
         if item is None or (isinstance(items, list) and item in items):
             return folder, rid
     return None
+
+
+class SharedCacheLookup(BaseObserver):
+    """A render observer that offers the MLflow store at `tracking_uri` as the render cache's shared store and
+    records nothing: for renders tracked after they ran (sweep cells, tracking.sweeps.SweepTracker.cache_lookup).
+
+    It travels with a job to Ray workers: only the URI is pickled, each process connects on its first lookup. A
+    store that cannot be opened is a miss, and is not asked again by this process; a local sqlite store whose
+    file is not on this machine (a worker on another node) is a miss without being opened, so none is created."""
+
+    def __init__(self, tracking_uri: str, client: Any = None) -> None:
+        self.tracking_uri = tracking_uri
+        self._client = client
+        self._unreachable = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"tracking_uri": self.tracking_uri, "_client": None, "_unreachable": False}
+
+    def find_cached_render(self, recipe: str, item: int | None, dest: Path) -> tuple[Path, str] | None:
+        if self._unreachable or _sqlite_file_missing(self.tracking_uri):
+            return None
+        with http_env():
+            if self._client is None:
+                try:
+                    self.tracking_uri, self._client = connect(self.tracking_uri)
+                except Exception:  # noqa: BLE001 - a store that cannot serve is a miss, never a failed render
+                    self._unreachable = True
+                    return None
+            try:
+                return find_recipe_run(self._client, self.tracking_uri, recipe, item, Path(dest))
+            except Exception:  # noqa: BLE001 - as above: the item is rendered
+                return None
+
+
+def _sqlite_file_missing(tracking_uri: str) -> bool:
+    """Whether the URI is a sqlite store whose database file does not exist here (MLflow would create one)."""
+    prefix = "sqlite:///"
+    return tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix):]).is_file()

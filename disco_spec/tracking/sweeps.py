@@ -25,6 +25,10 @@ cell's start and end times (`RenderResult.started_at` / `ended_at`, also from Ra
 description of its own (the cell and its values, not the base spec's), and tags
 `disco_spec.sweep_cell`, `disco_spec.sweep_parent_dir` and `disco_spec.sweep.<key>` = the cell's label.
 
+The sweep's store is also its cells' shared render cache (tracking.shared_cache): `cache_lookup()` is given to
+every cell's render, which is served from a finished run of the same recipe there (downloaded and verified) as a
+tracked render is; the cell's child run then carries `disco_spec.cached_from` from its manifest.
+
 As for renders, tracking failures never fail a sweep: the first one prints one warning and tracking
 stops for the rest of the sweep.
 """
@@ -41,6 +45,7 @@ from .._version import __version__
 from .client import connect, experiment_id, http_env, short_error
 from .names import cell_run_name, source_tags, sweep_run_name
 from .params import as_written
+from .shared_cache import SharedCacheLookup
 from .system import start_monitor, stop_monitor
 from .tracker import IMAGE_KEY, MAX_TAG_VAL_LENGTH, TAG_PREFIX, MlflowTracker, sanitize_key, truncate_value
 
@@ -123,6 +128,13 @@ class SweepTracker:
         client.log_batch(self.parent_run_id, params=params, synchronous=True)
         client.log_dict(self.parent_run_id, plan.base_document, "base_spec.json")
         self._monitor = start_monitor(self.parent_run_id, self.tracking_uri)
+
+    def cache_lookup(self) -> SharedCacheLookup | None:
+        """The sweep's store as its cells' shared render cache (their renders have no tracker: they are logged
+        after they ran); None when tracking did not start or has failed."""
+        if not self.active or self.tracking_uri is None:
+            return None
+        return SharedCacheLookup(self.tracking_uri, client=self._client)
 
     # -- children -------------------------------------------------------------------------------
 
