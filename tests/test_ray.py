@@ -26,7 +26,7 @@ from disco_spec.record import pngmeta  # noqa: E402
 from disco_spec.repro.verify import verify_run  # noqa: E402
 from disco_spec.scale.backends import Job, render_on_backend, run_jobs  # noqa: E402
 from disco_spec.spec.load import validate_document  # noqa: E402
-from disco_spec.scale.sweep import plan_sweep, run_sweep  # noqa: E402
+from disco_spec.scale.sweep import SweepRequest, plan_sweep, run_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ["clip_guidance_scale=1500,5000,10000", "steps=4,5"]
@@ -85,13 +85,13 @@ def sweeps(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("ray-sweep")
     plan = plan_sweep(small_smoke(), SETS)
-    local = run_sweep(plan, base / "local")
+    local = run_sweep(plan, SweepRequest(out=base / "local"))
     cwd = os.getcwd()
     os.chdir(base)  # new experiments' artifacts go to ./mlruns
     try:
         uri = f"sqlite:///{base / 'mlflow.db'}"
         tracker = SweepTracker(uri)
-        on_ray = run_sweep(plan, base / "ray", backend="ray", tracker=tracker)
+        on_ray = run_sweep(plan, SweepRequest(out=base / "ray", backend="ray", tracker=tracker))
     finally:
         os.chdir(cwd)
     return {"local": local, "ray": on_ray, "uri": uri, "tracker": tracker}

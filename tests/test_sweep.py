@@ -358,3 +358,34 @@ def test_backend_options_are_checked_before_anything_runs(tmp_path):
     spec = write_spec(tmp_path / "s.toml", small_smoke())
     code, _, err = run_cli("sweep", str(spec), "--set", "steps=4,5", "--address", "auto", "--no-track")
     assert code == 2 and "--address: only used with --backend ray" in err
+
+
+def test_the_sweep_request_reaches_every_cell(tmp_path, monkeypatch):
+    """What a SweepRequest allows (extra folders, the network, downloads, the render cache) is what every cell's
+    job renders with; `access` stays behind (jobs travel to workers, each builds its policy)."""
+    from disco_spec.run.request import InputTrust
+    from disco_spec.scale import backends
+    from disco_spec.scale.sweep import SweepRequest, run_sweep
+    from disco_spec.spec.access import InputPolicy
+
+    class Stop(Exception):
+        pass
+
+    seen: dict = {}
+
+    def run_jobs(jobs, backend, address, **options):
+        seen.update(jobs=jobs, backend=backend, address=address, **options)
+        raise Stop
+
+    monkeypatch.setattr(backends, "run_jobs", run_jobs)
+    extra = str(tmp_path / "inits")
+    trust = InputTrust(allow_paths=(extra,), allow_network=True, fetch=False, access=InputPolicy.for_spec(None))
+    request = SweepRequest(sweep_dir=tmp_path / "sweep", trust=trust, progress=True, ship_files=False, cache=False)
+    with pytest.raises(Stop):
+        run_sweep(plan_sweep(small_smoke(), ["steps=4,5"]), request)
+    assert len(seen["jobs"]) == 2
+    for job in seen["jobs"]:
+        assert job.trust == InputTrust(allow_paths=(extra,), allow_network=True, fetch=False)
+        assert job.cache is False
+    assert (seen["backend"], seen["address"], seen["progress"], seen["ship_files"]) == ("local", None, True, False)
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["status"] == "failed"

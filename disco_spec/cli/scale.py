@@ -55,7 +55,7 @@ def sweep(
 ) -> None:
     """Render a grid (or zip) of variants of a spec: a run folder and MLflow child run per cell, a contact sheet."""
     from ..scale.backends import check_backend
-    from ..scale.sweep import cells_table, plan_sweep, run_sweep
+    from ..scale.sweep import SweepRequest, cells_table, plan_sweep, run_sweep
 
     check_backend(backend, address)
     plan = plan_sweep(spec_file, sets or [], mode="zip" if zip_mode else None, sweep_file=sweep_file, seed=seed)
@@ -77,8 +77,9 @@ def sweep(
         mid = (cr.manifest_id or "")[:16]
         _err(f"{cr.cell.name} {cr.cell.caption()}: manifest {mid}… in {cr.run_dir}")
 
-    result = run_sweep(plan, out, backend=backend, address=address, tracker=tracker, progress=not quiet,
-                       on_cell=on_cell, cache=not no_cache)
+    request = SweepRequest(out=out, tracker=tracker, progress=not quiet, backend=backend, address=address,
+                           cache=not no_cache)
+    result = run_sweep(plan, request, on_cell=on_cell)
     if plan.seed_drawn:
         _err(f"set_seed = 'random_seed': drew seed {plan.base_document['run']['set_seed']} for every cell")
     if tracker is not None and tracker.parent_run_id and tracker.failure is None:

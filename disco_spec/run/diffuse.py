@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -16,6 +17,22 @@ from ..spec.models import JobSpec
 from .inputs import InputStore
 from .images import load_image_prompt, load_init_image, write_png_atomic
 from .records import RenderResult, StepEvent, record_output
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .records import Observer, OutputRecord
+
+
+@dataclass(frozen=True)
+class DiffusionSetup:
+    """What every item of a render diffuses with: the loaded models on their device and the noise schedule
+    respaced to the plan's steps (engine.sampler.respaced_alphas_cumprod). Built once by run.loop."""
+
+    models: LoadedModels
+    device: torch.device
+    alphas_cumprod: torch.Tensor
+    timesteps: Sequence[int]
 
 
 def partial_name(spec: JobSpec, item: PlanItem, j: int) -> str:
@@ -42,19 +59,19 @@ def item_inputs(plan: Plan, item: PlanItem, inputs: InputStore) -> tuple[torch.T
 
 
 def diffuse_item(
-    result: RenderResult, item: PlanItem, models: LoadedModels, alphas_cumprod: torch.Tensor, timesteps: Sequence[int],
-    device: torch.device, observers: Sequence[Any], previous: torch.Tensor | None = None,
-    save: bool = True,
-) -> tuple[Any, list[Any]]:
+    result: RenderResult, item: PlanItem, setup: DiffusionSetup, observers: Sequence[Observer],
+    previous: torch.Tensor | None = None, save: bool = True,
+) -> tuple[Image.Image, list[OutputRecord]]:
     """Run the sampler for one item (previews, partials, step events); return (final PIL image, partial records)."""
     spec: JobSpec = result.spec
     final = None
     partials = []
     init_image, prompt_images = item_inputs(result.plan, item, result.inputs)
     sums: list[dict[str, int]] = []  # per step: where two renders part (engine.checksum), for the journal
-    steps = sample_item(spec, result.plan, item, models, alphas_cumprod, timesteps, device, init_image=init_image,
-                        image_prompt_images=[im.to(device) for im in prompt_images], previous=previous,
-                        on_checksums=sums.append)
+    device = setup.device
+    steps = sample_item(spec, result.plan, item, setup.models, setup.alphas_cumprod, setup.timesteps, device,
+                        init_image=init_image, image_prompt_images=[im.to(device) for im in prompt_images],
+                        previous=previous, on_checksums=sums.append)
     for j, k, pred, stats, is_final in steps:
         preview = None
         if j % spec.run.display_rate == 0 or is_final:

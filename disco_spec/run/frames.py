@@ -22,7 +22,7 @@ frame itself, so that `render(..., resume=True)` continues byte-identically (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image
@@ -34,9 +34,10 @@ from .video_input import video_frame_path, video_module
 if TYPE_CHECKING:
     import torch
 
-    from ..models.load import LoadedModels
     from ..plan.resolve import Plan, PlanItem
-    from .records import RenderResult
+    from .diffuse import DiffusionSetup
+    from .records import Observer, OutputRecord, RenderResult
+    from .request import PreparedRun, RenderRequest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,18 +81,16 @@ def _read_u8(path: Path) -> np.ndarray:
 
 
 class Animation:
-    """One render's animation: models and per-run settings; run() renders the frames."""
+    """One render's animation: models and per-run settings; run() renders the frames. 3D loads its depth
+    models here, from run.spec_dir, downloading missing weights when request.trust.fetch allows."""
 
-    def __init__(self, result: RenderResult, selected: Sequence[int], models: LoadedModels, device: torch.device, *,
-                 spec_dir: str | None,
-                 fetch: bool) -> None:
+    def __init__(self, result: RenderResult, run: PreparedRun, request: RenderRequest, setup: DiffusionSetup) -> None:
         self.result = result
         self.spec = result.spec
         self.plan = result.plan
-        self.models = models
-        self.device = device
-        self.spec_dir = spec_dir
-        self.selected = list(selected)
+        self.setup = setup
+        self.device = setup.device
+        self.selected = list(run.selected)
         self.save = set(self.selected)
         self.seq = items_to_compute(self.plan, self.selected)
         mode = self.plan.animation_mode
@@ -102,8 +101,8 @@ class Animation:
             from ..models.depth import load_depth_models
 
             self.depth_models = load_depth_models(
-                self.spec.camera_3d, device, spec_dir=spec_dir, verify_each_time=self.spec.models.check_model_SHA,
-                fetch=fetch,
+                self.spec.camera_3d, self.device, spec_dir=run.spec_dir,
+                verify_each_time=self.spec.models.check_model_SHA, fetch=request.trust.fetch,
             )
             dm = self.depth_models
             extra = getattr(dm, "weights", None)
@@ -113,7 +112,7 @@ class Animation:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def depth(self, img_u8: np.ndarray) -> Any:
+    def depth(self, img_u8: np.ndarray) -> torch.Tensor:
         from ..models.depth import estimate_depth
 
         return estimate_depth(self.depth_models, img_u8, float(self.spec.camera_3d.midas_weight), self.device)
@@ -136,7 +135,7 @@ class Animation:
         meta = png_metadata(self.result, item) if item is not None else None
         write_png_atomic(Image.fromarray(arr, "RGB"), Path(self.result.run_dir) / rel, meta)
 
-    def _save_frame(self, item: PlanItem, out_u8: np.ndarray, observers: Sequence[Any]) -> list[Any]:
+    def _save_frame(self, item: PlanItem, out_u8: np.ndarray, observers: Sequence[Observer]) -> list[OutputRecord]:
         """Write the frame (and its VR eye views) and record them; returns the records."""
         from .records import record_output
 
@@ -169,36 +168,34 @@ class Animation:
             state["old_warp"] = rel
         return state
 
-    def _diffuse(self, item: PlanItem, init_u8: np.ndarray | None, init_tensor: Any, observers: Sequence[Any],
-                 alphas: Any, timesteps: Any) -> tuple[np.ndarray, list[Any]]:
+    def _diffuse(self, item: PlanItem, init_u8: np.ndarray | None, init_tensor: torch.Tensor | None,
+                 observers: Sequence[Observer]) -> tuple[np.ndarray, list[OutputRecord]]:
         from ..engine.images import pil_to_pm1
         from .diffuse import diffuse_item
 
         previous = init_tensor
         if previous is None and init_u8 is not None:
             previous = pil_to_pm1(Image.fromarray(init_u8, "RGB")).to(self.device)
-        final, partials = diffuse_item(
-            self.result, item, self.models, alphas, timesteps, self.device, observers, previous=previous,
-            save=item.index in self.save,
-        )
+        final, partials = diffuse_item(self.result, item, self.setup, observers, previous=previous,
+                                       save=item.index in self.save)
         return _u8(final), partials
 
     # -- run -------------------------------------------------------------------------------------
 
-    def run(self, journal: Journal, observers: Sequence[Any], alphas: Any, timesteps: Any) -> None:
+    def run(self, journal: Journal, observers: Sequence[Observer]) -> None:
         if sequential(self.plan):
-            self._run_sequential(journal, observers, alphas, timesteps)
+            self._run_sequential(journal, observers)
         else:
-            self._run_video_input(journal, observers, alphas, timesteps)
+            self._run_video_input(journal, observers)
         self._encode_videos(observers)
 
-    def _replay(self, recs: Sequence[Any], observers: Sequence[Any]) -> None:
+    def _replay(self, recs: Sequence[OutputRecord], observers: Sequence[Observer]) -> None:
         from .records import publish_output
 
         for rec in recs:
             publish_output(self.result, observers, rec)
 
-    def _run_video_input(self, journal: Journal, observers: Sequence[Any], alphas: Any, timesteps: Any) -> None:
+    def _run_video_input(self, journal: Journal, observers: Sequence[Observer]) -> None:
         from .images import load_init_image
 
         for item in self.seq:
@@ -208,11 +205,11 @@ class Animation:
                 continue
             path = video_frame_path(self.result.run_dir, int(item.init["video_frame"]))
             init = load_init_image(str(path), self.plan.width, self.plan.height, inputs=None).to(self.device)
-            out_u8, partials = self._diffuse(item, None, init, observers, alphas, timesteps)
+            out_u8, partials = self._diffuse(item, None, init, observers)
             recs = partials + self._save_frame(item, out_u8, observers)
             journal.append(item, recs)
 
-    def _run_sequential(self, journal: Journal, observers: Sequence[Any], alphas: Any, timesteps: Any) -> None:
+    def _run_sequential(self, journal: Journal, observers: Sequence[Observer]) -> None:
         seq = self.seq
         k, done = 0, []
         if journal.resumed:
@@ -247,7 +244,7 @@ class Animation:
         for item in seq[k:]:
             f = item.frame
             saved = item.index in self.save
-            recs: list[Any] = []
+            recs: list[OutputRecord] = []
             if self.turbo and f > 0:  # disco.py:1397-1403 (do_run)
                 assert tstate is not None
                 tf = turbo_mod.turbo_prepare(f, tstate, lambda im: self.warp(im, item), preroll=preroll, steps=turbo_n)
@@ -255,14 +252,14 @@ class Animation:
                     raise RenderError(f"frame {f}: the plan and the turbo schedule disagree on diffusing it (a bug)")
                 if not tf.diffuse:  # skipped: the blend is saved, the new warp is the next "previous frame"
                     tstate, out_u8 = tf.state, tf.output
-                    partials: list[Any] = []
+                    partials: list[OutputRecord] = []
                 else:
-                    diffused, partials = self._diffuse(item, tf.init, None, observers, alphas, timesteps)
+                    diffused, partials = self._diffuse(item, tf.init, None, observers)
                     out_u8, tstate = turbo_mod.turbo_finish(tf, diffused, steps=turbo_n)  # saved blended (Q21)
                 prev, old = tstate.prev_frame, tstate.old_warp
             else:
                 init_u8 = self.warp(prev, item) if f > 0 else None  # prev: DD's prevFrame.png
-                diffused, partials = self._diffuse(item, init_u8, None, observers, alphas, timesteps)
+                diffused, partials = self._diffuse(item, init_u8, None, observers)
                 prev = out_u8 = diffused
                 if self.turbo:  # frame 0
                     tstate = turbo_mod.turbo_start(diffused, preroll=preroll)
@@ -274,7 +271,7 @@ class Animation:
 
     # -- videos ----------------------------------------------------------------------------------
 
-    def _encode_videos(self, observers: Sequence[Any]) -> None:
+    def _encode_videos(self, observers: Sequence[Observer]) -> None:
         """`{batch_name}.mp4` (and the VR video) when video.skip_video_for_run_all is false and every frame was rendered."""
         v = self.spec.video
         if v.skip_video_for_run_all or sorted(self.selected) != list(range(self.plan.n_items)):
@@ -286,7 +283,7 @@ class Animation:
         last = self.plan.items[-1]
         kw = dict(init_frame=v.init_frame, last_frame=v.last_frame)
 
-        def encode(frames: list[Any], name: str) -> None:
+        def encode(frames: list[Path], name: str) -> None:
             video.encode_mp4(frames, rd / name, v.fps, v.crf, **kw)
             rec_item = last
             record_output(self.result, observers, name, "video", rec_item)

@@ -38,7 +38,7 @@ from .records import sha256_or_none
 
 if TYPE_CHECKING:
     from ..plan.resolve import PlanItem
-    from .records import RenderResult
+    from .records import OutputRecord, RenderResult
     from .request import ResumeInfo
 
 RUN_STATE = "run_state.json"
@@ -156,7 +156,7 @@ class Journal:
         self.entries = {i: e for i, e in self.entries.items() if i in keep}
         self.rewrite(sorted(self.entries.values(), key=lambda e: e["item"]))
 
-    def append(self, item: PlanItem, records: Sequence[Any], state: dict[str, str] | None = None) -> None:
+    def append(self, item: PlanItem, records: Sequence[OutputRecord], state: dict[str, str] | None = None) -> None:
         """Record a finished item: its files (as recorded) and its state images (name -> relative path)."""
         entry = {
             "item": item.index,
@@ -195,7 +195,7 @@ class Journal:
             atomic_write_bytes(path, data)
         return True
 
-    def verified_records(self, item: PlanItem, *, restore: bool = True) -> list[Any] | None:
+    def verified_records(self, item: PlanItem, *, restore: bool = True) -> list[OutputRecord] | None:
         """The item's OutputRecords if it finished and every file is intact, else None. `restore=False`:
         only check (a PNG whose pixels give the recorded bytes counts as intact but is not rewritten)."""
         from .records import OutputRecord

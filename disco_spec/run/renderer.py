@@ -186,8 +186,7 @@ def _run_items(result: RenderResult, run: PreparedRun, request: RenderRequest, o
 
     start = time.perf_counter()
     try:
-        loop.run_plan(result, run.selected, observers=observers, spec_dir=run.spec_dir, fetch=request.trust.fetch,
-                      resume=run.resume, cache=cache)
+        loop.run_plan(result, run, request, observers=observers, cache=cache)
     except BaseException as exc:
         for o in observers:
             if hasattr(o, "on_error"):  # e.g. close a tracking run as FAILED / KILLED

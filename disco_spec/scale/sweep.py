@@ -37,15 +37,21 @@ sweep and re-exports their names.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
+from ..run.request import DEFAULT_OUT, InputTrust
 from .keys import MODES, Axis, load_sweep_file, parse_set, parse_value, resolve_key, split_values
 from .layout import CONTACT_SHEET, SWEEP_JSON, SWEEP_VERSION, CellResult, SweepResult, allocate_sweep_dir, iter_cell_dirs, sheet_output, sweep_document, write_sweep_json
 from .plan import MAX_CELLS, Cell, SweepPlan, cells_table, plan_sweep
 
+if TYPE_CHECKING:
+    from ..tracking.sweeps import SweepTracker
+    from .jobs import JobResult
+
 __all__ = [
-    "Axis", "Cell", "CellResult", "SweepPlan", "SweepResult", "allocate_sweep_dir", "load_sweep_file",
+    "Axis", "Cell", "CellResult", "SweepPlan", "SweepRequest", "SweepResult", "allocate_sweep_dir", "load_sweep_file",
     "parse_set", "plan_sweep", "resolve_key", "run_sweep", "split_values",
 ]
 # Also importable from here, for other modules and tests (this module does not use them itself).
@@ -57,35 +63,40 @@ __all__ += ["MAX_CELLS", "MODES", "SWEEP_VERSION", "cells_table", "iter_cell_dir
 # ---------------------------------------------------------------------------------------------
 
 
-def run_sweep(
-    plan: SweepPlan,
-    out: str | os.PathLike = "images_out",
-    *,
-    backend: str = "local",
-    address: str | None = None,
-    tracker: Any = None,
-    progress: bool = False,
-    ship_files: bool | None = None,
-    on_cell: Callable[[CellResult], None] | None = None,
-    sweep_dir: str | os.PathLike | None = None,
-    cache: bool = True,
-) -> SweepResult:
-    """Render every cell (backends.run_jobs), then write the contact sheet and sweep.json. A cell whose recipe
-    was rendered before is served from the render cache (run.cache) unless `cache` is False (--no-cache): the
-    local one, then the MLflow store the sweep tracks to (`tracker.cache_lookup()`, the team's shared cache).
+@dataclass(frozen=True)
+class SweepRequest:
+    """How a sweep's cells render, built once (by the CLI) and passed down to every cell's job: a RenderRequest's
+    options that are the same for every cell (the sweep plan holds each cell's spec, seed and run folder)."""
 
-    `tracker`: a disco_spec.tracking.sweeps.SweepTracker (None: no MLflow): a parent run for the sweep,
-    a child run per cell (logged in this process from the cell's results), the contact sheet and the
-    cells table on the parent.
-    """
+    out: str | os.PathLike = DEFAULT_OUT  # the sweep gets {out}/{batch_name}/sweep-NNNN/
+    sweep_dir: str | os.PathLike | None = None  # render into this sweep folder instead
+    # What each cell's spec may make it read and download. Jobs travel to workers, so `access` is not passed
+    # on: each cell builds its InputPolicy from the sweep's spec folder (as render --backend does).
+    trust: InputTrust = InputTrust()
+    # A parent MLflow run for the sweep, a child run per cell (logged in this process from the cell's
+    # results), the contact sheet and the cells table on the parent; None: no MLflow.
+    tracker: SweepTracker | None = None
+    progress: bool = False  # a progress bar per cell on stderr (local backend)
+    backend: str = "local"  # where the cells render (scale.backends): "local" here, "ray" one task per cell
+    address: str | None = None  # the Ray cluster (backend "ray")
+    ship_files: bool | None = None  # Ray: copy each cell's files back from its node (None: only from other nodes)
+    cache: bool = True  # serve cells already rendered from the same recipe (run.cache); False: --no-cache
+
+
+def run_sweep(plan: SweepPlan, request: SweepRequest = SweepRequest(), *,
+              on_cell: Callable[[CellResult], None] | None = None) -> SweepResult:
+    """Render every cell (backends.run_jobs), then write the contact sheet and sweep.json. A cell whose recipe
+    was rendered before is served from the render cache (run.cache) unless `request.cache` is False (--no-cache):
+    the local one, then the MLflow store the sweep tracks to (`tracker.cache_lookup()`, the team's shared cache)."""
     from .backends import Job, check_backend, run_jobs
     from .contact_sheet import save_png, sweep_contact_sheet
 
-    check_backend(backend, address)
-    if sweep_dir is None:
-        sd = allocate_sweep_dir(out, plan.batch_name)
+    backend, tracker = request.backend, request.tracker
+    check_backend(backend, request.address)
+    if request.sweep_dir is None:
+        sd = allocate_sweep_dir(request.out, plan.batch_name)
     else:
-        sd = Path(sweep_dir)
+        sd = Path(request.sweep_dir)
         sd.mkdir(parents=True, exist_ok=True)
     sd = sd.resolve()
     result = SweepResult(sweep_dir=sd, plan=plan, backend=backend)
@@ -102,7 +113,7 @@ def run_sweep(
         result.parent_run_id = tracker.parent_run_id
     snapshot("running")
 
-    def finished(r: Any) -> None:
+    def finished(r: JobResult) -> None:
         cell = by_name[r.job.label]
         outputs = [{"path": o.path, "kind": o.kind, "item": o.item_index, "sha256": o.sha256, "bytes": o.bytes}
                    for o in r.result.outputs]
@@ -114,12 +125,15 @@ def run_sweep(
         if on_cell is not None:
             on_cell(cr)
 
-    shared = tracker.cache_lookup() if tracker is not None and cache else None
+    trust = replace(request.trust, access=None)
+    shared = tracker.cache_lookup() if tracker is not None and request.cache else None
     jobs = [Job(spec_document=c.document, run_dir=str(sd / c.name), spec_dir=plan.spec_dir, label=c.name,
-                seed_drawn=plan.seed_drawn, cache=cache, shared_caches=(shared,) if shared is not None else ())
+                seed_drawn=plan.seed_drawn, trust=trust, cache=request.cache,
+                shared_caches=(shared,) if shared is not None else ())
             for c in plan.cells]
     try:
-        run_jobs(jobs, backend, address, progress=progress, ship_files=ship_files, on_result=finished)
+        run_jobs(jobs, backend, request.address, progress=request.progress, ship_files=request.ship_files,
+                 on_result=finished)
         result.cells = [done[c.index] for c in plan.cells]
         images = {c.index: (done[c.index].run_dir / done[c.index].sheet_image if done[c.index].sheet_image else None)
                   for c in plan.cells}
