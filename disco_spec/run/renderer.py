@@ -125,9 +125,9 @@ def prepare_run(request: RenderRequest) -> PreparedRun:
 
 def _prepare_new(request: RenderRequest, spec: JobSpec, spec_dir: str | None) -> PreparedRun:
     """A new run: every check first (the spec, the memory estimate, the items, the files it names), then the
-    run folder, so that a refusal leaves no folder behind; Video Input's frames are extracted into it and
-    counted before the plan is resolved (DD sets max_frames from the frame count, disco.py:1977 (AnimSettings
-    cell)), so its files are read after that."""
+    run folder, so that a refusal leaves no folder behind. Video Input's frames are extracted into it and
+    counted before the plan is resolved, as DD sets max_frames from the frame count
+    (disco.py:1977 (AnimSettings cell)); its files are read after that."""
     ready = prepare_spec(spec, seed=request.seed)
     video_input = ready.spec.animation.animation_mode == "Video Input"
     plan = None if video_input else resolve_plan(ready.spec)
