@@ -23,11 +23,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # The render cache off for every test (and every CLI a test starts): a test that renders twice checks the
     # engine, or perturbs it; only the cache's own tests turn it on (tests/test_render_cache.py).
     os.environ["DISCO_SPEC_RENDER_CACHE"] = "off"
+    import tempfile
+
     # Tiny checkpoints are generated once per session into this cache (never the user's cache).
     if "DISCO_SPEC_CACHE" not in os.environ:
-        import tempfile
-
         os.environ["DISCO_SPEC_CACHE"] = str(Path(tempfile.mkdtemp(prefix="disco-spec-test-")) / "cache")
+    # A render a test tracks without naming a store goes to a throwaway sqlite store of this process (each
+    # xdist worker its own: two processes migrating one new sqlite file race), never to ./mlflow.db in the
+    # checkout. Tests of MLflow's own default remove the variable (monkeypatch.delenv).
+    ours = os.environ.get("DISCO_SPEC_TEST_MLFLOW_URI")
+    if "MLFLOW_TRACKING_URI" not in os.environ or os.environ["MLFLOW_TRACKING_URI"] == ours:
+        store = Path(tempfile.mkdtemp(prefix="disco-spec-mlflow-")) / "mlflow.db"
+        os.environ["MLFLOW_TRACKING_URI"] = os.environ["DISCO_SPEC_TEST_MLFLOW_URI"] = f"sqlite:///{store}"
 
 
 @pytest.fixture
