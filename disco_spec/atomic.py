@@ -240,10 +240,30 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[BinaryIO]:
         mode = dest.stat().st_mode & 0o7777
     except OSError:
         mode = _umask_mode()
+    with _temp_then_replace(str(dest.parent), dest.name, mode, None) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _guarded_output(root: str, parts: list[str]) -> Iterator[BinaryIO]:
+    dfd = _open_dir(root, parts[:-1], create=True)
+    try:
+        st = _regular_or_missing(root, parts, dfd)
+        mode = st.st_mode & 0o7777 if st is not None else _umask_mode()
+        with _temp_then_replace("", parts[-1], mode, dfd) as f:
+            yield f
+    finally:
+        os.close(dfd)
+
+
+@contextlib.contextmanager
+def _temp_then_replace(folder: str, name: str, mode: int, dir_fd: int | None) -> Iterator[BinaryIO]:
+    """A new temp file beside `name` (in `folder`, or relative to `dir_fd`), given `mode` and renamed over
+    `name` on a clean exit (the entry itself is replaced, never a link's target); removed on an exception."""
     while True:
-        tmp = dest.parent / _temp_name(dest.name)
+        tmp = os.path.join(folder, _temp_name(name))
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dir_fd)
             break
         except FileExistsError:
             continue
@@ -252,40 +272,15 @@ def atomic_output(dest: str | os.PathLike) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def _guarded_output(root: str, parts: list[str]) -> Iterator[BinaryIO]:
-    dfd = _open_dir(root, parts[:-1], create=True)
-    name = parts[-1]
-    try:
-        st = _regular_or_missing(root, parts, dfd)
-        mode = st.st_mode & 0o7777 if st is not None else _umask_mode()
-        while True:
-            tmp = _temp_name(name)
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dfd)
-                break
-            except FileExistsError:
-                continue
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
+            if hasattr(os, "fchmod"):  # the file just written, not whatever its name points to now
                 os.fchmod(f.fileno(), mode)
-            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)  # replaces the entry itself, never a link's target
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dfd)
-            raise
-    finally:
-        os.close(dfd)
+        if not hasattr(os, "fchmod"):
+            os.chmod(tmp, mode, dir_fd=dir_fd)
+        os.replace(tmp, os.path.join(folder, name), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
 
 
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
