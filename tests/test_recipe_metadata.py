@@ -145,3 +145,14 @@ def test_an_mp4_without_our_metadata_says_so(tmp_path):
     code, out, err = run_cli("inspect", str(f))
     assert code == 0 and "no disco-spec metadata" in out
     assert mp4meta.stamp(f, {"k": "v"}) and mp4meta.read_metadata(f) == {"k": "v"}
+
+
+@pytest.mark.parametrize("spec_text", ["[" * 100_000 + "]" * 100_000, '{"a": 1, "a": 2}', "not json"])
+def test_a_forged_spec_in_an_mp4_is_read_through_the_bounded_reader(tmp_path, spec_text):
+    f = tmp_path / "forged.mp4"
+    f.write_bytes(_box(b"ftyp", b"isom\0\0\0\0") + _box(b"mdat", b"abc") + _box(b"moov", _box(b"mvhd", b"\0" * 100)))
+    assert mp4meta.stamp(f, {mp4meta.KEY_SPEC: spec_text, mp4meta.KEY_MANIFEST_ID: "0" * 64})
+    code, out, err = run_cli("inspect", str(f))
+    assert code == 0 and "Traceback" not in err, err  # as a PNG's forged chunk: no spec shown, nothing else
+    assert mp4meta.video_info(f)["spec"] is None
+

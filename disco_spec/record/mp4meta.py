@@ -224,14 +224,11 @@ def video_metadata(spec_json: str, manifest_id: str, version: str) -> dict[str, 
 
 def video_info(path: str | os.PathLike) -> dict[str, Any]:
     """What `inspect VIDEO.mp4` shows: the metadata, the spec it carries (parsed), manifest id and hashes."""
+    from ..hashes import file_sha256
+    from .pngmeta import json_text_or_none
+
     meta = read_metadata(path)
-    spec = None
-    if KEY_SPEC in meta:
-        try:
-            spec = json.loads(meta[KEY_SPEC])
-        except ValueError:
-            spec = None
-    from .pngmeta import file_sha256
+    spec = json_text_or_none(meta.get(KEY_SPEC), f"{path}: {KEY_SPEC}")
 
     return {"path": str(path), "kind": "video", "manifest_id": meta.get(KEY_MANIFEST_ID),
             "disco_spec_version": meta.get(KEY_VERSION), "spec": spec if isinstance(spec, dict) else None,

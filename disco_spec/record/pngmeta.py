@@ -285,14 +285,15 @@ def _int_or_none(v: str | None) -> int | None:
         return None
 
 
-def _json_or_none(v: str | None) -> Any:
-    """A JSON text chunk decoded through the one bounded reader (too deep, duplicate keys...: None)."""
+def json_text_or_none(v: str | None, where: str = "PNG text chunk") -> Any:
+    """JSON text a file carries (a PNG text chunk, an mp4 metadata value) decoded through the one bounded
+    reader; None when absent or not acceptable JSON (too deep, duplicate keys, malformed...)."""
     from ..spec.untrusted_json import loads
 
     if v is None:
         return None
     try:
-        return loads(v, "PNG text chunk")
+        return loads(v, where)
     except SpecError:
         return None
 
@@ -308,7 +309,7 @@ def png_info(path: str | os.PathLike) -> dict[str, Any]:
             size, mode = [img.width, img.height], img.mode
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise PngFormatError(path, f"cannot decode image: {exc}") from None
-    spec = _json_or_none(text.get(KEY_SPEC))
+    spec = json_text_or_none(text.get(KEY_SPEC))
     info: dict[str, Any] = {
         "path": str(path),
         "disco_spec_version": text.get(KEY_VERSION),
@@ -324,7 +325,7 @@ def png_info(path: str | os.PathLike) -> dict[str, Any]:
         "file_sha256": file_sha256(path),
         "spec": spec,
         "spec_sha256": None,
-        "provenance": _json_or_none(text.get(KEY_PROVENANCE)),
+        "provenance": json_text_or_none(text.get(KEY_PROVENANCE)),
         "other_text": {k: v for k, v in text.items() if not k.startswith(PREFIX) and k != KEY_PARAMETERS},
         "parameters": parse_parameters(text[KEY_PARAMETERS]) if KEY_PARAMETERS in text else None,
     }
